@@ -1,0 +1,20 @@
+//! mcp-oauth-operator: a gateway that lets MCP clients use OAuth-protected remote MCP servers,
+//! holding the users' tokens server-side, and a Kubernetes operator that configures it from
+//! `RemoteMCPServer` and `TokenExchangePolicy` resources.
+//!
+//! A request's path: [`http`] (router) → identity → [`registry`] → credentials ([`manager`]) →
+//! upstream. Browser flows: [`http`] connect/callback → [`manager`] → [`oauth`] engine → [`store`].
+
+pub mod cli;
+pub mod crd;
+pub mod http;
+pub mod manager;
+pub mod manifests;
+pub mod metrics;
+pub mod net;
+pub mod oauth;
+pub mod registry;
+pub mod serve;
+pub mod store;
+pub mod telemetry;
+pub mod time;
