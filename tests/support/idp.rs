@@ -1,0 +1,188 @@
+//! The test identity provider (`tests/infra/node/idp.mjs`, node-oidc-provider).
+
+use serde::Deserialize;
+use url::Url;
+
+use super::node::NodeProcess;
+
+/// Pre-registered confidential client using `client_secret_basic`.
+pub const CONFIDENTIAL_CLIENT_ID: &str = "gateway-confidential";
+pub const CONFIDENTIAL_CLIENT_SECRET: &str = "gateway-secret";
+/// Pre-registered confidential client using `client_secret_post`.
+pub const POST_CLIENT_ID: &str = "gateway-post";
+pub const POST_CLIENT_SECRET: &str = "post-secret";
+/// Pre-registered public client (`token_endpoint_auth_method: none`).
+pub const PUBLIC_CLIENT_ID: &str = "gateway-public";
+/// The pre-registered clients' redirect URI; any loopback port is accepted (RFC 8252 §7.3).
+pub const REGISTERED_REDIRECT_PATH: &str = "/oauth/callback";
+
+/// How to configure the IdP. `Default` gives a plain issuer on a free port with
+/// CIMD and dynamic registration enabled and 600 s access tokens.
+#[derive(Debug, Clone, Default)]
+pub struct IdpOptions {
+    /// Access-token lifetime in seconds (IdP default 600).
+    pub access_token_ttl: Option<u64>,
+    /// Refresh-token lifetime in seconds (IdP default 86400).
+    pub refresh_token_ttl: Option<u64>,
+    /// Issuer path such as `/tenant-a` (RFC 8414 path-inserted metadata is served too).
+    pub issuer_path: Option<String>,
+    /// Listen on this port instead of a free one (e.g. to restart an IdP in place).
+    pub port: Option<u16>,
+    /// Extra redirect URIs for the pre-registered clients.
+    pub redirect_uris: Vec<String>,
+    /// Turn off Client ID Metadata Document support.
+    pub disable_cimd: bool,
+    /// Turn off dynamic client registration.
+    pub disable_dcr: bool,
+}
+
+/// The IdP's record of Client ID Metadata Document fetches (`GET /test/cimd-fetches`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct CimdFetches {
+    pub count: u64,
+    pub last_url: Option<String>,
+    pub last_error: Option<String>,
+}
+
+/// Protocol request counters (`GET /test/stats`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct IdpStats {
+    pub token_requests: u64,
+    pub authorize_requests: u64,
+    pub revocation_requests: u64,
+    pub introspection_requests: u64,
+}
+
+/// A running IdP; killed on drop.
+#[derive(Debug)]
+pub struct Idp {
+    process: NodeProcess,
+    issuer: String,
+    origin: Url,
+    http: reqwest::Client,
+}
+
+impl Idp {
+    /// Starts `idp.mjs` and waits until it serves requests.
+    pub async fn start(opts: IdpOptions) -> Self {
+        let mut env = vec![("PORT", opts.port.unwrap_or(0).to_string())];
+        if let Some(ttl) = opts.access_token_ttl {
+            env.push(("ACCESS_TOKEN_TTL", ttl.to_string()));
+        }
+        if let Some(ttl) = opts.refresh_token_ttl {
+            env.push(("REFRESH_TOKEN_TTL", ttl.to_string()));
+        }
+        if let Some(path) = opts.issuer_path {
+            env.push(("ISSUER_PATH", path));
+        }
+        if !opts.redirect_uris.is_empty() {
+            env.push(("REDIRECT_URIS", opts.redirect_uris.join(",")));
+        }
+        if opts.disable_cimd {
+            env.push(("ENABLE_CIMD", "0".to_owned()));
+        }
+        if opts.disable_dcr {
+            env.push(("ENABLE_DCR", "0".to_owned()));
+        }
+        let process = NodeProcess::start("idp", &["idp.mjs"], &env).await;
+        let issuer = process.ready_value().to_owned();
+        let mut origin = Url::parse(&issuer).expect("the IdP prints its issuer URL");
+        origin.set_path("/");
+        Self {
+            process,
+            issuer,
+            origin,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// The issuer URL, e.g. `http://127.0.0.1:41234` or `http://127.0.0.1:41234/tenant-a`.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// `{issuer}/auth`.
+    pub fn authorization_endpoint(&self) -> String {
+        format!("{}/auth", self.issuer)
+    }
+
+    /// `{issuer}/token`.
+    pub fn token_endpoint(&self) -> String {
+        format!("{}/token", self.issuer)
+    }
+
+    /// `{issuer}/token/introspection`.
+    pub fn introspection_endpoint(&self) -> String {
+        format!("{}/token/introspection", self.issuer)
+    }
+
+    /// `{issuer}/token/revocation`.
+    pub fn revocation_endpoint(&self) -> String {
+        format!("{}/token/revocation", self.issuer)
+    }
+
+    /// The OpenID discovery document.
+    pub async fn discovery(&self) -> serde_json::Value {
+        self.get_json(&format!("{}/.well-known/openid-configuration", self.issuer))
+            .await
+    }
+
+    /// How many CIMD documents the IdP fetched, and the last one.
+    pub async fn cimd_fetches(&self) -> CimdFetches {
+        let url = self.test_url("test/cimd-fetches");
+        serde_json::from_value(self.get_json(&url).await).expect("cimd-fetches shape")
+    }
+
+    /// Token/authorize/revocation/introspection request counters.
+    pub async fn stats(&self) -> IdpStats {
+        let url = self.test_url("test/stats");
+        serde_json::from_value(self.get_json(&url).await).expect("stats shape")
+    }
+
+    /// Zeroes the request and CIMD counters.
+    pub async fn reset_stats(&self) {
+        let status = self
+            .http
+            .post(self.test_url("test/reset"))
+            .send()
+            .await
+            .expect("POST /test/reset")
+            .status();
+        assert!(status.is_success(), "POST /test/reset answered {status}");
+    }
+
+    /// The node process (logs, pid).
+    pub fn process(&self) -> &NodeProcess {
+        &self.process
+    }
+
+    /// Kills the IdP and waits until its port is free.
+    pub async fn stop(self) {
+        self.process.stop().await;
+    }
+
+    fn test_url(&self, path: &str) -> String {
+        self.origin
+            .join(path)
+            .expect("test endpoint URL")
+            .to_string()
+    }
+
+    async fn get_json(&self, url: &str) -> serde_json::Value {
+        let response = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .unwrap_or_else(|err| panic!("GET {url}: {err}"));
+        assert!(
+            response.status().is_success(),
+            "GET {url} answered {}",
+            response.status()
+        );
+        response
+            .json()
+            .await
+            .unwrap_or_else(|err| panic!("GET {url}: body is not JSON: {err}"))
+    }
+}

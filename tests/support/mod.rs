@@ -1,0 +1,23 @@
+//! Test-support harness shared by the integration tests (`mod support;` from a
+//! `tests/*.rs` file). It starts the real components the tests talk to — the
+//! node-oidc-provider IdP, an OAuth-protected MCP server and the unauthenticated
+//! `server-everything` — and provides a scripted browser for the login pages.
+//!
+//! The node components live in `tests/infra/node`; install them with
+//! `scripts/setup-test-deps.sh`.
+
+// Every test binary compiles this module but uses only part of it.
+#![allow(dead_code, unused_imports)]
+
+pub mod browser;
+pub mod idp;
+pub mod mcp;
+pub mod net;
+pub mod node;
+pub mod oauth;
+
+pub use browser::{Browser, LoginError};
+pub use idp::{CimdFetches, Idp, IdpOptions, IdpStats};
+pub use mcp::{EverythingServer, McpServer};
+pub use net::free_port;
+pub use oauth::{Pkce, jwt_payload};

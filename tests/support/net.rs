@@ -1,0 +1,15 @@
+//! Small networking helpers.
+
+use std::net::TcpListener;
+
+/// A TCP port on 127.0.0.1 that was free a moment ago (the OS picked it).
+///
+/// Another process may take it before the caller binds it; tests that can
+/// let the server pick its own port (`PORT=0`) should prefer that.
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind(("127.0.0.1", 0)).expect("bind 127.0.0.1:0");
+    listener
+        .local_addr()
+        .expect("local address of a bound listener")
+        .port()
+}
