@@ -8,6 +8,7 @@
 pub mod cli;
 pub mod crd;
 pub mod http;
+pub mod identity;
 pub mod manager;
 pub mod manifests;
 pub mod metrics;

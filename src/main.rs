@@ -1,1 +1,80 @@
-fn main() {}
+use clap::Parser as _;
+use mcp_oauth_operator::cli::{Cli, Command};
+use mcp_oauth_operator::serve::{self, Registrations};
+use std::process::ExitCode;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Command::Crds = cli.command {
+        return match mcp_oauth_operator::crd::crd_yaml() {
+            Ok(yaml) => {
+                print!("{yaml}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("cannot render the CRDs: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    // One TLS crypto provider for every client (kube, reqwest): aws-lc-rs.
+    if rustls::crypto::aws_lc_rs::default_provider()
+        .install_default()
+        .is_err()
+    {
+        eprintln!("a TLS crypto provider was already installed");
+        return ExitCode::FAILURE;
+    }
+    if let Err(e) = mcp_oauth_operator::telemetry::init(cli.log.log_format, &cli.log.log_level) {
+        eprintln!("{e}");
+        return ExitCode::FAILURE;
+    }
+    match cli.command {
+        Command::Crds => ExitCode::SUCCESS,
+        Command::Serve(args) => {
+            let registrations = match args.manifests {
+                Some(dir) => Registrations::Dir(dir),
+                None => Registrations::Embedded,
+            };
+            let server = match serve::start(&args.server, registrations).await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot start");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let cancel = server.cancel_token();
+            tokio::spawn(async move {
+                shutdown_signal().await;
+                tracing::info!("shutting down");
+                cancel.cancel();
+            });
+            server.wait().await;
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+/// SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {},
+                    _ = term.recv() => {},
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

@@ -1,1 +1,307 @@
-//! The serve subcommand.
+//! Wiring of the HTTP server with its stores, registry, manager and registrations source.
+//! `serve` (standalone) and, later, `run` (operator) share this; tests start it in-process.
+
+use crate::cli::ServerArgs;
+use crate::http::{AppState, RateLimit, Readiness};
+use crate::manager::{Manager, ManagerConfig};
+use crate::metrics::Metrics;
+use crate::net::{OutboundClient, OutboundConfig};
+use crate::oauth::DiscoveryConfig;
+use crate::registry::Registry;
+use crate::store::memory::{MemoryFlowStore, MemoryTokenStore};
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use url::Url;
+
+/// Where registrations come from.
+#[derive(Debug, Clone)]
+pub enum Registrations {
+    /// YAML manifests in a folder, watched for changes.
+    Dir(PathBuf),
+    /// The examples built into the binary.
+    Embedded,
+    /// Only what the embedding program registers through the [`Manager`].
+    Programmatic,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot build the outbound HTTP client: {0}")]
+    Outbound(String),
+}
+
+/// A started server.
+pub struct RunningServer {
+    pub local_addr: SocketAddr,
+    pub public_url: Url,
+    pub manager: Arc<Manager>,
+    pub readiness: Arc<Readiness>,
+    cancel: CancellationToken,
+    server: JoinHandle<()>,
+}
+
+impl RunningServer {
+    /// Stop accepting, drain in-flight requests, stop background tasks.
+    pub async fn shutdown(self) {
+        self.cancel.cancel();
+        let _ = self.server.await;
+    }
+
+    /// The token that stops this server when cancelled.
+    pub fn cancel_token(&self) -> CancellationToken {
+        self.cancel.clone()
+    }
+
+    /// Wait until the server stops (after its cancel token fires).
+    pub async fn wait(self) {
+        let _ = self.server.await;
+    }
+}
+
+/// Bind, wire everything and start serving in the background.
+pub async fn start(
+    args: &ServerArgs,
+    registrations: Registrations,
+) -> Result<RunningServer, ServeError> {
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: args.listen,
+            source,
+        })?;
+    let local_addr = listener.local_addr().map_err(|source| ServeError::Bind {
+        addr: args.listen,
+        source,
+    })?;
+    let public_url = public_url(
+        args.public_url.as_ref(),
+        local_addr,
+        args.allow_insecure_http,
+    )
+    .map_err(ServeError::Config)?;
+
+    let cancel = CancellationToken::new();
+    let metrics = Arc::new(Metrics::new());
+    let registry = Arc::new(Registry::new());
+    let readiness = Arc::new(Readiness::new());
+
+    let tokens = Arc::new(MemoryTokenStore::new());
+    let flows = Arc::new(MemoryFlowStore::new());
+    tokens
+        .clone()
+        .spawn_cleanup(Duration::from_secs(60), cancel.clone());
+    flows
+        .clone()
+        .spawn_cleanup(Duration::from_secs(60), cancel.clone());
+
+    let outbound = OutboundClient::new(OutboundConfig {
+        timeout: Duration::from_secs(args.outbound_timeout_secs),
+        max_body_bytes: args.outbound_max_body_bytes,
+        ..OutboundConfig::default()
+    })
+    .map_err(|e| ServeError::Outbound(e.to_string()))?;
+    let mut cfg = ManagerConfig::new(public_url.clone());
+    cfg.client_name = args.client_name.clone();
+    cfg.cimd_scope = crate::manager::CimdScope::parse(&args.cimd_scope);
+    cfg.refresh_margin = Duration::from_secs(args.refresh_margin_secs);
+    cfg.discovery = DiscoveryConfig {
+        metadata_ttl: Duration::from_secs(args.metadata_cache_ttl_secs),
+        allow_insecure_http: args.allow_insecure_http,
+        ..DiscoveryConfig::default()
+    };
+    let manager = Arc::new(Manager::new(
+        cfg,
+        registry.clone(),
+        tokens,
+        flows,
+        outbound,
+        metrics.clone(),
+    ));
+
+    start_registrations(registrations, &registry, &readiness, &metrics, &cancel);
+
+    let state = AppState::new(
+        manager.clone(),
+        readiness.clone(),
+        RateLimit {
+            per_minute: args.rate_limit_per_minute,
+            burst: args.rate_limit_burst,
+        },
+    );
+    let limiter = state.limiter.clone();
+    let sweep_cancel = cancel.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tokio::select! {
+                _ = sweep_cancel.cancelled() => break,
+                _ = tick.tick() => limiter.retain_recent(),
+            }
+        }
+    });
+
+    let app = crate::http::router(state);
+    let shutdown = cancel.clone();
+    let server = tokio::spawn(async move {
+        let result = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await;
+        if let Err(e) = result {
+            tracing::error!(error = %e, "HTTP server stopped with an error");
+        }
+    });
+    tracing::info!(listen = %local_addr, public_url = %public_url, "gateway listening");
+    Ok(RunningServer {
+        local_addr,
+        public_url,
+        manager,
+        readiness,
+        cancel,
+        server,
+    })
+}
+
+fn start_registrations(
+    source: Registrations,
+    registry: &Arc<Registry>,
+    readiness: &Arc<Readiness>,
+    metrics: &Arc<Metrics>,
+    cancel: &CancellationToken,
+) {
+    match source {
+        Registrations::Programmatic => {}
+        Registrations::Embedded => {
+            let report = crate::manifests::embedded_examples();
+            for p in &report.problems {
+                tracing::warn!(problem = %p, "built-in example manifest problem");
+            }
+            metrics
+                .registered_servers
+                .set(report.snapshot.servers.len() as i64);
+            registry.replace(report.snapshot.clone());
+            tracing::info!(
+                servers = report.snapshot.servers.len(),
+                "no --manifests given; serving the built-in examples"
+            );
+        }
+        Registrations::Dir(dir) => {
+            readiness.block("manifests", format!("{} not loaded yet", dir.display()));
+            let (_task, mut reports) =
+                crate::manifests::ManifestsSource::spawn(dir, registry.clone(), cancel.clone());
+            let readiness = readiness.clone();
+            let metrics = metrics.clone();
+            let cancel = cancel.clone();
+            tokio::spawn(async move {
+                loop {
+                    {
+                        let report = reports.borrow_and_update().clone();
+                        metrics
+                            .registered_servers
+                            .set(report.snapshot.servers.len() as i64);
+                        metrics.manifest_problems.set(report.problems.len() as i64);
+                        readiness.unblock("manifests");
+                    }
+                    tokio::select! {
+                        _ = cancel.cancelled() => break,
+                        changed = reports.changed() => if changed.is_err() { break },
+                    }
+                }
+            });
+        }
+    }
+}
+
+/// The public URL: explicit, or `http://` + the listen address. Plain HTTP is accepted only on
+/// loopback unless explicitly allowed, because browsers send the binding cookie and the IdP
+/// sends the code to this URL.
+pub fn public_url(
+    explicit: Option<&Url>,
+    local_addr: SocketAddr,
+    allow_insecure_http: bool,
+) -> Result<Url, String> {
+    let url = match explicit {
+        Some(u) => u.clone(),
+        None => {
+            if local_addr.ip().is_unspecified() {
+                return Err(format!(
+                    "listening on {local_addr} (all interfaces) needs --public-url: the URL browsers use to reach this gateway"
+                ));
+            }
+            Url::parse(&format!("http://{local_addr}")).map_err(|e| e.to_string())?
+        }
+    };
+    match url.scheme() {
+        "https" => {}
+        "http" if allow_insecure_http || is_loopback_host(&url) => {}
+        "http" => {
+            return Err(format!(
+                "public URL {url} uses plain HTTP on a non-loopback host; use https or pass --allow-insecure-http"
+            ));
+        }
+        other => return Err(format!("public URL scheme {other} is not http or https")),
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("public URL must not have a query or fragment".to_owned());
+    }
+    if url.cannot_be_a_base() || url.host_str().is_none() {
+        return Err(format!("public URL {url} has no host"));
+    }
+    Ok(url)
+}
+
+fn is_loopback_host(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().expect("addr")
+    }
+
+    #[test]
+    fn derives_public_url_from_listener() {
+        let u = public_url(None, addr("127.0.0.1:8080"), false).expect("url");
+        assert_eq!(u.as_str(), "http://127.0.0.1:8080/");
+    }
+
+    #[test]
+    fn refuses_all_interfaces_without_public_url() {
+        assert!(public_url(None, addr("0.0.0.0:8080"), false).is_err());
+    }
+
+    #[test]
+    fn plain_http_only_on_loopback_unless_allowed() {
+        let ext = Url::parse("http://gw.example.com").expect("url");
+        assert!(public_url(Some(&ext), addr("0.0.0.0:8080"), false).is_err());
+        assert!(public_url(Some(&ext), addr("0.0.0.0:8080"), true).is_ok());
+        let https = Url::parse("https://gw.example.com/base").expect("url");
+        assert!(public_url(Some(&https), addr("0.0.0.0:8080"), false).is_ok());
+        let local = Url::parse("http://localhost:9000").expect("url");
+        assert!(public_url(Some(&local), addr("127.0.0.1:1"), false).is_ok());
+        let query = Url::parse("https://gw.example.com/?a=1").expect("url");
+        assert!(public_url(Some(&query), addr("0.0.0.0:8080"), false).is_err());
+    }
+}

@@ -3,6 +3,7 @@
 //! Both are traits so that the in-memory implementations (default, one replica) and the Valkey
 //! implementations (several replicas) are interchangeable and pass the same conformance tests.
 
+pub mod conformance;
 mod flow;
 pub mod memory;
 mod token;

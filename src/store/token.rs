@@ -117,7 +117,8 @@ pub trait TokenStore: Send + Sync + 'static {
     /// Number of stored entries.
     async fn count(&self) -> Result<usize, StoreError>;
 
-    /// Remove entries whose access token expired before `now` and that have no refresh token
-    /// (refreshable entries are kept). Returns how many were removed.
+    /// Remove entries that are not usable at `now` ([`TokenRecord::is_usable`]: the access token
+    /// expired at or before `now` and there is no refresh token); refreshable entries are kept.
+    /// Returns how many were removed.
     async fn remove_expired(&self, now: u64) -> Result<usize, StoreError>;
 }

@@ -1,0 +1,21 @@
+# syntax=docker/dockerfile:1
+# Build: docker build -t mcp-oauth-operator .
+FROM rust:1.95-bookworm AS build
+WORKDIR /src
+# Dependencies first, so source edits do not rebuild them.
+COPY Cargo.toml Cargo.lock ./
+RUN mkdir -p src benches && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
+    && echo 'fn main() {}' > benches/token_store.rs \
+    && cargo build --release --locked --bin mcp-oauth-operator || true
+COPY src ./src
+COPY examples ./examples
+COPY benches ./benches
+RUN touch src/main.rs src/lib.rs && cargo build --release --locked --bin mcp-oauth-operator
+
+# Minimal runtime: glibc, CA certificates, non-root user, no shell.
+FROM gcr.io/distroless/cc-debian12:nonroot
+COPY --from=build /src/target/release/mcp-oauth-operator /usr/local/bin/mcp-oauth-operator
+USER 65532:65532
+EXPOSE 8080
+ENTRYPOINT ["/usr/local/bin/mcp-oauth-operator"]
+CMD ["serve", "--listen", "0.0.0.0:8080"]

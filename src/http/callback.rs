@@ -1,0 +1,194 @@
+//! `GET /oauth/callback`: the authorization server's redirect back. The status code tells the
+//! truth: 200 only when the token is stored; 4xx for a bad, replayed or foreign request; 5xx
+//! when the authorization server or our storage failed.
+
+use super::pages::Page;
+use super::{AppState, BROWSER_COOKIE, query};
+use crate::manager::{CallbackError, CallbackParams};
+use crate::oauth::TokenError;
+use crate::store::BrowserBinding;
+use axum::extract::{RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum_extra::extract::cookie::CookieJar;
+
+/// Longest IdP-provided text shown on a page.
+const MAX_SHOWN: usize = 200;
+
+pub(super) async fn callback(
+    State(app): State<AppState>,
+    jar: CookieJar,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let mut q = match query::parse(raw.as_deref()) {
+        Ok(q) => q,
+        Err(dup) => {
+            return Page {
+                status: StatusCode::BAD_REQUEST,
+                title: "Sign-in failed",
+                message: "The authorization response is malformed (a parameter appears twice).",
+                detail: Some(&format!("parameter: {}", truncate(&dup.0))),
+                link: None,
+            }
+            .into_response();
+        }
+    };
+    let params = CallbackParams {
+        state: q.remove("state"),
+        code: q.remove("code"),
+        iss: q.remove("iss"),
+        error: q.remove("error"),
+        error_description: q.remove("error_description"),
+    };
+    let binding = jar
+        .get(BROWSER_COOKIE)
+        .map(|c| BrowserBinding::from_cookie_secret(c.value()));
+    match app.manager.complete_callback(params, binding).await {
+        Ok(done) => Page {
+            status: StatusCode::OK,
+            title: "Authorization complete",
+            message: &format!(
+                "You are signed in to {}. You can close this window and retry the request in your MCP client.",
+                done.server
+            ),
+            detail: None,
+            link: None,
+        }
+        .into_response(),
+        Err((e, retry)) => {
+            let retry_url = retry.map(|id| app.manager.config().connect_url(id.as_str()));
+            failure_page(&e, retry_url.as_ref().map(|u| u.as_str()))
+        }
+    }
+}
+
+fn failure_page(e: &CallbackError, retry: Option<&str>) -> Response {
+    let status = status_for(e);
+    let (message, detail): (&str, Option<String>) = match e {
+        CallbackError::MissingState
+        | CallbackError::MalformedState
+        | CallbackError::MissingCode => (
+            "The authorization response is incomplete or malformed. Retry the request in your MCP client to get a new link.",
+            None,
+        ),
+        CallbackError::NoBrowserBinding | CallbackError::OtherBrowser => (
+            "This sign-in was started in another browser (or this browser's sign-in cookie is missing). Open the link from your MCP client in this browser.",
+            None,
+        ),
+        CallbackError::UnknownState => (
+            "This sign-in is unknown, expired or already completed. Retry the request in your MCP client to get a new link.",
+            None,
+        ),
+        CallbackError::Issuer(_) => (
+            "The response did not come from the expected authorization server, so it was rejected. Retry the request in your MCP client.",
+            None,
+        ),
+        CallbackError::AuthorizationDenied { error, description } => (
+            "The authorization server did not grant access.",
+            Some(match description {
+                Some(d) => format!("{}: {}", truncate(error), truncate(d)),
+                None => truncate(error),
+            }),
+        ),
+        CallbackError::ServerGone => (
+            "The server this sign-in was for is no longer configured.",
+            None,
+        ),
+        CallbackError::Discovery(_) => (
+            "The authorization server's configuration could not be loaded. Try again in a moment.",
+            None,
+        ),
+        CallbackError::TokenExchange(t) if t.is_invalid_grant() => (
+            "The authorization code was refused by the authorization server (expired or already used). Retry the request in your MCP client.",
+            None,
+        ),
+        CallbackError::TokenExchange(_) => (
+            "The authorization server failed to issue a token. No token was stored.",
+            None,
+        ),
+        CallbackError::Store(_) => (
+            "The token could not be saved, so sign-in did not complete. Try again in a moment.",
+            None,
+        ),
+    };
+    Page {
+        status,
+        title: "Sign-in failed",
+        message,
+        detail: detail.as_deref(),
+        link: retry.map(|u| (u, "Try again")),
+    }
+    .into_response()
+}
+
+/// The HTTP status for each failure.
+pub(super) fn status_for(e: &CallbackError) -> StatusCode {
+    match e {
+        CallbackError::MissingState
+        | CallbackError::MalformedState
+        | CallbackError::NoBrowserBinding
+        | CallbackError::UnknownState
+        | CallbackError::OtherBrowser
+        | CallbackError::Issuer(_)
+        | CallbackError::MissingCode => StatusCode::BAD_REQUEST,
+        CallbackError::AuthorizationDenied { error, .. } => match error.as_str() {
+            "access_denied" => StatusCode::FORBIDDEN,
+            "temporarily_unavailable" => StatusCode::SERVICE_UNAVAILABLE,
+            "server_error" => StatusCode::BAD_GATEWAY,
+            _ => StatusCode::BAD_REQUEST,
+        },
+        CallbackError::ServerGone => StatusCode::NOT_FOUND,
+        CallbackError::Discovery(_) => StatusCode::BAD_GATEWAY,
+        CallbackError::TokenExchange(t) => match t {
+            t if t.is_invalid_grant() => StatusCode::BAD_REQUEST,
+            TokenError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::BAD_GATEWAY,
+        },
+        CallbackError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
+fn truncate(s: &str) -> String {
+    let mut out: String = s.chars().take(MAX_SHOWN).collect();
+    if s.chars().count() > MAX_SHOWN {
+        out.push('…');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idp_errors_map_to_truthful_statuses() {
+        let denied = |e: &str| CallbackError::AuthorizationDenied {
+            error: e.into(),
+            description: None,
+        };
+        assert_eq!(status_for(&denied("access_denied")), StatusCode::FORBIDDEN);
+        assert_eq!(
+            status_for(&denied("temporarily_unavailable")),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(status_for(&denied("server_error")), StatusCode::BAD_GATEWAY);
+        assert_eq!(
+            status_for(&denied("invalid_scope")),
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            status_for(&CallbackError::UnknownState),
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            status_for(&CallbackError::TokenExchange(TokenError::Unavailable)),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+    }
+
+    #[test]
+    fn long_idp_text_is_truncated() {
+        let long = "x".repeat(500);
+        assert_eq!(truncate(&long).chars().count(), MAX_SHOWN + 1);
+    }
+}

@@ -1,0 +1,216 @@
+//! `/oauth/callback`: consume the flow (only from the browser that started it), check `iss`
+//! (RFC 9207), exchange the code with PKCE and `resource`, store the token, notify the hook.
+//!
+//! A failure never looks like success: the caller gets an error whose kind decides the status.
+//! When the token endpoint fails transiently the flow is put back, so the user can retry from
+//! the same link instead of being stuck.
+
+use super::{CallbackError, CompletionEvent, Manager};
+use crate::oauth::{ClientCredentials, check_iss};
+use crate::registry::{AuthSettings, ClientIdentity, ServerKey};
+use crate::store::{
+    BrowserBinding, ConsumeOutcome, FlowId, TokenKey, TokenRecord, normalize_scope,
+};
+use crate::telemetry::short;
+use crate::time::unix_now;
+
+/// The query of a redirect back from the authorization server.
+#[derive(Debug, Default, Clone)]
+pub struct CallbackParams {
+    pub state: Option<String>,
+    pub code: Option<String>,
+    pub iss: Option<String>,
+    pub error: Option<String>,
+    pub error_description: Option<String>,
+}
+
+/// A completed flow.
+#[derive(Debug, Clone)]
+pub struct CallbackSuccess {
+    pub server: ServerKey,
+    pub user: String,
+    pub issuer: String,
+}
+
+impl Manager {
+    /// Complete a flow. `browser` is the binding from the cookie, if the browser sent one.
+    pub async fn complete_callback(
+        &self,
+        params: CallbackParams,
+        browser: Option<BrowserBinding>,
+    ) -> Result<CallbackSuccess, (CallbackError, Option<FlowId>)> {
+        let state = params
+            .state
+            .as_deref()
+            .ok_or((CallbackError::MissingState, None))?;
+        let id = FlowId::parse(state).ok_or((CallbackError::MalformedState, None))?;
+        let browser = browser.ok_or((CallbackError::NoBrowserBinding, None))?;
+        let flow = match self.flows.consume(&id, browser).await {
+            Ok(ConsumeOutcome::Consumed(flow)) => flow,
+            Ok(ConsumeOutcome::NotFound) => return Err((CallbackError::UnknownState, None)),
+            Ok(ConsumeOutcome::OtherBrowser) => {
+                tracing::warn!(flow = %id.short(), "callback from a browser that did not start the flow; refused");
+                return Err((CallbackError::OtherBrowser, None));
+            }
+            Err(e) => return Err((CallbackError::Store(e), None)),
+        };
+        let server = flow.server.clone();
+        let fail = |e: CallbackError| {
+            self.metrics.flow_failed(&server.to_string(), e.reason());
+            tracing::warn!(server = %server, flow = %id.short(), reason = e.reason(), error = %e, "authorization flow failed");
+            e
+        };
+        // The pending-flow cache must not hand out this (now consumed) flow again.
+        self.pending
+            .invalidate_entries_if({
+                let session = flow.session.clone();
+                let server = flow.server.clone();
+                move |k, _| k.0 == session && k.1 == server
+            })
+            .ok();
+
+        let md = self
+            .discovery
+            .authorization_server(&flow.issuer)
+            .await
+            .map_err(|e| (fail(e.into()), None))?;
+        // RFC 9207 before anything else: on a mix-up, `error`/`code` are not to be trusted.
+        check_iss(
+            &flow.issuer,
+            md.authorization_response_iss_parameter_supported,
+            params.iss.as_deref(),
+        )
+        .map_err(|e| (fail(e.into()), None))?;
+        if let Some(error) = params.error {
+            return Err((
+                fail(CallbackError::AuthorizationDenied {
+                    error,
+                    description: params.error_description,
+                }),
+                None,
+            ));
+        }
+        let code = params
+            .code
+            .filter(|c| !c.is_empty())
+            .ok_or_else(|| (fail(CallbackError::MissingCode), None))?;
+        let verifier = flow
+            .pkce_verifier
+            .clone()
+            .ok_or_else(|| (fail(CallbackError::OtherBrowser), None))?;
+
+        let reg = self
+            .registry
+            .server(&flow.server)
+            .ok_or_else(|| (fail(CallbackError::ServerGone), None))?;
+        let AuthSettings::OAuth(settings) = &reg.auth else {
+            return Err((fail(CallbackError::ServerGone), None));
+        };
+        let creds = self.client_credentials(&settings.client);
+        let redirect_uri = self.cfg.redirect_uri();
+        let response = match self
+            .token_client
+            .exchange_code(
+                &md,
+                &creds,
+                &code,
+                &verifier,
+                &redirect_uri,
+                flow.resource.as_deref(),
+            )
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                let retry = if e.is_transient() {
+                    // Put the flow back (same browser) so the link can be retried.
+                    let mut again = flow.clone();
+                    again.pkce_verifier = None;
+                    match self.flows.insert(&id, again).await {
+                        Ok(()) => Some(id.clone()),
+                        Err(store) => {
+                            tracing::warn!(error = %store, "could not restore the flow after a transient failure");
+                            None
+                        }
+                    }
+                } else {
+                    None
+                };
+                return Err((fail(CallbackError::TokenExchange(e)), retry));
+            }
+        };
+
+        let now = unix_now();
+        let key = TokenKey::new(
+            flow.session.clone(),
+            flow.issuer.clone(),
+            normalize_scope(&flow.scopes),
+        );
+        let record = TokenRecord {
+            access_token: response.access_token,
+            token_type: response.token_type,
+            refresh_token: response.refresh_token,
+            expires_at: response.expires_in.map(|s| now.saturating_add(s)),
+            granted_scope: response.scope,
+            issuer: flow.issuer.clone(),
+            client_id: creds.client_id.clone(),
+            user: flow.user.clone(),
+            obtained_at: now,
+        };
+        self.tokens
+            .put(&key, record)
+            .await
+            .map_err(|e| (fail(e.into()), None))?;
+        self.issuers
+            .insert(flow.server.clone(), flow.issuer.clone());
+        self.metrics
+            .flows_completed
+            .get_or_create(&crate::metrics::ServerLabel {
+                server: flow.server.to_string(),
+            })
+            .inc();
+        tracing::info!(
+            server = %flow.server,
+            session = %short(&flow.session),
+            user = %short(&flow.user),
+            "authorization completed; token stored"
+        );
+
+        if let Some(hook) = self.completion_hook() {
+            let event = CompletionEvent {
+                server: flow.server.clone(),
+                session: flow.session.clone(),
+                user: flow.user.clone(),
+                issuer: flow.issuer.clone(),
+            };
+            match tokio::time::timeout(self.cfg.hook_timeout, hook(event)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(server = %flow.server, error = %e, "completion hook failed")
+                }
+                Err(_) => tracing::warn!(server = %flow.server, "completion hook timed out"),
+            }
+        }
+        Ok(CallbackSuccess {
+            server: flow.server,
+            user: flow.user,
+            issuer: flow.issuer,
+        })
+    }
+
+    /// The client identity to present at the token endpoint.
+    pub(crate) fn client_credentials(&self, client: &ClientIdentity) -> ClientCredentials {
+        match client {
+            ClientIdentity::Cimd => ClientCredentials {
+                client_id: self.cfg.cimd_client_id(),
+                client_secret: None,
+                method: Default::default(),
+            },
+            ClientIdentity::PreRegistered(c) => ClientCredentials {
+                client_id: c.client_id.clone(),
+                client_secret: c.client_secret.clone(),
+                method: c.auth_method,
+            },
+        }
+    }
+}

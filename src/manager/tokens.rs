@@ -1,0 +1,235 @@
+//! Handing out usable access tokens: the stored token for (session, issuer), refreshed when it
+//! is within the margin of expiry — one refresh at a time per token, keeping the old refresh
+//! token when the authorization server does not rotate it.
+
+use super::{Manager, TokenAccessError};
+use crate::identity::Caller;
+use crate::oauth::ClientCredentials;
+use crate::registry::{AuthSettings, OAuthSettings, ServerKey};
+use crate::store::{TokenKey, TokenRecord};
+use crate::telemetry::short;
+use crate::time::unix_now;
+use secrecy::SecretString;
+
+/// A token ready to be sent upstream.
+#[derive(Debug, Clone)]
+pub struct AccessToken {
+    pub value: SecretString,
+    pub token_type: String,
+    pub expires_at: Option<u64>,
+    pub issuer: String,
+}
+
+impl From<TokenRecord> for AccessToken {
+    fn from(r: TokenRecord) -> Self {
+        Self {
+            value: r.access_token,
+            token_type: r.token_type,
+            expires_at: r.expires_at,
+            issuer: r.issuer,
+        }
+    }
+}
+
+/// How to refresh a token: at which server's settings, with which client.
+struct RefreshContext<'a> {
+    settings: &'a OAuthSettings,
+    creds: ClientCredentials,
+}
+
+impl Manager {
+    /// A usable access token of `caller` for `server`, or `None` when the user must authorize.
+    pub async fn get_token(
+        &self,
+        server: &ServerKey,
+        caller: &Caller,
+    ) -> Result<Option<AccessToken>, TokenAccessError> {
+        let reg = self
+            .registry
+            .server(server)
+            .ok_or_else(|| TokenAccessError::UnknownServer(server.clone()))?;
+        let AuthSettings::OAuth(settings) = &reg.auth else {
+            return Err(TokenAccessError::NotOAuth {
+                server: server.clone(),
+                mode: reg.auth.mode_name(),
+            });
+        };
+        let issuer = match self.issuer_for(server, settings, &reg.url).await? {
+            Some(i) => i,
+            None => return Ok(None),
+        };
+        let Some((key, record)) = self.tokens.get_by_issuer(&caller.session, &issuer).await? else {
+            return Ok(None);
+        };
+        let ctx = RefreshContext {
+            settings,
+            creds: self.client_credentials(&settings.client),
+        };
+        self.usable(key, record, Some(ctx)).await
+    }
+
+    /// The best usable token of `session` for `issuer`, whichever server it was obtained for
+    /// (single sign-on reuse). Refreshed through a registered server that uses the same client.
+    pub async fn get_token_by_issuer(
+        &self,
+        session: &str,
+        issuer: &str,
+    ) -> Result<Option<AccessToken>, TokenAccessError> {
+        let Some((key, record)) = self.tokens.get_by_issuer(session, issuer).await? else {
+            return Ok(None);
+        };
+        let snapshot = self.registry.snapshot();
+        let ctx = snapshot.servers.values().find_map(|reg| {
+            let AuthSettings::OAuth(settings) = &reg.auth else {
+                return None;
+            };
+            let creds = self.client_credentials(&settings.client);
+            let same_issuer = settings.issuer.as_deref() == Some(issuer)
+                || self.issuers.get(&reg.key).is_some_and(|i| *i == issuer);
+            (same_issuer && creds.client_id == record.client_id).then_some((settings, creds))
+        });
+        match ctx {
+            Some((settings, creds)) => {
+                self.usable(key, record, Some(RefreshContext { settings, creds }))
+                    .await
+            }
+            None => self.usable(key, record, None).await,
+        }
+    }
+
+    /// The issuer of `server`: pinned in its settings, learned earlier, or discovered now.
+    async fn issuer_for(
+        &self,
+        server: &ServerKey,
+        settings: &OAuthSettings,
+        url: &url::Url,
+    ) -> Result<Option<String>, TokenAccessError> {
+        if let Some(i) = &settings.issuer {
+            return Ok(Some(i.clone()));
+        }
+        if let Some(i) = self.issuers.get(server) {
+            return Ok(Some(i.clone()));
+        }
+        let prm = self
+            .discovery
+            .protected_resource(url, None, &settings.resource)
+            .await?;
+        let issuer = prm.metadata.authorization_servers.first().cloned();
+        if let Some(i) = &issuer {
+            self.issuers.insert(server.clone(), i.clone());
+        }
+        Ok(issuer)
+    }
+
+    /// Return `record` if it is fresh, refresh it if it is not, or drop it when it is dead.
+    async fn usable(
+        &self,
+        key: TokenKey,
+        record: TokenRecord,
+        ctx: Option<RefreshContext<'_>>,
+    ) -> Result<Option<AccessToken>, TokenAccessError> {
+        let now = unix_now();
+        let margin = self.cfg.refresh_margin.as_secs();
+        if !record.expires_within(now, margin) {
+            return Ok(Some(record.into()));
+        }
+        let (Some(ctx), Some(_)) = (ctx, record.refresh_token.as_ref()) else {
+            // Not refreshable here: usable until it actually expires.
+            if record.expires_within(now, 0) {
+                if record.refresh_token.is_none() {
+                    self.tokens.delete(&key).await?;
+                }
+                return Ok(None);
+            }
+            return Ok(Some(record.into()));
+        };
+        self.refresh(key, ctx).await
+    }
+
+    /// Refresh the token at `key`, one refresh at a time per key: a second caller waits for the
+    /// first and then reads the refreshed token instead of refreshing again.
+    async fn refresh(
+        &self,
+        key: TokenKey,
+        ctx: RefreshContext<'_>,
+    ) -> Result<Option<AccessToken>, TokenAccessError> {
+        let lock = self.refresh_locks.get_with(key.clone(), || {
+            std::sync::Arc::new(tokio::sync::Mutex::new(()))
+        });
+        let _guard = lock.lock().await;
+
+        // Re-read: another caller may have refreshed (or deleted) it while we waited.
+        let Some(current) = self.tokens.get(&key).await? else {
+            return Ok(None);
+        };
+        let now = unix_now();
+        if !current.expires_within(now, self.cfg.refresh_margin.as_secs()) {
+            return Ok(Some(current.into()));
+        }
+        let Some(refresh_token) = current.refresh_token.clone() else {
+            return Ok((!current.expires_within(now, 0)).then(|| current.into()));
+        };
+        if ctx.creds.client_id != current.client_id {
+            // The server's client changed since this token was issued; it cannot be refreshed.
+            self.tokens.delete(&key).await?;
+            return Ok(None);
+        }
+        let md = self.discovery.authorization_server(&key.issuer).await?;
+        let resource = ctx
+            .settings
+            .send_resource
+            .then_some(ctx.settings.resource.as_str());
+        let result = self
+            .token_client
+            .refresh(&md, &ctx.creds, &refresh_token, resource)
+            .await;
+        let label = |r: &str| crate::metrics::ResultLabel {
+            result: r.to_owned(),
+        };
+        match result {
+            Ok(resp) => {
+                let record = TokenRecord {
+                    access_token: resp.access_token,
+                    token_type: resp.token_type,
+                    // Keep the old refresh token when the server does not rotate it.
+                    refresh_token: resp.refresh_token.or(Some(refresh_token)),
+                    expires_at: resp.expires_in.map(|s| now.saturating_add(s)),
+                    granted_scope: resp.scope.or(current.granted_scope),
+                    issuer: current.issuer,
+                    client_id: current.client_id,
+                    user: current.user,
+                    obtained_at: now,
+                };
+                self.tokens.put(&key, record.clone()).await?;
+                self.metrics
+                    .token_refreshes
+                    .get_or_create(&label("ok"))
+                    .inc();
+                tracing::info!(issuer = %key.issuer, session = %short(&key.session), "access token refreshed");
+                Ok(Some(record.into()))
+            }
+            Err(e) if e.is_transient() => {
+                self.metrics
+                    .token_refreshes
+                    .get_or_create(&label("transient_error"))
+                    .inc();
+                tracing::warn!(issuer = %key.issuer, session = %short(&key.session), error = %e, "token refresh failed; will retry");
+                if current.expires_within(now, 0) {
+                    Err(TokenAccessError::Refresh(e))
+                } else {
+                    Ok(Some(current.into()))
+                }
+            }
+            Err(e) => {
+                // The grant is gone (revoked, rotated elsewhere, expired): a new login is needed.
+                self.metrics
+                    .token_refreshes
+                    .get_or_create(&label("rejected"))
+                    .inc();
+                tracing::info!(issuer = %key.issuer, session = %short(&key.session), error = %e, "refresh rejected; authorization needed again");
+                self.tokens.delete(&key).await?;
+                Ok(None)
+            }
+        }
+    }
+}

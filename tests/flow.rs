@@ -1,0 +1,726 @@
+//! Complete browser flows through the gateway against the real node-oidc-provider IdP and a
+//! real OAuth-protected MCP server (official TypeScript SDK), and every bad-input case of the
+//! callback: each asserts the status and that nothing was stored.
+
+mod gateway_support;
+mod support;
+
+use gateway_support::*;
+use mcp_oauth_operator::registry::{ClientAuthMethod, ClientIdentity};
+use mcp_oauth_operator::store::FlowId;
+use reqwest::StatusCode;
+use secrecy::ExposeSecret as _;
+use support::{Browser, Idp, IdpOptions, McpServer};
+use url::Url;
+
+struct World {
+    idp: Idp,
+    mcp: McpServer,
+    gw: Gateway,
+}
+
+async fn world() -> World {
+    world_with(IdpOptions::default(), &[]).await
+}
+
+async fn world_with(opts: IdpOptions, gw_args: &[&str]) -> World {
+    let idp = Idp::start(opts).await;
+    let mcp = McpServer::start(idp.issuer()).await;
+    let gw = Gateway::start_with(gw_args).await;
+    World { idp, mcp, gw }
+}
+
+/// Challenge → scripted login → callback page. Returns the callback URL and the page status.
+async fn run_flow(
+    w: &World,
+    server: &mcp_oauth_operator::registry::ServerKey,
+    login: &str,
+) -> (Url, StatusCode, String) {
+    let challenge =
+        w.gw.manager()
+            .create_auth_challenge(server, &alice(), None)
+            .await
+            .expect("challenge");
+    let browser = Browser::new();
+    let callback = browser.login_at_idp(&challenge.auth_url, login).await;
+    let (status, _, body) = browser.get_text(callback.as_str()).await;
+    (callback, status, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cimd_client_flow_stores_a_token_the_remote_server_accepts() {
+    let w = world().await;
+    let server = w.gw.register_oauth("echo", w.mcp.url());
+
+    let challenge =
+        w.gw.manager()
+            .create_auth_challenge(&server, &alice(), None)
+            .await
+            .expect("challenge");
+    assert_eq!(challenge.status, "auth_required");
+    assert_eq!(challenge.server_name, "default/echo");
+    assert!(
+        challenge
+            .auth_url
+            .starts_with(&w.gw.url("/oauth/connect?flow=")),
+        "the link is our own connect route, never the IdP: {}",
+        challenge.auth_url
+    );
+    let json = serde_json::to_value(&challenge).expect("json");
+    for field in ["status", "auth_url", "server_name", "message"] {
+        assert!(json.get(field).is_some(), "challenge JSON lacks {field}");
+    }
+
+    let browser = Browser::new();
+    let callback = browser.login_at_idp(&challenge.auth_url, "alice").await;
+    assert!(callback.as_str().starts_with(&w.gw.url("/oauth/callback")));
+    assert_eq!(
+        query_param(&callback, "iss").as_deref(),
+        Some(w.idp.issuer()),
+        "the IdP sends RFC 9207 iss"
+    );
+    let (status, headers, body) = browser.get_text(callback.as_str()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains("Authorization complete"));
+    assert_eq!(headers["cache-control"], "no-store");
+
+    let fetches = w.idp.cimd_fetches().await;
+    assert!(fetches.count >= 1, "the IdP fetched our CIMD over HTTP");
+    assert_eq!(
+        fetches.last_url.as_deref(),
+        Some(w.gw.url("/.well-known/oauth-client.json").as_str())
+    );
+
+    let token =
+        w.gw.manager()
+            .get_token(&server, &alice())
+            .await
+            .expect("get_token")
+            .expect("a token is stored");
+    assert_eq!(token.issuer, w.idp.issuer());
+    let claims = support::jwt_payload(token.value.expose_secret());
+    assert_eq!(
+        claims["aud"],
+        w.mcp.url(),
+        "RFC 8707: audience is the MCP server"
+    );
+    let who = call_tool(
+        w.mcp.url(),
+        token.value.expose_secret(),
+        "whoami",
+        serde_json::json!({}),
+    )
+    .await;
+    assert_eq!(who, "alice");
+    assert_eq!(
+        w.gw.manager().token_store().count().await.expect("count"),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pre_registered_clients_basic_and_post_complete_flows() {
+    let w = world_with(
+        IdpOptions {
+            disable_cimd: true,
+            ..Default::default()
+        },
+        &[],
+    )
+    .await;
+    let basic = w.gw.register(
+        "basic",
+        w.mcp.url(),
+        oauth_settings(
+            w.mcp.url(),
+            pre_registered(
+                "gateway-confidential",
+                "gateway-secret",
+                ClientAuthMethod::Basic,
+            ),
+        ),
+    );
+    let post = w.gw.register(
+        "post",
+        w.mcp.url(),
+        oauth_settings(
+            w.mcp.url(),
+            pre_registered("gateway-post", "post-secret", ClientAuthMethod::Post),
+        ),
+    );
+    for (server, login) in [(&basic, "bob"), (&post, "carol")] {
+        let (_, status, body) = run_flow(&w, server, login).await;
+        assert_eq!(status, StatusCode::OK, "{server}: {body}");
+        let token =
+            w.gw.manager()
+                .get_token(server, &alice())
+                .await
+                .expect("get")
+                .expect("token");
+        let who = call_tool(
+            w.mcp.url(),
+            token.value.expose_secret(),
+            "whoami",
+            serde_json::json!({}),
+        )
+        .await;
+        assert_eq!(who, login);
+    }
+    assert_eq!(
+        w.idp.cimd_fetches().await.count,
+        0,
+        "no CIMD with pre-registered clients"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cimd_without_as_support_and_without_a_client_is_refused_clearly() {
+    let w = world_with(
+        IdpOptions {
+            disable_cimd: true,
+            ..Default::default()
+        },
+        &[],
+    )
+    .await;
+    let server = w.gw.register_oauth("echo", w.mcp.url());
+    let err =
+        w.gw.manager()
+            .create_auth_challenge(&server, &alice(), None)
+            .await
+            .expect_err("no usable client identity");
+    assert!(err.to_string().contains("pre-registered client"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_access_token_is_refreshed_without_a_new_login() {
+    let w = world_with(
+        IdpOptions {
+            access_token_ttl: Some(2),
+            ..Default::default()
+        },
+        &["--refresh-margin-secs", "1"],
+    )
+    .await;
+    let server = w.gw.register_oauth("echo", w.mcp.url());
+    let (_, status, body) = run_flow(&w, &server, "alice").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let first =
+        w.gw.manager()
+            .get_token(&server, &alice())
+            .await
+            .expect("get")
+            .expect("token");
+    let (key, before) =
+        w.gw.manager()
+            .token_store()
+            .get_by_issuer(&alice().session, w.idp.issuer())
+            .await
+            .expect("store")
+            .expect("stored");
+    assert!(
+        before.refresh_token.is_some(),
+        "the IdP issued a refresh token"
+    );
+    let authorizations = w.idp.stats().await.authorize_requests;
+
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let stats_before = w.idp.stats().await;
+    // Concurrent callers during the refresh: exactly one refresh request reaches the IdP
+    // (it revokes the whole grant if a rotated refresh token is reused).
+    let m = w.gw.manager().clone();
+    let calls = (0..8).map(|_| {
+        let m = m.clone();
+        let server = server.clone();
+        tokio::spawn(async move { m.get_token(&server, &alice()).await })
+    });
+    let results = futures::future::join_all(calls).await;
+    let mut values = Vec::new();
+    for r in results {
+        let t = r
+            .expect("join")
+            .expect("get_token")
+            .expect("token after refresh");
+        values.push(t.value.expose_secret().to_owned());
+    }
+    let stats_after = w.idp.stats().await;
+    assert_eq!(
+        stats_after.token_requests - stats_before.token_requests,
+        1,
+        "one refresh for 8 callers"
+    );
+    assert!(
+        values.iter().all(|v| v == &values[0]),
+        "every caller got the refreshed token"
+    );
+    assert_ne!(values[0], first.value.expose_secret(), "a new access token");
+    assert_eq!(
+        stats_after.authorize_requests, authorizations,
+        "no new login"
+    );
+
+    let after =
+        w.gw.manager()
+            .token_store()
+            .get(&key)
+            .await
+            .expect("store")
+            .expect("still stored");
+    assert_ne!(
+        after
+            .refresh_token
+            .as_ref()
+            .map(|t| t.expose_secret().to_owned()),
+        before
+            .refresh_token
+            .as_ref()
+            .map(|t| t.expose_secret().to_owned()),
+        "the rotated refresh token replaced the old one"
+    );
+    let who = call_tool(w.mcp.url(), &values[0], "whoami", serde_json::json!({})).await;
+    assert_eq!(who, "alice");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_challenges_share_one_pending_flow() {
+    let w = world().await;
+    let server = w.gw.register_oauth("echo", w.mcp.url());
+    let m = w.gw.manager().clone();
+    let calls = (0..6).map(|_| {
+        let m = m.clone();
+        let server = server.clone();
+        tokio::spawn(async move { m.create_auth_challenge(&server, &alice(), None).await })
+    });
+    let urls: Vec<String> = futures::future::join_all(calls)
+        .await
+        .into_iter()
+        .map(|r| r.expect("join").expect("challenge").auth_url)
+        .collect();
+    assert!(
+        urls.iter().all(|u| u == &urls[0]),
+        "one flow for concurrent requests: {urls:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replayed_unknown_and_expired_states_are_refused() {
+    let w = world().await;
+    let server = w.gw.register_oauth("echo", w.mcp.url());
+    let challenge =
+        w.gw.manager()
+            .create_auth_challenge(&server, &alice(), None)
+            .await
+            .expect("challenge");
+    let browser = Browser::new();
+    let callback = browser.login_at_idp(&challenge.auth_url, "alice").await;
+    let (status, _, _) = browser.get_text(callback.as_str()).await;
+    assert_eq!(status, StatusCode::OK);
+    let count = || async { w.gw.manager().token_store().count().await.expect("count") };
+    assert_eq!(count().await, 1);
+
+    // Replay of the same callback.
+    let (status, _, body) = browser.get_text(callback.as_str()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body.contains("already completed") || body.contains("expired"),
+        "{body}"
+    );
+    assert_eq!(count().await, 1, "replay stored nothing");
+
+    // Unknown state (well-formed) and malformed state.
+    let unknown = with_param(&callback, "state", Some(FlowId::generate().as_str()));
+    assert_eq!(
+        browser.get_text(unknown.as_str()).await.0,
+        StatusCode::BAD_REQUEST
+    );
+    let malformed = with_param(&callback, "state", Some("not-a-state"));
+    assert_eq!(
+        browser.get_text(malformed.as_str()).await.0,
+        StatusCode::BAD_REQUEST
+    );
+    let missing = with_param(&callback, "state", None);
+    assert_eq!(
+        browser.get_text(missing.as_str()).await.0,
+        StatusCode::BAD_REQUEST
+    );
+    let duplicated = Url::parse(&format!("{}&state=x", callback)).expect("url");
+    assert_eq!(
+        browser.get_text(duplicated.as_str()).await.0,
+        StatusCode::BAD_REQUEST
+    );
+
+    // An expired flow behaves like an unknown one.
+    w.gw.manager()
+        .delete_tokens_by_session(&alice().session)
+        .await
+        .expect("delete");
+    let challenge =
+        w.gw.manager()
+            .create_auth_challenge(
+                &server,
+                &mcp_oauth_operator::identity::Caller::new("dave", "s-dave"),
+                None,
+            )
+            .await
+            .expect("challenge");
+    let cb = browser.login_at_idp(&challenge.auth_url, "dave").await;
+    let id = FlowId::parse(&query_param(&cb, "state").expect("state")).expect("flow id");
+    let flows = w.gw.manager().flow_store();
+    let mut flow = flows.get(&id).await.expect("get").expect("pending");
+    flow.expires_at = mcp_oauth_operator::time::unix_now() - 1;
+    flows.insert(&id, flow).await.expect("age it");
+    let (status, _, _) = browser.get_text(cb.as_str()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(count().await, 0, "expired flow stored nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callback_needs_the_browser_that_opened_the_link() {
+    let w = world().await;
+    let server = w.gw.register_oauth("echo", w.mcp.url());
+    let challenge =
+        w.gw.manager()
+            .create_auth_challenge(&server, &alice(), None)
+            .await
+            .expect("challenge");
+    let owner = Browser::new();
+    let callback = owner.login_at_idp(&challenge.auth_url, "alice").await;
+
+    // No cookie at all.
+    let stranger = Browser::new();
+    let (status, _, body) = stranger.get_text(callback.as_str()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    // Another browser with its own (valid) binding cookie from its own flow.
+    let other_challenge =
+        w.gw.manager()
+            .create_auth_challenge(
+                &server,
+                &mcp_oauth_operator::identity::Caller::new("mallory", "s-m"),
+                None,
+            )
+            .await
+            .expect("challenge");
+    let _ = stranger
+        .login_at_idp(&other_challenge.auth_url, "mallory")
+        .await;
+    assert!(
+        stranger.cookies_for(&w.gw.url("/oauth/callback")).is_some(),
+        "stranger has a cookie"
+    );
+    let (status, _, _) = stranger.get_text(callback.as_str()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        w.gw.manager().token_store().count().await.expect("count"),
+        0
+    );
+
+    // The connect link opened in another browser is refused too.
+    let (status, _, body) = stranger.get_text(&challenge.auth_url).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body.contains("another browser"), "{body}");
+
+    // The failed attempts did not burn the flow: the owner still completes it.
+    let (status, _, body) = owner.get_text(callback.as_str()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        w.gw.manager().token_store().count().await.expect("count"),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn iss_mismatch_or_missing_is_refused_and_error_text_is_not_shown() {
+    let w = world().await;
+    let server = w.gw.register_oauth("echo", w.mcp.url());
+    for tamper in [Some("http://127.0.0.1:1/evil"), None] {
+        let challenge =
+            w.gw.manager()
+                .create_auth_challenge(&server, &alice(), None)
+                .await
+                .expect("challenge");
+        let browser = Browser::new();
+        let callback = browser.login_at_idp(&challenge.auth_url, "alice").await;
+        let mut bad = with_param(&callback, "iss", tamper);
+        // A mix-up response's error text must not be shown.
+        bad = with_param(&bad, "error_description", Some("<script>evil()</script>"));
+        let (status, _, body) = browser.get_text(bad.as_str()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "iss={tamper:?}: {body}");
+        assert!(!body.contains("evil"), "{body}");
+        assert_eq!(
+            w.gw.manager().token_store().count().await.expect("count"),
+            0
+        );
+        // The flow was consumed: the genuine response cannot be used afterwards either.
+        assert_eq!(
+            browser.get_text(callback.as_str()).await.0,
+            StatusCode::BAD_REQUEST
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idp_error_parameter_is_shown_escaped_with_a_truthful_status() {
+    let w = world().await;
+    let server = w.gw.register_oauth("echo", w.mcp.url());
+    let challenge =
+        w.gw.manager()
+            .create_auth_challenge(&server, &alice(), None)
+            .await
+            .expect("challenge");
+    let browser = Browser::new();
+    let callback = browser.login_at_idp(&challenge.auth_url, "alice").await;
+    let mut denied = with_param(&callback, "code", None);
+    denied = with_param(&denied, "error", Some("access_denied"));
+    denied = with_param(
+        &denied,
+        "error_description",
+        Some("<img src=x onerror=alert(1)> & more"),
+    );
+    let (status, headers, body) = browser.get_text(denied.as_str()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(body.contains("access_denied"));
+    assert!(
+        body.contains("&lt;img src=x onerror=alert(1)&gt; &amp; more"),
+        "{body}"
+    );
+    assert!(!body.contains("<img"), "{body}");
+    assert!(
+        headers["content-security-policy"]
+            .to_str()
+            .expect("csp")
+            .contains("default-src 'none'")
+    );
+    assert_eq!(
+        w.gw.manager().token_store().count().await.expect("count"),
+        0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_and_cookies_carry_the_security_attributes() {
+    let w = world().await;
+    let server = w.gw.register_oauth("echo", w.mcp.url());
+    let challenge =
+        w.gw.manager()
+            .create_auth_challenge(&server, &alice(), None)
+            .await
+            .expect("challenge");
+    let browser = Browser::new();
+    let resp = browser.get(&challenge.auth_url).await;
+    assert_eq!(resp.status(), StatusCode::FOUND);
+    let location = resp.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_owned();
+    let cookie = resp.headers()["set-cookie"]
+        .to_str()
+        .expect("cookie")
+        .to_owned();
+    for attr in ["HttpOnly", "SameSite=Lax", "Path=/oauth", "Max-Age=600"] {
+        assert!(cookie.contains(attr), "cookie lacks {attr}: {cookie}");
+    }
+    assert!(
+        !cookie.contains("Secure"),
+        "no Secure on a plain-HTTP loopback URL"
+    );
+    assert_eq!(resp.headers()["cache-control"], "no-store");
+    assert_eq!(resp.headers()["referrer-policy"], "no-referrer");
+    let auth = Url::parse(&location).expect("IdP URL");
+    assert!(auth.as_str().starts_with(w.idp.issuer()));
+    assert_eq!(
+        query_param(&auth, "code_challenge_method").as_deref(),
+        Some("S256")
+    );
+    assert_eq!(query_param(&auth, "resource").as_deref(), Some(w.mcp.url()));
+    assert_eq!(
+        query_param(&auth, "client_id").as_deref(),
+        Some(w.gw.url("/.well-known/oauth-client.json").as_str())
+    );
+    assert_eq!(
+        query_param(&auth, "redirect_uri").as_deref(),
+        Some(w.gw.url("/oauth/callback").as_str())
+    );
+    let scope = query_param(&auth, "scope").expect("scope");
+    assert!(
+        scope.split(' ').any(|s| s == "mcp:tools"),
+        "challenge/PRM scope requested: {scope}"
+    );
+    assert_eq!(
+        query_param(&auth, "state").map(|s| s.len()),
+        Some(43),
+        "opaque 256-bit state"
+    );
+
+    for path in ["/oauth/callback?state=x", "/nope", "/healthz"] {
+        let (_, h, _) = browser.get_text(&w.gw.url(path)).await;
+        assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(h["x-frame-options"], "DENY", "{path}");
+        assert!(
+            h["content-security-policy"]
+                .to_str()
+                .expect("csp")
+                .contains("frame-ancestors 'none'")
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resource_parameter_can_be_turned_off_per_server() {
+    let w = world().await;
+    let mut settings = oauth_settings(w.mcp.url(), ClientIdentity::Cimd);
+    settings.send_resource = false;
+    let server = w.gw.register("nores", w.mcp.url(), settings);
+    let challenge =
+        w.gw.manager()
+            .create_auth_challenge(&server, &alice(), None)
+            .await
+            .expect("challenge");
+    let resp = Browser::new().get(&challenge.auth_url).await;
+    let auth = Url::parse(resp.headers()["location"].to_str().expect("loc")).expect("url");
+    assert_eq!(query_param(&auth, "resource"), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_and_callback_are_rate_limited_per_ip() {
+    let idp = Idp::start(IdpOptions::default()).await;
+    let mcp = McpServer::start(idp.issuer()).await;
+    let gw =
+        Gateway::start_with(&["--rate-limit-per-minute", "1", "--rate-limit-burst", "2"]).await;
+    let _server = gw.register_oauth("echo", mcp.url());
+    let browser = Browser::new();
+    let url = gw.url("/oauth/callback?state=x");
+    assert_eq!(browser.get_text(&url).await.0, StatusCode::BAD_REQUEST);
+    assert_eq!(browser.get_text(&url).await.0, StatusCode::BAD_REQUEST);
+    let resp = browser.get(&gw.url("/oauth/connect?flow=y")).await;
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(resp.headers()["retry-after"], "60");
+    let metrics = browser.get_text(&gw.url("/metrics")).await.2;
+    assert!(metrics.contains("mcpoauth_rate_limited_total"), "{metrics}");
+    assert_eq!(
+        browser.get_text(&gw.url("/healthz")).await.0,
+        StatusCode::OK,
+        "health is not limited"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_metadata_document_has_the_cimd_fields() {
+    let w = world().await;
+    let mut settings = oauth_settings(w.mcp.url(), ClientIdentity::Cimd);
+    settings.scopes = vec!["mcp:resources".into()];
+    let server = w.gw.register("echo", w.mcp.url(), settings);
+    let fetch = |url: String| async move {
+        let resp = reqwest::get(url).await.expect("get");
+        assert_eq!(resp.status(), StatusCode::OK);
+        resp.json::<serde_json::Value>().await.expect("json")
+    };
+    let doc = fetch(w.gw.url("/.well-known/oauth-client.json")).await;
+    assert_eq!(doc["client_id"], w.gw.url("/.well-known/oauth-client.json"));
+    assert_eq!(doc["client_name"], "MCP OAuth Gateway");
+    assert_eq!(
+        doc["redirect_uris"],
+        serde_json::json!([w.gw.url("/oauth/callback")])
+    );
+    assert_eq!(doc["token_endpoint_auth_method"], "none");
+    assert_eq!(
+        doc["grant_types"],
+        serde_json::json!(["authorization_code", "refresh_token"])
+    );
+    assert_eq!(doc["response_types"], serde_json::json!(["code"]));
+    assert!(doc["application_type"].is_string());
+    assert_eq!(
+        doc["scope"], "mcp:resources",
+        "configured scopes are advertised"
+    );
+
+    // After a challenge, the scopes it requested are advertised too (the IdP checks them).
+    w.gw.manager()
+        .create_auth_challenge(&server, &alice(), None)
+        .await
+        .expect("challenge");
+    let doc = fetch(w.gw.url("/.well-known/oauth-client.json")).await;
+    let scope = doc["scope"].as_str().expect("scope");
+    for s in ["mcp:resources", "offline_access"] {
+        assert!(scope.split(' ').any(|x| x == s), "{s} missing from {scope}");
+    }
+
+    let omit = Gateway::start_with(&["--cimd-scope", "none"]).await;
+    let doc = fetch(omit.url("/.well-known/oauth-client.json")).await;
+    assert!(
+        doc.get("scope").is_none(),
+        "--cimd-scope none omits the field: {doc}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_www_authenticate_falls_back_to_well_known_discovery() {
+    let w = world().await;
+    let server = w.gw.register_oauth("echo", w.mcp.url());
+    let challenge =
+        w.gw.manager()
+            .create_auth_challenge(
+                &server,
+                &alice(),
+                Some("Bearer resource_metadata=\"unterminated"),
+            )
+            .await
+            .expect("challenge despite a malformed header");
+    let browser = Browser::new();
+    let cb = browser.login_at_idp(&challenge.auth_url, "alice").await;
+    assert_eq!(browser.get_text(cb.as_str()).await.0, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn completion_hook_runs_after_the_token_is_stored() {
+    let w = world().await;
+    let server = w.gw.register_oauth("echo", w.mcp.url());
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let store = w.gw.manager().token_store().clone();
+    w.gw.manager()
+        .set_completion_hook(std::sync::Arc::new(move |ev| {
+            let tx = tx.clone();
+            let store = store.clone();
+            Box::pin(async move {
+                let stored = store.count().await.map_err(|e| e.to_string())?;
+                tx.send((ev, stored)).map_err(|e| e.to_string())
+            })
+        }));
+    let (_, status, _) = run_flow(&w, &server, "alice").await;
+    assert_eq!(status, StatusCode::OK);
+    let (ev, stored) = rx.try_recv().expect("hook ran");
+    assert_eq!(ev.server, server);
+    assert_eq!(ev.session, alice().session);
+    assert_eq!(ev.user, alice().user);
+    assert_eq!(ev.issuer, w.idp.issuer());
+    assert_eq!(stored, 1, "the token was stored before the hook ran");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_can_be_deleted_by_session_user_and_issuer() {
+    let w = world().await;
+    let server = w.gw.register_oauth("echo", w.mcp.url());
+    let (_, status, _) = run_flow(&w, &server, "alice").await;
+    assert_eq!(status, StatusCode::OK);
+    let m = w.gw.manager();
+    assert!(
+        m.get_token_by_issuer(&alice().session, w.idp.issuer())
+            .await
+            .expect("get")
+            .is_some()
+    );
+    assert_eq!(
+        m.delete_tokens_by_issuer(&alice().session, "http://other")
+            .await
+            .expect("del"),
+        0
+    );
+    assert_eq!(
+        m.delete_tokens_by_user("someone-else").await.expect("del"),
+        0
+    );
+    assert_eq!(
+        m.delete_tokens_by_user(&alice().user).await.expect("del"),
+        1
+    );
+    assert!(m.get_token(&server, &alice()).await.expect("get").is_none());
+}

@@ -1,0 +1,171 @@
+//! Starts the gateway in-process for integration tests and registers servers on it.
+
+#![allow(dead_code)]
+
+use clap::Parser as _;
+use mcp_oauth_operator::cli::{Cli, Command, ServerArgs};
+use mcp_oauth_operator::identity::Caller;
+use mcp_oauth_operator::manager::Manager;
+use mcp_oauth_operator::registry::{
+    AuthSettings, ClientAuthMethod, ClientIdentity, OAuthSettings, PreRegisteredClient, ServerKey,
+    ServerRegistration,
+};
+use mcp_oauth_operator::serve::{self, Registrations, RunningServer};
+use secrecy::SecretString;
+use std::sync::Arc;
+use url::Url;
+
+/// Server args as the CLI would parse them, with extra flags.
+pub fn server_args(extra: &[&str]) -> ServerArgs {
+    let mut argv = vec![
+        "mcp-oauth-operator",
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--rate-limit-per-minute",
+        "100000",
+        "--rate-limit-burst",
+        "100000",
+    ];
+    argv.extend_from_slice(extra);
+    match Cli::try_parse_from(argv)
+        .expect("test CLI args parse")
+        .command
+    {
+        Command::Serve(s) => s.server,
+        Command::Crds => unreachable!("serve was requested"),
+    }
+}
+
+pub struct Gateway {
+    pub server: RunningServer,
+}
+
+impl Gateway {
+    pub async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    pub async fn start_with(extra: &[&str]) -> Self {
+        let args = server_args(extra);
+        let server = serve::start(&args, Registrations::Programmatic)
+            .await
+            .expect("gateway starts");
+        Self { server }
+    }
+
+    pub fn manager(&self) -> &Arc<Manager> {
+        &self.server.manager
+    }
+
+    /// `http://127.0.0.1:<port>` (no trailing slash).
+    pub fn base(&self) -> String {
+        format!("http://{}", self.server.local_addr)
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base(), path)
+    }
+
+    /// Register `default/<name>` in oauth mode with our CIMD client.
+    pub fn register_oauth(&self, name: &str, mcp_url: &str) -> ServerKey {
+        self.register(name, mcp_url, oauth_settings(mcp_url, ClientIdentity::Cimd))
+    }
+
+    pub fn register(&self, name: &str, mcp_url: &str, settings: OAuthSettings) -> ServerKey {
+        let key = ServerKey::new("default", name);
+        self.manager().register_server(ServerRegistration {
+            key: key.clone(),
+            url: Url::parse(mcp_url).expect("server url"),
+            auth: AuthSettings::OAuth(settings),
+            generation: 1,
+        });
+        key
+    }
+
+    pub async fn shutdown(self) {
+        self.server.shutdown().await;
+    }
+}
+
+pub fn oauth_settings(resource: &str, client: ClientIdentity) -> OAuthSettings {
+    OAuthSettings {
+        issuer: None,
+        scopes: vec![],
+        resource: resource.to_owned(),
+        send_resource: true,
+        client,
+    }
+}
+
+pub fn pre_registered(id: &str, secret: &str, method: ClientAuthMethod) -> ClientIdentity {
+    ClientIdentity::PreRegistered(PreRegisteredClient {
+        client_id: id.to_owned(),
+        client_secret: Some(SecretString::from(secret.to_owned())),
+        auth_method: method,
+    })
+}
+
+pub fn alice() -> Caller {
+    Caller::new("alice", "session-alice-0001")
+}
+
+/// The `state` (flow id) of a URL's query, if any.
+pub fn query_param(url: &Url, name: &str) -> Option<String> {
+    url.query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// `url` with query parameter `name` replaced (or removed when `value` is None).
+pub fn with_param(url: &Url, name: &str, value: Option<&str>) -> Url {
+    let pairs: Vec<(String, String)> = url
+        .query_pairs()
+        .filter(|(k, _)| k != name)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let mut out = url.clone();
+    out.set_query(None);
+    {
+        let mut q = out.query_pairs_mut();
+        for (k, v) in &pairs {
+            q.append_pair(k, v);
+        }
+        if let Some(v) = value {
+            q.append_pair(name, v);
+        }
+    }
+    out
+}
+
+/// Call a tool on a Streamable HTTP MCP server with a bearer token; returns the text content.
+pub async fn call_tool(mcp_url: &str, token: &str, tool: &str, args: serde_json::Value) -> String {
+    let client = reqwest::Client::new();
+    let body = serde_json::json!({
+        "jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": {"name": tool, "arguments": args}
+    });
+    let resp = client
+        .post(mcp_url)
+        .bearer_auth(token)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2025-06-18")
+        .json(&body)
+        .send()
+        .await
+        .expect("tools/call request");
+    let status = resp.status();
+    let text = resp.text().await.expect("tools/call body");
+    assert!(status.is_success(), "tools/call returned {status}: {text}");
+    // JSON or a single SSE `data:` event.
+    let json_text = text
+        .lines()
+        .find_map(|l| l.strip_prefix("data:"))
+        .map(str::trim)
+        .unwrap_or(text.trim());
+    let v: serde_json::Value = serde_json::from_str(json_text).expect("tools/call JSON");
+    v["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no text content in {v}"))
+        .to_owned()
+}
