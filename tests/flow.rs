@@ -224,6 +224,8 @@ async fn expired_access_token_is_refreshed_without_a_new_login() {
     );
     let authorizations = w.idp.stats().await.authorize_requests;
 
+    // Past expiry minus the margin; a 3 s TTL keeps the refreshed token clear of the margin
+    // even when the waiters re-check across a whole-second boundary.
     tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
     let stats_before = w.idp.stats().await;
     // Concurrent callers during the refresh: exactly one refresh request reaches the IdP
@@ -723,4 +725,121 @@ async fn tokens_can_be_deleted_by_session_user_and_issuer() {
         1
     );
     assert!(m.get_token(&server, &alice()).await.expect("get").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refresh_without_rotation_keeps_the_old_refresh_token() {
+    let w = world_with(
+        IdpOptions {
+            access_token_ttl: Some(2),
+            no_refresh_rotation: true,
+            ..Default::default()
+        },
+        &["--refresh-margin-secs", "1"],
+    )
+    .await;
+    let server = w.gw.register_oauth("echo", w.mcp.url());
+    let (_, status, _) = run_flow(&w, &server, "alice").await;
+    assert_eq!(status, StatusCode::OK);
+    let store = w.gw.manager().token_store();
+    let (key, before) = store
+        .get_by_issuer(&alice().session, w.idp.issuer())
+        .await
+        .expect("store")
+        .expect("token");
+    let rt = before
+        .refresh_token
+        .as_ref()
+        .expect("refresh token")
+        .expose_secret()
+        .to_owned();
+
+    for _ in 0..2 {
+        tokio::time::sleep(std::time::Duration::from_millis(2200)).await;
+        let t =
+            w.gw.manager()
+                .get_token(&server, &alice())
+                .await
+                .expect("get")
+                .expect("refreshed");
+        let who = call_tool(
+            w.mcp.url(),
+            t.value.expose_secret(),
+            "whoami",
+            serde_json::json!({}),
+        )
+        .await;
+        assert_eq!(who, "alice");
+        let now = store.get(&key).await.expect("store").expect("token");
+        assert_eq!(
+            now.refresh_token
+                .as_ref()
+                .map(|t| t.expose_secret().to_owned())
+                .as_deref(),
+            Some(rt.as_str()),
+            "the refresh token the IdP did not replace is kept"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_the_idp_rejects_drops_the_token_and_asks_for_authorization() {
+    let w = world_with(
+        IdpOptions {
+            access_token_ttl: Some(2),
+            ..Default::default()
+        },
+        &["--refresh-margin-secs", "1"],
+    )
+    .await;
+    let server = w.gw.register_oauth("echo", w.mcp.url());
+    let (_, status, _) = run_flow(&w, &server, "alice").await;
+    assert_eq!(status, StatusCode::OK);
+    let store = w.gw.manager().token_store();
+    let (_, record) = store
+        .get_by_issuer(&alice().session, w.idp.issuer())
+        .await
+        .expect("store")
+        .expect("token");
+    // Revoke the grant at the IdP (as a user would from their account page).
+    let rt = record.refresh_token.expect("refresh token");
+    let resp = reqwest::Client::new()
+        .post(w.idp.revocation_endpoint())
+        .form(&[
+            ("token", rt.expose_secret()),
+            (
+                "client_id",
+                w.gw.url("/.well-known/oauth-client.json").as_str(),
+            ),
+        ])
+        .send()
+        .await
+        .expect("revoke");
+    assert!(resp.status().is_success(), "revocation: {}", resp.status());
+
+    tokio::time::sleep(std::time::Duration::from_millis(2200)).await;
+    let t =
+        w.gw.manager()
+            .get_token(&server, &alice())
+            .await
+            .expect("no error, just no token");
+    assert!(
+        t.is_none(),
+        "a rejected refresh means authorization is needed again"
+    );
+    assert_eq!(
+        store.count().await.expect("count"),
+        0,
+        "the dead token was removed"
+    );
+    let metrics = w.gw.manager().metrics().encode();
+    assert!(
+        metrics.contains("mcpoauth_token_refreshes_total{result=\"rejected\"} 1"),
+        "{metrics}"
+    );
+    // And a new challenge can be made.
+    w.gw.manager()
+        .create_auth_challenge(&server, &alice(), None)
+        .await
+        .expect("new challenge");
 }

@@ -34,6 +34,8 @@ pub struct IdpOptions {
     pub disable_cimd: bool,
     /// Turn off dynamic client registration.
     pub disable_dcr: bool,
+    /// Refresh grants return no new refresh token (the old one stays valid).
+    pub no_refresh_rotation: bool,
 }
 
 /// The IdP's record of Client ID Metadata Document fetches (`GET /test/cimd-fetches`).
@@ -80,6 +82,9 @@ impl Idp {
         }
         if opts.disable_cimd {
             env.push(("ENABLE_CIMD", "0".to_owned()));
+        }
+        if opts.no_refresh_rotation {
+            env.push(("ROTATE_REFRESH_TOKENS", "0".to_owned()));
         }
         if opts.disable_dcr {
             env.push(("ENABLE_DCR", "0".to_owned()));

@@ -70,6 +70,8 @@ const REFRESH_TOKEN_TTL = envSeconds('REFRESH_TOKEN_TTL', 86400);
 const EXTRA_REDIRECT_URIS = (process.env.REDIRECT_URIS ?? '').split(',').map((s) => s.trim()).filter(Boolean);
 const ENABLE_CIMD = process.env.ENABLE_CIMD !== '0';
 const ENABLE_DCR = process.env.ENABLE_DCR !== '0';
+// ROTATE_REFRESH_TOKENS=0: the refresh grant returns no new refresh token (the old one stays valid).
+const ROTATE_REFRESH_TOKENS = process.env.ROTATE_REFRESH_TOKENS !== '0';
 
 /** RFC 8707: any loopback URL is a valid resource; its tokens are ES256 JWTs with aud = the resource. */
 function resourceServerInfo(resource) {
@@ -130,7 +132,7 @@ function configuration(jwk) {
     }),
     // The test IdP is a fixture: every client allowed the refresh_token grant gets one.
     issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),
-    rotateRefreshToken: true,
+    rotateRefreshToken: ROTATE_REFRESH_TOKENS,
     ttl: { AccessToken: ACCESS_TOKEN_TTL, RefreshToken: REFRESH_TOKEN_TTL },
     extraTokenClaims: async (_ctx, token) => (
       token.gty === 'token_exchange' ? { act: { sub: token.clientId } } : undefined
