@@ -73,6 +73,74 @@ pub enum StoreKind {
     /// In this process (lost on restart; one replica only).
     #[default]
     Memory,
+    /// In Valkey (or Redis): survives restarts, shared by several replicas.
+    Valkey,
+}
+
+/// Valkey topology.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum ValkeyTopology {
+    #[default]
+    Standalone,
+    Cluster,
+    Sentinel,
+}
+
+/// Valkey store and encryption-at-rest options (used with `--store valkey`).
+#[derive(Debug, Clone, Args)]
+pub struct ValkeyArgs {
+    /// Valkey URL(s), comma-separated: `redis://`, `rediss://` (TLS), `valkey://`, `valkeys://`.
+    /// Several for cluster seeds or sentinels.
+    #[arg(long, env = "MCPOAUTH_VALKEY_URL", value_delimiter = ',')]
+    pub valkey_url: Vec<String>,
+    /// How the URLs are to be used.
+    #[arg(long, env = "MCPOAUTH_VALKEY_TOPOLOGY", value_enum, default_value_t = ValkeyTopology::Standalone)]
+    pub valkey_topology: ValkeyTopology,
+    /// Sentinel service (master group) name, with `--valkey-topology sentinel`.
+    #[arg(long, env = "MCPOAUTH_VALKEY_SENTINEL_SERVICE")]
+    pub valkey_sentinel_service: Option<String>,
+    /// ACL user name.
+    #[arg(long, env = "MCPOAUTH_VALKEY_USERNAME")]
+    pub valkey_username: Option<String>,
+    /// File holding the password (for example a mounted Secret); surrounding whitespace is
+    /// ignored.
+    #[arg(long, env = "MCPOAUTH_VALKEY_PASSWORD_FILE")]
+    pub valkey_password_file: Option<PathBuf>,
+    /// CA bundle (PEM) to verify the server's TLS certificate (with `rediss://`/`valkeys://`).
+    #[arg(long, env = "MCPOAUTH_VALKEY_TLS_CA_FILE")]
+    pub valkey_tls_ca_file: Option<PathBuf>,
+    /// Prefix of every key the gateway writes.
+    #[arg(long, env = "MCPOAUTH_VALKEY_KEY_PREFIX", default_value = "mcpoauth:")]
+    pub valkey_key_prefix: String,
+    /// Connections in the pool.
+    #[arg(long, env = "MCPOAUTH_VALKEY_POOL_SIZE", default_value_t = 4)]
+    pub valkey_pool_size: usize,
+    /// Connection timeout in milliseconds.
+    #[arg(
+        long,
+        env = "MCPOAUTH_VALKEY_CONNECT_TIMEOUT_MS",
+        default_value_t = 5000
+    )]
+    pub valkey_connect_timeout_ms: u64,
+    /// Per-command timeout in milliseconds (a failed command returns an error, never hangs).
+    #[arg(
+        long,
+        env = "MCPOAUTH_VALKEY_COMMAND_TIMEOUT_MS",
+        default_value_t = 2000
+    )]
+    pub valkey_command_timeout_ms: u64,
+    /// Idle sessions' tokens expire from Valkey after this many days (renewed on each write).
+    #[arg(long, env = "MCPOAUTH_VALKEY_SESSION_TTL_DAYS", default_value_t = 30)]
+    pub valkey_session_ttl_days: u64,
+    /// Store values in Valkey unencrypted when no encryption key is configured. Never do this in
+    /// production: Valkey then holds users' tokens in clear text.
+    #[arg(long, env = "MCPOAUTH_VALKEY_ALLOW_PLAINTEXT", default_value_t = false)]
+    pub valkey_allow_plaintext: bool,
+    /// Encryption key ring: a file with one base64 32-byte key, a YAML key ring
+    /// (`primary: <id>` plus `<id>: <base64 key>`), or a directory (a mounted Secret) with one
+    /// entry per key id and a `primary` entry.
+    #[arg(long, env = "MCPOAUTH_ENCRYPTION_KEY_FILE")]
+    pub encryption_key_file: Option<PathBuf>,
 }
 
 /// Options shared by every subcommand that runs the HTTP server.
@@ -115,6 +183,8 @@ pub struct ServerArgs {
     /// Burst allowed above the per-minute rate.
     #[arg(long, env = "MCPOAUTH_RATE_LIMIT_BURST", default_value_t = 20)]
     pub rate_limit_burst: u32,
+    #[command(flatten)]
+    pub valkey: ValkeyArgs,
     /// Timeout in seconds for every outbound request (metadata, token endpoint).
     #[arg(long, env = "MCPOAUTH_OUTBOUND_TIMEOUT_SECS", default_value_t = 15)]
     pub outbound_timeout_secs: u64,

@@ -116,6 +116,8 @@ pub async fn start(
     cfg.client_name = args.client_name.clone();
     cfg.cimd_scope = crate::manager::CimdScope::parse(&args.cimd_scope);
     cfg.refresh_margin = Duration::from_secs(args.refresh_margin_secs);
+    // A lease outlives the slowest token request it protects.
+    cfg.refresh_lease = Duration::from_secs(args.outbound_timeout_secs + 5);
     cfg.discovery = DiscoveryConfig {
         metadata_ttl: Duration::from_secs(args.metadata_cache_ttl_secs),
         allow_insecure_http: args.allow_insecure_http,
@@ -126,6 +128,7 @@ pub async fn start(
         registry.clone(),
         tokens,
         flows,
+        Arc::new(crate::store::ProcessLocalLock),
         outbound,
         metrics.clone(),
     ));

@@ -118,6 +118,8 @@ pub enum TokenAccessError {
     },
     #[error("authorization server discovery failed: {0}")]
     Discovery(#[from] DiscoveryError),
+    #[error("another replica is refreshing this token and did not finish in time")]
+    RefreshBusy,
     #[error("refreshing the expired access token failed: {0}")]
     Refresh(#[source] TokenError),
     #[error("token storage failed: {0}")]

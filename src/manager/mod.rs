@@ -19,7 +19,7 @@ use crate::metrics::Metrics;
 use crate::net::OutboundClient;
 use crate::oauth::{Discovery, TokenClient};
 use crate::registry::{Registry, ServerKey, ServerRegistration};
-use crate::store::{FlowId, FlowStore, StoreError, TokenKey, TokenStore};
+use crate::store::{FlowId, FlowStore, RefreshLock, StoreError, TokenKey, TokenStore};
 use dashmap::{DashMap, DashSet};
 use futures::future::BoxFuture;
 use std::sync::{Arc, RwLock};
@@ -45,6 +45,8 @@ pub struct Manager {
     registry: Arc<Registry>,
     tokens: Arc<dyn TokenStore>,
     flows: Arc<dyn FlowStore>,
+    /// Serialises refreshes of one token across replicas.
+    refresh_lock: Arc<dyn RefreshLock>,
     discovery: Discovery,
     token_client: TokenClient,
     metrics: Arc<Metrics>,
@@ -76,6 +78,7 @@ impl Manager {
         registry: Arc<Registry>,
         tokens: Arc<dyn TokenStore>,
         flows: Arc<dyn FlowStore>,
+        refresh_lock: Arc<dyn RefreshLock>,
         outbound: OutboundClient,
         metrics: Arc<Metrics>,
     ) -> Self {
@@ -87,6 +90,7 @@ impl Manager {
             registry,
             tokens,
             flows,
+            refresh_lock,
             metrics,
             issuers: DashMap::new(),
             pending: moka::future::Cache::builder()

@@ -11,6 +11,11 @@ use crate::telemetry::short;
 use crate::time::unix_now;
 use secrecy::SecretString;
 
+/// Pause between checks while another replica refreshes.
+const REFRESH_POLL: std::time::Duration = std::time::Duration::from_millis(100);
+/// How much longer than one lease a waiter keeps waiting before giving up.
+const REFRESH_WAIT_SLACK: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// A token ready to be sent upstream.
 #[derive(Debug, Clone)]
 pub struct AccessToken {
@@ -146,20 +151,57 @@ impl Manager {
         self.refresh(key, ctx).await
     }
 
-    /// Refresh the token at `key`, one refresh at a time per key: a second caller waits for the
-    /// first and then reads the refreshed token instead of refreshing again.
+    /// Refresh the token at `key`, one refresh at a time per key: in this process a per-key
+    /// mutex, across replicas a lease in the store. A caller that loses either race waits and
+    /// then reads the refreshed token instead of refreshing again (a second refresh with a
+    /// rotated refresh token would make the authorization server revoke the whole grant).
     async fn refresh(
         &self,
         key: TokenKey,
         ctx: RefreshContext<'_>,
     ) -> Result<Option<AccessToken>, TokenAccessError> {
-        let lock = self.refresh_locks.get_with(key.clone(), || {
+        let local = self.refresh_locks.get_with(key.clone(), || {
             std::sync::Arc::new(tokio::sync::Mutex::new(()))
         });
-        let _guard = lock.lock().await;
+        let _guard = local.lock().await;
 
-        // Re-read: another caller may have refreshed (or deleted) it while we waited.
-        let Some(current) = self.tokens.get(&key).await? else {
+        let lease = self.cfg.refresh_lease;
+        let give_up = tokio::time::Instant::now() + lease + REFRESH_WAIT_SLACK;
+        loop {
+            // Read before taking the lease: maybe someone refreshed while we waited.
+            let Some(current) = self.tokens.get(&key).await? else {
+                return Ok(None);
+            };
+            if !current.expires_within(unix_now(), self.cfg.refresh_margin.as_secs()) {
+                return Ok(Some(current.into()));
+            }
+            if let Some(lease_token) = self.refresh_lock.try_acquire(&key, lease).await? {
+                let result = self.refresh_holding_lease(&key, &ctx).await;
+                if let Err(e) = self.refresh_lock.release(&key, &lease_token).await {
+                    tracing::warn!(error = %e, "could not release the refresh lease; it expires by itself");
+                }
+                return result;
+            }
+            if tokio::time::Instant::now() >= give_up {
+                // Still usable? Then use it rather than fail.
+                return if current.expires_within(unix_now(), 0) {
+                    Err(TokenAccessError::RefreshBusy)
+                } else {
+                    Ok(Some(current.into()))
+                };
+            }
+            tokio::time::sleep(REFRESH_POLL).await;
+        }
+    }
+
+    /// The refresh itself; the caller holds the lease.
+    async fn refresh_holding_lease(
+        &self,
+        key: &TokenKey,
+        ctx: &RefreshContext<'_>,
+    ) -> Result<Option<AccessToken>, TokenAccessError> {
+        // Re-read under the lease: another replica may have finished just before we took it.
+        let Some(current) = self.tokens.get(key).await? else {
             return Ok(None);
         };
         let now = unix_now();
@@ -171,7 +213,7 @@ impl Manager {
         };
         if ctx.creds.client_id != current.client_id {
             // The server's client changed since this token was issued; it cannot be refreshed.
-            self.tokens.delete(&key).await?;
+            self.tokens.delete(key).await?;
             return Ok(None);
         }
         let md = self.discovery.authorization_server(&key.issuer).await?;
@@ -200,7 +242,7 @@ impl Manager {
                     user: current.user,
                     obtained_at: now,
                 };
-                self.tokens.put(&key, record.clone()).await?;
+                self.tokens.put(key, record.clone()).await?;
                 self.metrics
                     .token_refreshes
                     .get_or_create(&label("ok"))
@@ -227,7 +269,7 @@ impl Manager {
                     .get_or_create(&label("rejected"))
                     .inc();
                 tracing::info!(issuer = %key.issuer, session = %short(&key.session), error = %e, "refresh rejected; authorization needed again");
-                self.tokens.delete(&key).await?;
+                self.tokens.delete(key).await?;
                 Ok(None)
             }
         }

@@ -5,10 +5,12 @@
 
 pub mod conformance;
 mod flow;
+mod lock;
 pub mod memory;
 mod token;
 
 pub use flow::*;
+pub use lock::*;
 pub use token::*;
 
 /// A storage failure. Callers decide what it means (the callback page shows a failure, a
