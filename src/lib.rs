@@ -7,6 +7,7 @@
 
 pub mod cli;
 pub mod crd;
+pub mod crypto;
 pub mod http;
 pub mod identity;
 pub mod manager;
