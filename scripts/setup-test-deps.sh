@@ -17,10 +17,11 @@ log() { printf 'setup-test-deps: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 # ---------------------------------------------------------------------------
-# apt packages. Later work adds its packages to these lists (e.g. valkey from
-# bookworm-backports: BACKPORTS_PACKAGES=(valkey-server valkey-tools)).
-APT_PACKAGES=()
-BACKPORTS_PACKAGES=()
+# apt packages. Later work adds its packages to these lists.
+# valkey-server/valkey-tools 8 (with TLS; valkey-cli builds the test cluster)
+# come from bookworm-backports; tests/support/valkey.rs also uses `openssl`.
+APT_PACKAGES=(openssl)
+BACKPORTS_PACKAGES=(valkey-server valkey-tools)
 # ---------------------------------------------------------------------------
 
 missing_packages() {

@@ -8,6 +8,7 @@ mod flow;
 mod lock;
 pub mod memory;
 mod token;
+pub mod valkey;
 
 pub use flow::*;
 pub use lock::*;

@@ -15,6 +15,7 @@ pub mod mcp;
 pub mod net;
 pub mod node;
 pub mod oauth;
+pub mod valkey;
 
 pub use browser::{Browser, LoginError};
 pub use idp::{CimdFetches, Idp, IdpOptions, IdpStats};
