@@ -24,6 +24,16 @@ pub enum Command {
     Serve(ServeArgs),
     /// Print the CustomResourceDefinitions as YAML.
     Crds,
+    /// Re-encrypt every value in Valkey under the primary key of the key ring, then report how
+    /// many values are still sealed with each other key. Exit code 0: all current; 2: some
+    /// values could not be re-encrypted (their key is missing or they are damaged); 1: error.
+    RotateKeys(RotateKeysArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RotateKeysArgs {
+    #[command(flatten)]
+    pub valkey: ValkeyArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]

@@ -32,6 +32,14 @@ async fn main() -> ExitCode {
     }
     match cli.command {
         Command::Crds => ExitCode::SUCCESS,
+        Command::RotateKeys(args) => match serve::rotation::run_command(&args.valkey).await {
+            Ok(report) if report.failed_by_key_id.is_empty() => ExitCode::SUCCESS,
+            Ok(_) => ExitCode::from(2),
+            Err(e) => {
+                tracing::error!(error = %e, "rotate-keys failed");
+                ExitCode::FAILURE
+            }
+        },
         Command::Serve(args) => {
             let registrations = match args.manifests {
                 Some(dir) => Registrations::Dir(dir),

@@ -33,7 +33,7 @@ pub fn server_args(extra: &[&str]) -> ServerArgs {
         .command
     {
         Command::Serve(s) => s.server,
-        Command::Crds => unreachable!("serve was requested"),
+        _ => unreachable!("serve was requested"),
     }
 }
 

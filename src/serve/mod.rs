@@ -8,7 +8,6 @@ use crate::metrics::Metrics;
 use crate::net::{OutboundClient, OutboundConfig};
 use crate::oauth::DiscoveryConfig;
 use crate::registry::Registry;
-use crate::store::memory::{MemoryFlowStore, MemoryTokenStore};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -16,6 +15,9 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use url::Url;
+
+pub mod rotation;
+pub mod stores;
 
 /// Where registrations come from.
 #[derive(Debug, Clone)]
@@ -40,6 +42,8 @@ pub enum ServeError {
     },
     #[error("cannot build the outbound HTTP client: {0}")]
     Outbound(String),
+    #[error(transparent)]
+    Store(#[from] stores::StoreSetupError),
 }
 
 /// A started server.
@@ -97,14 +101,8 @@ pub async fn start(
     let registry = Arc::new(Registry::new());
     let readiness = Arc::new(Readiness::new());
 
-    let tokens = Arc::new(MemoryTokenStore::new());
-    let flows = Arc::new(MemoryFlowStore::new());
-    tokens
-        .clone()
-        .spawn_cleanup(Duration::from_secs(60), cancel.clone());
-    flows
-        .clone()
-        .spawn_cleanup(Duration::from_secs(60), cancel.clone());
+    let stores = stores::build(args.store, &args.valkey).await?;
+    stores::spawn_background(&stores, &readiness, &metrics, &cancel);
 
     let outbound = OutboundClient::new(OutboundConfig {
         timeout: Duration::from_secs(args.outbound_timeout_secs),
@@ -126,9 +124,9 @@ pub async fn start(
     let manager = Arc::new(Manager::new(
         cfg,
         registry.clone(),
-        tokens,
-        flows,
-        Arc::new(crate::store::ProcessLocalLock),
+        stores.tokens.clone(),
+        stores.flows.clone(),
+        stores.lock.clone(),
         outbound,
         metrics.clone(),
     ));
