@@ -9,8 +9,8 @@ mod support;
 use base64::Engine as _;
 use gateway_support::*;
 use mcp_oauth_operator::serve::{self, Registrations};
-use mcp_oauth_operator::store::valkey::{Codec, ValkeyStores};
 use mcp_oauth_operator::store::RefreshLock as _;
+use mcp_oauth_operator::store::valkey::{Codec, ValkeyStores};
 use rand::RngCore as _;
 use reqwest::StatusCode;
 use secrecy::ExposeSecret as _;
@@ -429,5 +429,117 @@ async fn rotate_keys_reencrypts_everything_and_reports_missing_keys() {
     assert!(
         metrics.contains("mcpoauth_store_rewrapped_total"),
         "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn valkey_restart_mid_flow_fails_clearly_then_recovers() {
+    let mut valkey = Valkey::start();
+    let idp = Idp::start(IdpOptions::default()).await;
+    let mcp = McpServer::start(idp.issuer()).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = write(dir.path(), "key", &key_b64());
+    let url = valkey.url();
+    let prefix = random_prefix();
+    let gw = Gateway::start_with(&valkey_flags(&url, &prefix, &key)).await;
+    let server = gw.register_oauth("echo", mcp.url());
+    let challenge = gw
+        .manager()
+        .create_auth_challenge(&server, &alice(), None)
+        .await
+        .expect("challenge");
+    let browser = Browser::new();
+    let callback = browser.login_at_idp(&challenge.auth_url, "alice").await;
+
+    valkey.stop();
+    let started = Instant::now();
+    let (status, _, body) = browser.get_text(callback.as_str()).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(!body.contains("Authorization complete"));
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "bounded by the command timeout"
+    );
+
+    valkey.restart();
+    // The same process, no restart: the next flow works end to end.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let challenge = loop {
+        match gw
+            .manager()
+            .create_auth_challenge(&server, &alice(), None)
+            .await
+        {
+            Ok(c) => break c,
+            Err(e) if Instant::now() < deadline => {
+                eprintln!("waiting for the reconnect: {e}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("no recovery after the restart: {e}"),
+        }
+    };
+    let browser = Browser::new();
+    let callback = browser.login_at_idp(&challenge.auth_url, "alice").await;
+    let (status, _, body) = browser.get_text(callback.as_str()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let t = gw
+        .manager()
+        .get_token(&server, &alice())
+        .await
+        .expect("get")
+        .expect("token");
+    assert_eq!(
+        call_tool(
+            mcp.url(),
+            t.value.expose_secret(),
+            "whoami",
+            serde_json::json!({})
+        )
+        .await,
+        "alice"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_to_valkey_with_the_configured_ca_and_not_without() {
+    let valkey = Valkey::start_tls();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = write(dir.path(), "key", &key_b64());
+    let url = valkey.url();
+    let ca = valkey.ca_file().to_str().expect("path").to_owned();
+    let prefix = random_prefix();
+    let wait_ready = |gw: &Gateway, want_ok: bool| {
+        let url = gw.url("/readyz");
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(12);
+            loop {
+                let r = reqwest::get(&url).await.expect("readyz");
+                let status = r.status();
+                let body = r.text().await.expect("body");
+                if (status == StatusCode::OK) == want_ok {
+                    return body;
+                }
+                assert!(Instant::now() < deadline, "readyz stayed {status}: {body}");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }
+    };
+    let mut flags = valkey_flags(&url, &prefix, &key);
+    flags.extend(["--valkey-tls-ca-file", &ca]);
+    let ok = Gateway::start_with(&flags).await;
+    wait_ready(&ok, true).await;
+    ok.shutdown().await;
+
+    let untrusted = Gateway::start_with(&valkey_flags(&url, &prefix, &key)).await;
+    let body = wait_ready(&untrusted, false).await;
+    assert!(body.contains("Valkey"), "{body}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let r = reqwest::get(untrusted.url("/readyz"))
+        .await
+        .expect("readyz");
+    assert_eq!(
+        r.status(),
+        StatusCode::SERVICE_UNAVAILABLE,
+        "an unknown CA is never trusted"
     );
 }
