@@ -20,7 +20,9 @@ die() { log "error: $*"; exit 1; }
 # apt packages. Later work adds its packages to these lists.
 # valkey-server/valkey-tools 8 (with TLS; valkey-cli builds the test cluster)
 # come from bookworm-backports; tests/support/valkey.rs also uses `openssl`.
-APT_PACKAGES=(openssl)
+# golang-go, make and rsync build kube-apiserver (scripts/build-kube-apiserver.sh);
+# etcd-server is its datastore in tests/support/kube.rs.
+APT_PACKAGES=(openssl golang-go make rsync etcd-server)
 BACKPORTS_PACKAGES=(valkey-server valkey-tools)
 # ---------------------------------------------------------------------------
 
@@ -78,7 +80,45 @@ npm_install() {
   printf '%s\n' "$want" > "$stamp"
 }
 
+# kube-apiserver v1.20.2, built from Debian's source package (about 5 minutes),
+# only when missing. The cache lives outside the clone so CI re-runs on the same
+# machine reuse it; tests/support/kube.rs looks in the same place.
+K8S_BIN=${MCPOAUTH_K8S_CACHE:-$HOME/.cache/mcp-oauth-operator/k8s-bin}
+build_kube_apiserver() {
+  if [ -x "$K8S_BIN/kube-apiserver" ]; then
+    return
+  fi
+  log "building kube-apiserver into $K8S_BIN"
+  "$ROOT/scripts/build-kube-apiserver.sh" "$K8S_BIN"
+}
+
 apt_install
 check_node
 npm_install
+build_kube_apiserver
+
+# --- chart checks (scripts/check-chart.py, tests/chart.rs) -------------------
+# A Python venv with the Helm Go SDK (helm-python-sdk bundles libhelm_c.so; there
+# is no helm CLI in any reachable registry) and offline Kubernetes JSON schemas.
+# Re-created only when the pinned list changes.
+CHART_VENV=${MCPOAUTH_VENV:-$HOME/.cache/mcp-oauth-operator/venv}
+CHART_PY_PACKAGES=(helm-python-sdk==0.2.2 kubernetes-validate==1.37.0 PyYAML==6.0.2)
+
+chart_venv() {
+  local stamp="$CHART_VENV/.packages" want
+  want=$(printf '%s\n' "${CHART_PY_PACKAGES[@]}")
+  if [ -x "$CHART_VENV/bin/python" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+    return
+  fi
+  command -v python3 >/dev/null || die "python3 (with venv) is not installed"
+  python3 -c 'import ensurepip, venv' 2>/dev/null \
+    || die "python3 cannot create venvs (on Debian: apt-get install python3-venv)"
+  log "python venv for chart checks in $CHART_VENV"
+  python3 -m venv "$CHART_VENV"
+  "$CHART_VENV/bin/python" -m pip install -q --disable-pip-version-check "${CHART_PY_PACKAGES[@]}"
+  printf '%s\n' "$want" > "$stamp"
+}
+
+chart_venv
+# --- end chart checks ---------------------------------------------------------
 log "ok"

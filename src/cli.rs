@@ -1,10 +1,17 @@
 //! Command-line interface. Every flag can also be given as an environment variable
 //! `MCPOAUTH_<FLAG>` (for example `--public-url` ↔ `MCPOAUTH_PUBLIC_URL`).
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
-use std::net::SocketAddr;
+use clap::{Args, CommandFactory as _, Parser, Subcommand, ValueEnum};
+use std::ffi::OsString;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
+use std::time::Duration;
 use url::Url;
+
+/// Default listen address of `serve` (a laptop: loopback only).
+pub const SERVE_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080);
+/// Default listen address of `run` (a pod: reachable by its Service).
+pub const RUN_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 8080);
 
 #[derive(Debug, Parser)]
 #[command(name = "mcp-oauth-operator", version, about, long_about = None, args_override_self = true)]
@@ -19,6 +26,9 @@ pub struct Cli {
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the operator in a cluster (the default): reconcile `RemoteMCPServer` and
+    /// `TokenExchangePolicy` resources from the API server and serve the gateway.
+    Run(RunArgs),
     /// Run the gateway standalone, with registrations read from YAML manifests in a folder
     /// (no cluster needed).
     Serve(ServeArgs),
@@ -28,6 +38,130 @@ pub enum Command {
     /// many values are still sealed with each other key. Exit code 0: all current; 2: some
     /// values could not be re-encrypted (their key is missing or they are damaged); 1: error.
     RotateKeys(RotateKeysArgs),
+}
+
+impl Cli {
+    /// Parses `argv` as the binary does: `run` when no subcommand is given, and the listen
+    /// address defaulted per subcommand.
+    pub fn try_parse_with_defaults<I, T>(argv: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString>,
+    {
+        let argv = with_default_subcommand(argv.into_iter().map(Into::into).collect());
+        let mut cli = Self::try_parse_from(argv)?;
+        cli.command.default_listen();
+        Ok(cli)
+    }
+}
+
+impl Command {
+    /// Fills in the listen address the subcommand defaults to when none was given.
+    pub fn default_listen(&mut self) {
+        match self {
+            Command::Run(args) => {
+                args.server.listen.get_or_insert(RUN_LISTEN);
+            }
+            Command::Serve(args) => {
+                args.server.listen.get_or_insert(SERVE_LISTEN);
+            }
+            Command::Crds | Command::RotateKeys(_) => {}
+        }
+    }
+}
+
+/// Global flags that take a value (they may come before the subcommand).
+const GLOBAL_FLAGS_WITH_VALUE: [&str; 2] = ["--log-format", "--log-level"];
+
+/// Inserts `run` where the subcommand would be when none is given, so
+/// `mcp-oauth-operator --public-url …` (or no arguments at all) runs the operator. Leaves the
+/// arguments alone when a subcommand is present or help/version is asked for.
+pub fn with_default_subcommand(mut argv: Vec<OsString>) -> Vec<OsString> {
+    let cmd = Cli::command();
+    let is_subcommand = |arg: &str| {
+        arg == "help"
+            || cmd
+                .get_subcommands()
+                .any(|c| c.get_name() == arg || c.get_all_aliases().any(|a| a == arg))
+    };
+    let mut i = 1;
+    while i < argv.len() {
+        let Some(arg) = argv[i].to_str() else { break };
+        if GLOBAL_FLAGS_WITH_VALUE.contains(&arg) {
+            i += 2;
+            continue;
+        }
+        if GLOBAL_FLAGS_WITH_VALUE.iter().any(|f| {
+            arg.strip_prefix(f)
+                .is_some_and(|rest| rest.starts_with('='))
+        }) {
+            i += 1;
+            continue;
+        }
+        if is_subcommand(arg) || ["-h", "--help", "-V", "--version"].contains(&arg) {
+            return argv;
+        }
+        break;
+    }
+    argv.insert(i.min(argv.len()), OsString::from("run"));
+    argv
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// Namespaces to watch, comma-separated. Empty: all namespaces.
+    #[arg(long, env = "MCPOAUTH_NAMESPACES", value_delimiter = ',')]
+    pub namespaces: Vec<String>,
+    /// Namespace of the leader-election Lease. Default: `POD_NAMESPACE`, else `default`.
+    #[arg(long, env = "MCPOAUTH_LEADER_ELECTION_NAMESPACE")]
+    pub leader_election_namespace: Option<String>,
+    /// Name of the leader-election Lease (only its holder writes status).
+    #[arg(
+        long,
+        env = "MCPOAUTH_LEASE_NAME",
+        default_value = "mcp-oauth-operator"
+    )]
+    pub lease_name: String,
+    /// Seconds a leader may go without renewing before another replica takes over.
+    #[arg(long, env = "MCPOAUTH_LEASE_DURATION_SECS", default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..))]
+    pub lease_duration_secs: u64,
+    /// This replica's identity (Lease holder, Event reporter). Default: `POD_NAME`, else the
+    /// host name.
+    #[arg(long, env = "MCPOAUTH_POD_NAME")]
+    pub pod_name: Option<String>,
+}
+
+impl RunArgs {
+    /// The Lease namespace: the flag, else `POD_NAMESPACE` (from `env`), else `default`.
+    pub fn lease_namespace(&self, env: impl Fn(&str) -> Option<String>) -> String {
+        self.leader_election_namespace
+            .clone()
+            .or_else(|| env("POD_NAMESPACE"))
+            .filter(|ns| !ns.is_empty())
+            .unwrap_or_else(|| "default".to_owned())
+    }
+
+    /// This replica's identity: the flag, else `POD_NAME`, else `HOSTNAME` (from `env`), else
+    /// the kernel's host name.
+    pub fn identity(&self, env: impl Fn(&str) -> Option<String>) -> String {
+        self.pod_name
+            .clone()
+            .or_else(|| env("POD_NAME"))
+            .or_else(|| env("HOSTNAME"))
+            .or_else(|| {
+                std::fs::read_to_string("/proc/sys/kernel/hostname")
+                    .ok()
+                    .map(|h| h.trim().to_owned())
+            })
+            .filter(|id| !id.is_empty())
+            .unwrap_or_else(|| "mcp-oauth-operator".to_owned())
+    }
+
+    pub fn lease_duration(&self) -> Duration {
+        Duration::from_secs(self.lease_duration_secs)
+    }
 }
 
 #[derive(Debug, Args)]
@@ -156,9 +290,9 @@ pub struct ValkeyArgs {
 /// Options shared by every subcommand that runs the HTTP server.
 #[derive(Debug, Clone, Args)]
 pub struct ServerArgs {
-    /// Address to listen on.
-    #[arg(long, env = "MCPOAUTH_LISTEN", default_value = "127.0.0.1:8080")]
-    pub listen: SocketAddr,
+    /// Address to listen on. Default: `127.0.0.1:8080` for `serve`, `0.0.0.0:8080` for `run`.
+    #[arg(long, env = "MCPOAUTH_LISTEN")]
+    pub listen: Option<SocketAddr>,
     /// URL at which browsers and identity providers reach this gateway (redirect URI and
     /// Client ID Metadata Document are derived from it). Default: `http://` + the listen address.
     #[arg(long, env = "MCPOAUTH_PUBLIC_URL")]
@@ -242,14 +376,102 @@ mod tests {
 
     #[test]
     fn serve_starts_with_no_configuration() {
-        let cli = Cli::try_parse_from(["mcp-oauth-operator", "serve"]).expect("parse");
+        let cli = Cli::try_parse_with_defaults(["mcp-oauth-operator", "serve"]).expect("parse");
         let Command::Serve(args) = cli.command else {
             panic!("expected serve")
         };
         assert!(args.manifests.is_none());
-        assert_eq!(args.server.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(
+            args.server.listen.map(|l| l.to_string()).as_deref(),
+            Some("127.0.0.1:8080")
+        );
         assert_eq!(args.server.identity, IdentityMode::Anonymous);
         assert_eq!(args.server.store, StoreKind::Memory);
         assert!(args.server.public_url.is_none());
+    }
+
+    fn argv(args: &[&str]) -> Vec<String> {
+        with_default_subcommand(args.iter().map(OsString::from).collect())
+            .into_iter()
+            .map(|a| a.into_string().expect("utf-8"))
+            .collect()
+    }
+
+    #[test]
+    fn run_is_the_default_subcommand() {
+        assert_eq!(argv(&["op"]), ["op", "run"]);
+        assert_eq!(
+            argv(&["op", "--public-url", "https://gw"]),
+            ["op", "run", "--public-url", "https://gw"]
+        );
+        assert_eq!(
+            argv(&["op", "--log-format", "json", "--listen", "0.0.0.0:1"]),
+            ["op", "--log-format", "json", "run", "--listen", "0.0.0.0:1"]
+        );
+        assert_eq!(
+            argv(&["op", "--log-level=debug"]),
+            ["op", "--log-level=debug", "run"]
+        );
+    }
+
+    #[test]
+    fn explicit_subcommands_help_and_version_are_left_alone() {
+        for args in [
+            &["op", "serve"][..],
+            &["op", "crds"],
+            &["op", "rotate-keys"],
+            &["op", "run", "--namespaces", "a"],
+            &["op", "--log-format", "json", "serve"],
+            &["op", "help"],
+            &["op", "--help"],
+            &["op", "-V"],
+        ] {
+            assert_eq!(argv(args), args, "{args:?}");
+        }
+    }
+
+    #[test]
+    fn run_listens_on_all_interfaces_by_default_and_parses_its_flags() {
+        let cli = Cli::try_parse_with_defaults([
+            "op",
+            "--public-url",
+            "https://gw.example.com",
+            "--namespaces",
+            "team-a,team-b",
+            "--pod-name",
+            "replica-1",
+        ])
+        .expect("parse");
+        let Command::Run(args) = cli.command else {
+            panic!("expected run")
+        };
+        assert_eq!(args.server.listen, Some(RUN_LISTEN));
+        assert_eq!(args.namespaces, ["team-a", "team-b"]);
+        assert_eq!(args.lease_name, "mcp-oauth-operator");
+        assert_eq!(args.lease_duration(), Duration::from_secs(15));
+        assert_eq!(args.identity(|_| None), "replica-1");
+        let explicit =
+            Cli::try_parse_with_defaults(["op", "run", "--listen", "127.0.0.1:9"]).expect("parse");
+        let Command::Run(explicit) = explicit.command else {
+            panic!("expected run")
+        };
+        assert_eq!(explicit.server.listen.map(|l| l.port()), Some(9));
+    }
+
+    #[test]
+    fn lease_namespace_and_identity_fall_back_to_the_pod_environment() {
+        let cli = Cli::try_parse_with_defaults(["op"]).expect("parse");
+        let Command::Run(args) = cli.command else {
+            panic!("expected run")
+        };
+        let pod_env = |k: &str| match k {
+            "POD_NAMESPACE" => Some("operators".to_owned()),
+            "POD_NAME" => Some("op-7d9f-abc".to_owned()),
+            _ => None,
+        };
+        assert_eq!(args.lease_namespace(pod_env), "operators");
+        assert_eq!(args.identity(pod_env), "op-7d9f-abc");
+        assert_eq!(args.lease_namespace(|_| None), "default");
+        assert!(!args.identity(|_| None).is_empty());
     }
 }

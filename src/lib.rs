@@ -6,6 +6,7 @@
 //! upstream. Browser flows: [`http`] connect/callback → [`manager`] → [`oauth`] engine → [`store`].
 
 pub mod cli;
+pub mod controller;
 pub mod crd;
 pub mod crypto;
 pub mod http;

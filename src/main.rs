@@ -1,11 +1,14 @@
-use clap::Parser as _;
-use mcp_oauth_operator::cli::{Cli, Command};
+use mcp_oauth_operator::cli::{Cli, Command, RunArgs};
+use mcp_oauth_operator::controller::{ControllerConfig, KubeSource, Leadership};
 use mcp_oauth_operator::serve::{self, Registrations};
 use std::process::ExitCode;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse_with_defaults(std::env::args_os()) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     if let Command::Crds = cli.command {
         return match mcp_oauth_operator::crd::crd_yaml() {
             Ok(yaml) => {
@@ -45,23 +48,60 @@ async fn main() -> ExitCode {
                 Some(dir) => Registrations::Dir(dir),
                 None => Registrations::Embedded,
             };
-            let server = match serve::start(&args.server, registrations).await {
-                Ok(s) => s,
+            serve_until_signal(&args.server, registrations).await
+        }
+        Command::Run(args) => {
+            let registrations = match kubernetes(&args).await {
+                Ok(source) => Registrations::Kubernetes(source),
                 Err(e) => {
-                    tracing::error!(error = %e, "cannot start");
+                    tracing::error!(error = %e, "cannot build a Kubernetes client (in-cluster config or KUBECONFIG)");
                     return ExitCode::FAILURE;
                 }
             };
-            let cancel = server.cancel_token();
-            tokio::spawn(async move {
-                shutdown_signal().await;
-                tracing::info!("shutting down");
-                cancel.cancel();
-            });
-            server.wait().await;
-            ExitCode::SUCCESS
+            serve_until_signal(&args.server, registrations).await
         }
     }
+}
+
+/// The API server connection and controller settings of `run`.
+async fn kubernetes(args: &RunArgs) -> Result<KubeSource, kube::Error> {
+    let client = kube::Client::try_default().await?;
+    let env = |name: &str| std::env::var(name).ok();
+    let identity = args.identity(env);
+    Ok(KubeSource {
+        client,
+        config: ControllerConfig {
+            namespaces: args.namespaces.clone(),
+            leadership: Leadership::Lease {
+                namespace: args.lease_namespace(env),
+                name: args.lease_name.clone(),
+                duration: args.lease_duration(),
+            },
+            identity,
+        },
+    })
+}
+
+/// Starts the server and runs it until SIGINT/SIGTERM, then drains it.
+async fn serve_until_signal(
+    args: &mcp_oauth_operator::cli::ServerArgs,
+    registrations: Registrations,
+) -> ExitCode {
+    let server = match serve::start(args, registrations).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start");
+            return ExitCode::FAILURE;
+        }
+    };
+    let cancel = server.cancel_token();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        cancel.cancel();
+    });
+    server.wait().await;
+    ExitCode::SUCCESS
 }
 
 /// SIGINT or SIGTERM.

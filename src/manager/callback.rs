@@ -69,11 +69,19 @@ impl Manager {
             })
             .ok();
 
-        let md = self
-            .discovery
-            .authorization_server(&flow.issuer)
-            .await
-            .map_err(|e| (fail(e.into()), None))?;
+        let md = match self.discovery.authorization_server(&flow.issuer).await {
+            Ok(md) => md,
+            Err(e) => {
+                // The code is still unused: keep the flow as it was, so reloading this page or
+                // the retry link works once the authorization server answers again.
+                let retry = if e.is_transient() {
+                    self.restore_flow(&id, flow.clone()).await
+                } else {
+                    None
+                };
+                return Err((fail(e.into()), retry));
+            }
+        };
         // RFC 9207 before anything else: on a mix-up, `error`/`code` are not to be trusted.
         check_iss(
             &flow.issuer,
@@ -123,16 +131,10 @@ impl Manager {
             Ok(r) => r,
             Err(e) => {
                 let retry = if e.is_transient() {
-                    // Put the flow back (same browser) so the link can be retried.
+                    // The code may have been spent: the retry starts a new authorization.
                     let mut again = flow.clone();
                     again.pkce_verifier = None;
-                    match self.flows.insert(&id, again).await {
-                        Ok(()) => Some(id.clone()),
-                        Err(store) => {
-                            tracing::warn!(error = %store, "could not restore the flow after a transient failure");
-                            None
-                        }
-                    }
+                    self.restore_flow(&id, again).await
                 } else {
                     None
                 };
@@ -196,6 +198,17 @@ impl Manager {
             user: flow.user,
             issuer: flow.issuer,
         })
+    }
+
+    /// Put a flow back after a transient failure (same browser binding, same expiry).
+    async fn restore_flow(&self, id: &FlowId, flow: crate::store::PendingFlow) -> Option<FlowId> {
+        match self.flows.insert(id, flow).await {
+            Ok(()) => Some(id.clone()),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not restore the flow after a transient failure");
+                None
+            }
+        }
     }
 
     /// The client identity to present at the token endpoint.

@@ -96,6 +96,7 @@ impl Manager {
             pending: moka::future::Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(pending_ttl)
+                .support_invalidation_closures()
                 .build(),
             refresh_locks: moka::sync::Cache::builder()
                 .max_capacity(100_000)

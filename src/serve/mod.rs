@@ -28,6 +28,8 @@ pub enum Registrations {
     Embedded,
     /// Only what the embedding program registers through the [`Manager`].
     Programmatic,
+    /// `RemoteMCPServer` / `TokenExchangePolicy` resources from the Kubernetes API server (`run`).
+    Kubernetes(crate::controller::KubeSource),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -79,14 +81,15 @@ pub async fn start(
     args: &ServerArgs,
     registrations: Registrations,
 ) -> Result<RunningServer, ServeError> {
-    let listener = tokio::net::TcpListener::bind(args.listen)
+    let listen = args.listen.unwrap_or(crate::cli::SERVE_LISTEN);
+    let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|source| ServeError::Bind {
-            addr: args.listen,
+            addr: listen,
             source,
         })?;
     let local_addr = listener.local_addr().map_err(|source| ServeError::Bind {
-        addr: args.listen,
+        addr: listen,
         source,
     })?;
     let public_url = public_url(
@@ -131,7 +134,7 @@ pub async fn start(
         metrics.clone(),
     ));
 
-    start_registrations(registrations, &registry, &readiness, &metrics, &cancel);
+    start_registrations(registrations, &manager, &readiness, &metrics, &cancel);
 
     let state = AppState::new(
         manager.clone(),
@@ -179,13 +182,17 @@ pub async fn start(
 
 fn start_registrations(
     source: Registrations,
-    registry: &Arc<Registry>,
+    manager: &Arc<Manager>,
     readiness: &Arc<Readiness>,
     metrics: &Arc<Metrics>,
     cancel: &CancellationToken,
 ) {
+    let registry = manager.registry();
     match source {
         Registrations::Programmatic => {}
+        Registrations::Kubernetes(source) => {
+            crate::controller::spawn(source, manager.clone(), readiness.clone(), cancel.clone());
+        }
         Registrations::Embedded => {
             let report = crate::manifests::embedded_examples();
             for p in &report.problems {

@@ -11,6 +11,7 @@
 
 pub mod browser;
 pub mod idp;
+pub mod kube;
 pub mod mcp;
 pub mod net;
 pub mod node;
