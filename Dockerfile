@@ -18,4 +18,5 @@ COPY --from=build /src/target/release/mcp-oauth-operator /usr/local/bin/mcp-oaut
 USER 65532:65532
 EXPOSE 8080
 ENTRYPOINT ["/usr/local/bin/mcp-oauth-operator"]
-CMD ["serve", "--listen", "0.0.0.0:8080"]
+# The operator by default; `serve --listen 0.0.0.0:8080 --manifests DIR` runs it standalone.
+CMD ["run"]

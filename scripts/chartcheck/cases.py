@@ -1,0 +1,251 @@
+"""The values the chart is rendered with, what each render must contain, and values it must refuse."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .helm import CheckFailed
+from .manifests import Rendered, container, env
+
+RELEASE = "mcp"
+NAMESPACE = "mcp-system"
+FULLNAME = f"{RELEASE}-mcp-oauth-operator"
+PUBLIC_URL = "https://mcp-gateway.example.com"
+MONITORING_API = "monitoring.coreos.com/v1"
+HEADERS = {"userHeader": "X-Forwarded-User", "sessionHeader": "X-Session-Id"}
+
+
+@dataclass
+class Case:
+    """One render: values, extra API versions the cluster pretends to have, and checks."""
+
+    name: str
+    values: dict[str, Any]
+    checks: list[Callable[[Rendered], None]] = field(default_factory=list)
+    api_versions: list[str] = field(default_factory=list)
+    watch_namespaces: list[str] = field(default_factory=list)
+    crds_installed: bool = True
+    rbac: bool = True
+    # Kubernetes version the render pretends; default: the one schemas are validated against.
+    kube_version: str | None = None
+
+
+@dataclass
+class Rejected:
+    """Values the chart must refuse at render time; `reason` must appear in Helm's error."""
+
+    name: str
+    values: dict[str, Any]
+    reason: str
+
+
+def _check(cond: bool, r: Rendered, message: str) -> None:
+    if not cond:
+        raise CheckFailed(f"[{r.case}] {message}")
+
+
+def _load(path: Path) -> dict[str, Any]:
+    values = yaml.safe_load(path.read_text())
+    if not isinstance(values, dict):
+        raise CheckFailed(f"{path} must hold a mapping of values")
+    return values
+
+
+# --- per-case checks -------------------------------------------------------------------------
+
+
+def _default(r: Rendered) -> None:
+    e = env(r.one("Deployment"))
+    _check(e.get("MCPOAUTH_PUBLIC_URL") == PUBLIC_URL, r, f"MCPOAUTH_PUBLIC_URL is {e.get('MCPOAUTH_PUBLIC_URL')!r}")
+    _check(e.get("MCPOAUTH_LISTEN") == "0.0.0.0:8080", r, "the operator must listen on 0.0.0.0:8080")
+    _check("MCPOAUTH_NAMESPACES" not in e, r, "default must watch all namespaces (MCPOAUTH_NAMESPACES unset)")
+    _check(e.get("MCPOAUTH_LEADER_ELECTION_NAMESPACE") == NAMESPACE, r, "leases belong in the release namespace")
+    _check(
+        e.get("POD_NAMESPACE") == {"fieldRef": {"fieldPath": "metadata.namespace"}},
+        r,
+        "POD_NAMESPACE must come from the downward API",
+    )
+    _check(e.get("MCPOAUTH_STORE") == "memory" and e.get("MCPOAUTH_IDENTITY") == "anonymous", r, "defaults changed")
+    _check(r.one("Deployment")["spec"]["replicas"] == 2, r, "default replicas must be 2")
+    _check(container(r.one("Deployment"))["image"] == "mcp-oauth-operator:0.1.0", r, "image defaults to appVersion")
+    pdb = r.one("PodDisruptionBudget")
+    _check(pdb["apiVersion"] == "policy/v1", r, f"PDB must use policy/v1 where available, got {pdb['apiVersion']}")
+    _check(not any(k.startswith("MCPOAUTH_VALKEY") for k in e), r, "memory store must not configure Valkey")
+    optional = [k for k in ("Ingress", "NetworkPolicy", "ServiceMonitor", "Secret") if r.all(k)]
+    _check(not optional, r, f"optional objects must default off, found {optional}")
+    svc = r.one("Service")
+    _check(svc["spec"]["ports"][0]["targetPort"] == "http", r, "Service must target the http port")
+    _check("WARNING: store=memory with 2 replicas" in r.notes, r, "NOTES must warn about memory store with replicas")
+    _check(f"{PUBLIC_URL}/mcp/<namespace>/<name>" in r.notes, r, "NOTES must say how MCP clients connect")
+    _check("kind: RemoteMCPServer" in r.notes, r, "NOTES must show how to create a RemoteMCPServer")
+
+
+def _valkey(r: Rendered) -> None:
+    d = r.one("Deployment")
+    e = env(d)
+    _check(e.get("MCPOAUTH_STORE") == "valkey", r, "store must be valkey")
+    _check(e.get("MCPOAUTH_VALKEY_URL", "").startswith("rediss://"), r, "Valkey URL must be passed")
+    _check(e.get("MCPOAUTH_ENCRYPTION_KEY_FILE") == "/etc/mcp-oauth-operator/encryption-keys", r, "key ring Secret must be mounted")
+    keys_volume = [v for v in d["spec"]["template"]["spec"]["volumes"] if v["name"] == "encryption-keys"]
+    _check(keys_volume and keys_volume[0]["secret"]["secretName"] == "mcp-oauth-keys", r, "the key ring volume is the named Secret")
+    mounts = {m["name"]: m["mountPath"] for m in container(d)["volumeMounts"]}
+    _check(
+        e.get("MCPOAUTH_VALKEY_PASSWORD_FILE") == f"{mounts.get('valkey-password')}/password",
+        r,
+        "password file must be the mounted Secret's key",
+    )
+    _check(e.get("MCPOAUTH_VALKEY_TLS_CA_FILE") == f"{mounts.get('valkey-ca')}/ca.crt", r, "CA file must be mounted")
+    volumes = {v["name"]: v for v in d["spec"]["template"]["spec"]["volumes"]}
+    _check(volumes["valkey-password"]["secret"]["secretName"] == "valkey-auth", r, "password Secret name")
+    _check(r.one("Ingress")["spec"]["rules"][0]["host"] == "mcp-gateway.example.com", r, "ingress host from publicUrl")
+    _check("WARNING: store=memory" not in r.notes, r, "no memory-store warning with valkey")
+
+
+def _namespaced(r: Rendered) -> None:
+    e = env(r.one("Deployment"))
+    _check(e.get("MCPOAUTH_NAMESPACES") == "team-a,team-b", r, f"MCPOAUTH_NAMESPACES is {e.get('MCPOAUTH_NAMESPACES')!r}")
+    _check(not r.all("PodDisruptionBudget"), r, "no PDB with one replica")
+    _check(e.get("MCPOAUTH_LOG_FORMAT") == "text", r, "logFormat must be passed")
+
+
+def _everything(r: Rendered) -> None:
+    d = r.one("Deployment")
+    e = env(d)
+    _check(container(d)["image"].endswith("@sha256:" + "0123456789abcdef" * 4), r, "digest must pin the image")
+    _check(e.get("MCPOAUTH_IDENTITY") == "oidc", r, "identity mode oidc")
+    _check(e.get("MCPOAUTH_OIDC_ISSUER") == "https://dex.example.com", r, "OIDC issuer must be passed")
+    _check(e.get("MCPOAUTH_OIDC_AUDIENCE") == "mcp-gateway", r, "OIDC audience must be passed")
+    _check(e.get("MCPOAUTH_VALKEY_TOPOLOGY") == "sentinel", r, "Valkey topology")
+    _check(e.get("MCPOAUTH_VALKEY_SENTINEL_SERVICE") == "mymaster", r, "sentinel service")
+    _check(e.get("MCPOAUTH_ENCRYPTION_KEY_FILE") == "/etc/mcp-oauth-operator/encryption-keys", r, "mounted key ring")
+    _check(e.get("MCPOAUTH_OUTBOUND_TIMEOUT_SECS") == "10", r, "extraEnv must be appended")
+    sm = r.one("ServiceMonitor")
+    endpoint = sm["spec"]["endpoints"][0]
+    _check(endpoint["path"] == "/metrics" and endpoint["port"] == "http", r, "ServiceMonitor scrapes /metrics")
+    _check(sm["metadata"]["labels"].get("release") == "prometheus", r, "ServiceMonitor labels")
+    np = r.one("NetworkPolicy")
+    _check(np["spec"]["policyTypes"] == ["Ingress", "Egress"], r, "NetworkPolicy restricts both directions")
+    egress_ports = {p["port"] for rule in np["spec"]["egress"] for p in rule.get("ports", [])}
+    _check({53, 443, 6379, 8443} <= egress_ports, r, f"egress ports {sorted(map(str, egress_ports))}")
+    ipv4_any = [
+        peer["ipBlock"]
+        for rule in np["spec"]["egress"]
+        if {"port": 443, "protocol": "TCP"} in rule.get("ports", [])
+        for peer in rule.get("to", [])
+        if peer.get("ipBlock", {}).get("cidr") == "0.0.0.0/0"
+    ]
+    _check(
+        len(ipv4_any) == 1 and "169.254.0.0/16" in ipv4_any[0].get("except", []),
+        r,
+        "HTTPS egress must exclude the cloud metadata range",
+    )
+    _check(np["spec"]["ingress"][0]["ports"] == [{"port": "http", "protocol": "TCP"}], r, "ingress only to the http port")
+    _check(r.one("PodDisruptionBudget")["spec"]["maxUnavailable"] == 1, r, "PDB maxUnavailable")
+
+
+def _no_monitoring_api(r: Rendered) -> None:
+    _check(not r.all("ServiceMonitor"), r, "ServiceMonitor must be skipped without the monitoring.coreos.com/v1 API")
+    _check("no ServiceMonitor was created" in r.notes, r, "NOTES must say the ServiceMonitor was skipped")
+
+
+def _dev_key(r: Rendered) -> None:
+    secret = r.one("Secret")
+    keys = sorted(secret["data"])
+    _check(keys == ["dev", "primary"], r, f"dev key ring must hold primary + dev, has {keys}")
+    e = env(r.one("Deployment"))
+    volumes = r.one("Deployment")["spec"]["template"]["spec"]["volumes"]
+    keys_volume = [v for v in volumes if v["name"] == "encryption-keys"]
+    _check(keys_volume and keys_volume[0]["secret"]["secretName"] == secret["metadata"]["name"], r, "created Secret must be mounted")
+    _check(e.get("MCPOAUTH_ENCRYPTION_KEY_FILE") == "/etc/mcp-oauth-operator/encryption-keys", r, "mounted key ring must be passed")
+    annotations = r.one("Deployment")["spec"]["template"]["metadata"].get("annotations", {})
+    _check("checksum/encryption" in annotations, r, "pods must roll when the dev key changes")
+    _check("WARNING: encryption.create=true" in r.notes, r, "NOTES must warn about the dev key")
+
+
+def _header(r: Rendered) -> None:
+    e = env(r.one("Deployment"))
+    _check(e.get("MCPOAUTH_IDENTITY") == "header", r, "identity mode header")
+    _check(e.get("MCPOAUTH_USER_HEADER") == "X-Forwarded-User", r, "user header must be passed")
+    _check(e.get("MCPOAUTH_SESSION_HEADER") == "X-Session-Id", r, "session header must be passed")
+    _check("WARNING: identity.mode=anonymous" not in r.notes, r, "no anonymous warning in header mode")
+
+
+def _bring_your_own(r: Rendered) -> None:
+    _check(not r.all("ServiceAccount"), r, "serviceAccount.create=false must not render a ServiceAccount")
+    spec = r.one("Deployment")["spec"]["template"]["spec"]
+    _check(spec["serviceAccountName"] == "existing-sa", r, "existing ServiceAccount must be used")
+    _check("NOTE: crds.install=false" in r.notes, r, "NOTES must mention that CRDs are not installed")
+
+
+# --- the cases ----------------------------------------------------------------------------
+
+
+def render_cases(root: Path) -> list[Case]:
+    chart = root / "charts" / "mcp-oauth-operator"
+    examples = root / "examples" / "helm"
+    base = {"publicUrl": PUBLIC_URL}
+    everything = _load(chart / "ci" / "all-features-values.yaml")
+    namespaced = _load(examples / "values-namespaced.yaml")
+    return [
+        Case("default", base, [_default]),
+        Case("values-valkey", _load(examples / "values-valkey.yaml"), [_valkey]),
+        Case("values-namespaced", namespaced, [_namespaced], watch_namespaces=namespaced["watchNamespaces"]),
+        Case("all-features", everything, [_everything], [MONITORING_API], everything["watchNamespaces"]),
+        Case(
+            "all-features-without-monitoring-api",
+            everything,
+            [_no_monitoring_api],
+            watch_namespaces=everything["watchNamespaces"],
+        ),
+        # CRD validation rules (CEL) are left out below 1.25, where the CRD schema rejects them.
+        Case("kube-1.20", base, kube_version="1.20.2"),
+        Case("dev-key", {**base, "replicas": 1, "encryption": {"create": True, "key": "A" * 43 + "="}}, [_dev_key]),
+        Case("header-identity", {**base, "identity": {"mode": "header", "header": HEADERS}}, [_header]),
+        Case(
+            "bring-your-own",
+            {
+                **base,
+                "crds": {"install": False},
+                "rbac": {"create": False},
+                "serviceAccount": {"create": False, "name": "existing-sa"},
+            },
+            [_bring_your_own],
+            crds_installed=False,
+            rbac=False,
+        ),
+    ]
+
+
+def rejected_cases() -> list[Rejected]:
+    base = {"publicUrl": PUBLIC_URL}
+    valkey = {**base, "store": "valkey", "valkey": {"url": "redis://valkey:6379"}}
+    sentinel = {
+        **valkey,
+        "valkey": {"url": "redis://sentinel:26379", "topology": "sentinel"},
+        "encryption": {"existingSecret": "keys"},
+    }
+    return [
+        Rejected("missing publicUrl", {}, "missing property 'publicUrl'"),
+        Rejected("publicUrl not a URL", {"publicUrl": "mcp-gateway.example.com"}, "/publicUrl"),
+        Rejected("unknown store", {**base, "store": "redis"}, "/store"),
+        Rejected("unknown top-level key", {**base, "replicaCount": 3}, "additional properties 'replicaCount'"),
+        Rejected("unknown identity mode", {**base, "identity": {"mode": "basic"}}, "/identity/mode"),
+        Rejected("oidc without issuer", {**base, "identity": {"mode": "oidc"}}, "/identity/oidc/issuer"),
+        Rejected("header without user header", {**base, "identity": {"mode": "header"}}, "/identity/header/userHeader"),
+        Rejected("unknown log format", {**base, "logFormat": "xml"}, "/logFormat"),
+        Rejected("latest image tag", {**base, "image": {"repository": "x", "tag": "latest"}}, "/image/tag"),
+        Rejected("zero replicas", {**base, "replicas": 0}, "/replicas"),
+        Rejected("valkey without URL", {**base, "store": "valkey"}, "/valkey/url"),
+        Rejected("valkey URL scheme", {**base, "store": "valkey", "valkey": {"url": "http://valkey"}}, "/valkey/url"),
+        Rejected("valkey without keys", valkey, "store: valkey needs an encryption key ring"),
+        Rejected("dev key without key", {**base, "encryption": {"create": True}}, "/encryption/key"),
+        Rejected("dev key too short", {**base, "encryption": {"create": True, "key": "c2hvcnQ="}}, "/encryption/key"),
+        Rejected("plain http public URL", {"publicUrl": "http://mcp-gateway.example.com"}, "publicUrl must be https://"),
+        Rejected("bad namespace name", {**base, "watchNamespaces": ["Team_A"]}, "/watchNamespaces/0"),
+        Rejected("sentinel without service", sentinel, "valkey.sentinelService"),
+    ]
