@@ -104,13 +104,7 @@ async fn cimd_client_flow_stores_a_token_the_remote_server_accepts() {
         w.mcp.url(),
         "RFC 8707: audience is the MCP server"
     );
-    let who = call_tool(
-        w.mcp.url(),
-        token.value.expose_secret(),
-        "whoami",
-        serde_json::json!({}),
-    )
-    .await;
+    let who = whoami(w.mcp.url(), token.value.expose_secret()).await;
     assert_eq!(who, "alice");
     assert_eq!(
         w.gw.manager().token_store().count().await.expect("count"),
@@ -157,13 +151,7 @@ async fn pre_registered_clients_basic_and_post_complete_flows() {
                 .await
                 .expect("get")
                 .expect("token");
-        let who = call_tool(
-            w.mcp.url(),
-            token.value.expose_secret(),
-            "whoami",
-            serde_json::json!({}),
-        )
-        .await;
+        let who = whoami(w.mcp.url(), token.value.expose_secret()).await;
         assert_eq!(who, login);
     }
     assert_eq!(
@@ -279,7 +267,7 @@ async fn expired_access_token_is_refreshed_without_a_new_login() {
             .map(|t| t.expose_secret().to_owned()),
         "the rotated refresh token replaced the old one"
     );
-    let who = call_tool(w.mcp.url(), &values[0], "whoami", serde_json::json!({})).await;
+    let who = whoami(w.mcp.url(), &values[0]).await;
     assert_eq!(who, "alice");
 }
 
@@ -762,13 +750,7 @@ async fn refresh_without_rotation_keeps_the_old_refresh_token() {
                 .await
                 .expect("get")
                 .expect("refreshed");
-        let who = call_tool(
-            w.mcp.url(),
-            t.value.expose_secret(),
-            "whoami",
-            serde_json::json!({}),
-        )
-        .await;
+        let who = whoami(w.mcp.url(), t.value.expose_secret()).await;
         assert_eq!(who, "alice");
         let now = store.get(&key).await.expect("store").expect("token");
         assert_eq!(

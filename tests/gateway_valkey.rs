@@ -189,13 +189,7 @@ async fn replicas(ttl: u64) -> Replicas {
 async fn a_flow_started_on_one_replica_completes_on_the_other() {
     let r = replicas(600).await;
     let server = mcp_oauth_operator::registry::ServerKey::new("default", "echo");
-    let challenge =
-        r.a.manager()
-            .create_auth_challenge(&server, &alice(), None)
-            .await
-            .expect("challenge on A");
-    let browser = Browser::new();
-    let callback = browser.login_at_idp(&challenge.auth_url, "alice").await;
+    let (browser, callback) = start_login(r.a.manager(), &server, &alice(), "alice").await;
     // The load balancer sends the callback to B.
     let on_b = callback.as_str().replace(&r.a.base(), &r.b.base());
     let (status, _, body) = browser.get_text(&on_b).await;
@@ -207,13 +201,7 @@ async fn a_flow_started_on_one_replica_completes_on_the_other() {
             .await
             .expect("get")
             .expect("token from B");
-    let who = call_tool(
-        r.mcp.url(),
-        token.value.expose_secret(),
-        "whoami",
-        serde_json::json!({}),
-    )
-    .await;
+    let who = whoami(r.mcp.url(), token.value.expose_secret()).await;
     assert_eq!(who, "alice");
     // Replay on A fails: the flow was consumed in Valkey.
     let (status, _, _) = browser.get_text(callback.as_str()).await;
@@ -233,13 +221,7 @@ async fn a_flow_started_on_one_replica_completes_on_the_other() {
 async fn only_one_replica_refreshes_an_expiring_token() {
     let r = replicas(3).await;
     let server = mcp_oauth_operator::registry::ServerKey::new("default", "echo");
-    let challenge =
-        r.a.manager()
-            .create_auth_challenge(&server, &alice(), None)
-            .await
-            .expect("challenge");
-    let browser = Browser::new();
-    let cb = browser.login_at_idp(&challenge.auth_url, "alice").await;
+    let (browser, cb) = start_login(r.a.manager(), &server, &alice(), "alice").await;
     assert_eq!(browser.get_text(cb.as_str()).await.0, StatusCode::OK);
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let before = r.idp.stats().await.token_requests;
@@ -273,13 +255,7 @@ async fn only_one_replica_refreshes_an_expiring_token() {
 async fn a_dead_lease_holder_delays_a_refresh_by_at_most_its_lease() {
     let r = replicas(3).await;
     let server = mcp_oauth_operator::registry::ServerKey::new("default", "echo");
-    let challenge =
-        r.a.manager()
-            .create_auth_challenge(&server, &alice(), None)
-            .await
-            .expect("challenge");
-    let browser = Browser::new();
-    let cb = browser.login_at_idp(&challenge.auth_url, "alice").await;
+    let (browser, cb) = start_login(r.a.manager(), &server, &alice(), "alice").await;
     assert_eq!(browser.get_text(cb.as_str()).await.0, StatusCode::OK);
     let (key, _) =
         r.a.manager()
@@ -323,13 +299,7 @@ async fn a_dead_lease_holder_delays_a_refresh_by_at_most_its_lease() {
         waited <= lease + Duration::from_millis(1500),
         "not longer than the lease: {waited:?}"
     );
-    let who = call_tool(
-        r.mcp.url(),
-        t.value.expose_secret(),
-        "whoami",
-        serde_json::json!({}),
-    )
-    .await;
+    let who = whoami(r.mcp.url(), t.value.expose_secret()).await;
     assert_eq!(who, "alice");
 }
 
@@ -337,13 +307,7 @@ async fn a_dead_lease_holder_delays_a_refresh_by_at_most_its_lease() {
 async fn rotate_keys_reencrypts_everything_and_reports_missing_keys() {
     let r = replicas(600).await;
     let server = mcp_oauth_operator::registry::ServerKey::new("default", "echo");
-    let challenge =
-        r.a.manager()
-            .create_auth_challenge(&server, &alice(), None)
-            .await
-            .expect("challenge");
-    let browser = Browser::new();
-    let cb = browser.login_at_idp(&challenge.auth_url, "alice").await;
+    let (browser, cb) = start_login(r.a.manager(), &server, &alice(), "alice").await;
     assert_eq!(browser.get_text(cb.as_str()).await.0, StatusCode::OK);
 
     let old = std::fs::read_to_string(&r.key_file).expect("ring");
@@ -412,13 +376,7 @@ async fn rotate_keys_reencrypts_everything_and_reports_missing_keys() {
         .await
         .expect("get")
         .expect("token survives rotation");
-    let who = call_tool(
-        r.mcp.url(),
-        t.value.expose_secret(),
-        "whoami",
-        serde_json::json!({}),
-    )
-    .await;
+    let who = whoami(r.mcp.url(), t.value.expose_secret()).await;
     assert_eq!(who, "alice");
     let metrics = reqwest::get(c.url("/metrics"))
         .await
@@ -443,13 +401,7 @@ async fn valkey_restart_mid_flow_fails_clearly_then_recovers() {
     let prefix = random_prefix();
     let gw = Gateway::start_with(&valkey_flags(&url, &prefix, &key)).await;
     let server = gw.register_oauth("echo", mcp.url());
-    let challenge = gw
-        .manager()
-        .create_auth_challenge(&server, &alice(), None)
-        .await
-        .expect("challenge");
-    let browser = Browser::new();
-    let callback = browser.login_at_idp(&challenge.auth_url, "alice").await;
+    let (browser, callback) = start_login(gw.manager(), &server, &alice(), "alice").await;
 
     valkey.stop();
     let started = Instant::now();
@@ -488,16 +440,7 @@ async fn valkey_restart_mid_flow_fails_clearly_then_recovers() {
         .await
         .expect("get")
         .expect("token");
-    assert_eq!(
-        call_tool(
-            mcp.url(),
-            t.value.expose_secret(),
-            "whoami",
-            serde_json::json!({})
-        )
-        .await,
-        "alice"
-    );
+    assert_eq!(whoami(mcp.url(), t.value.expose_secret()).await, "alice");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

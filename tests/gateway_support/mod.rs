@@ -169,3 +169,25 @@ pub async fn call_tool(mcp_url: &str, token: &str, tool: &str, args: serde_json:
         .unwrap_or_else(|| panic!("no text content in {v}"))
         .to_owned()
 }
+
+/// Create the challenge for `caller`, then log in at the IdP as `login` in a fresh scripted
+/// browser; returns the browser (holding the binding cookie) and the callback URL, not yet loaded.
+pub async fn start_login(
+    manager: &Manager,
+    server: &ServerKey,
+    caller: &Caller,
+    login: &str,
+) -> (crate::support::Browser, Url) {
+    let challenge = manager
+        .create_auth_challenge(server, caller, None)
+        .await
+        .expect("challenge");
+    let browser = crate::support::Browser::new();
+    let callback = browser.login_at_idp(&challenge.auth_url, login).await;
+    (browser, callback)
+}
+
+/// The `whoami` tool of the test MCP server, called with `token`.
+pub async fn whoami(mcp_url: &str, token: &str) -> String {
+    call_tool(mcp_url, token, "whoami", serde_json::json!({})).await
+}
