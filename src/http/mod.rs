@@ -15,6 +15,7 @@ pub use health::Readiness;
 pub use pages::escape_html;
 pub use rate_limit::{IpRateLimiter, RateLimit};
 
+use crate::identity::Authenticator;
 use crate::manager::Manager;
 use axum::Router;
 use axum::routing::get;
@@ -27,14 +28,21 @@ pub const BROWSER_COOKIE: &str = "mcpoauth_browser";
 #[derive(Clone)]
 pub struct AppState {
     pub manager: Arc<Manager>,
+    pub identity: Arc<Authenticator>,
     pub readiness: Arc<Readiness>,
     pub limiter: Arc<IpRateLimiter>,
 }
 
 impl AppState {
-    pub fn new(manager: Arc<Manager>, readiness: Arc<Readiness>, rate: RateLimit) -> Self {
+    pub fn new(
+        manager: Arc<Manager>,
+        identity: Arc<Authenticator>,
+        readiness: Arc<Readiness>,
+        rate: RateLimit,
+    ) -> Self {
         Self {
             manager,
+            identity,
             readiness,
             limiter: Arc::new(IpRateLimiter::new(rate)),
         }

@@ -136,8 +136,10 @@ pub async fn start(
 
     start_registrations(registrations, &manager, &readiness, &metrics, &cancel);
 
+    let identity = Arc::new(crate::identity::Authenticator::anonymous());
     let state = AppState::new(
         manager.clone(),
+        identity,
         readiness.clone(),
         RateLimit {
             per_minute: args.rate_limit_per_minute,

@@ -1,5 +1,4 @@
-//! Who is calling the gateway. Later identity modes (OIDC bearer JWTs, trusted proxy headers)
-//! produce the same [`Caller`]; `anonymous` is one local user with one default session.
+//! The caller identity shared by every mode.
 
 /// The authenticated caller of a request: tokens are kept per `session` and owned by `user`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
