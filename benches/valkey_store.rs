@@ -37,7 +37,7 @@
 
 use bytes::Bytes;
 use fred::prelude::*;
-use fred::types::Key;
+use fred::types::{ClusterHash, CustomCommand, Key};
 use mcp_oauth_operator::crypto::{KeyRing, aad};
 use mcp_oauth_operator::store::valkey::{Codec, ValkeyConfig, ValkeyStores, ValkeyTokenStore};
 use mcp_oauth_operator::store::{StoreError, TokenKey, TokenRecord, TokenStore};
@@ -520,18 +520,22 @@ impl Target {
                     .ok_or(BenchError::Missing("HGETALL"))
             }
             (Target::Fred(fred), Op::Put) => {
+                // The store's put: MULTI, HSET + PEXPIRE, SADD + PEXPIRE, EXEC as one pipeline.
                 let at = Instant::now();
-                let keys: Vec<Key> = vec![
-                    format!("fred:oauth:token:{}", key.session).into(),
-                    format!("fred:oauth:user:{}", fixture.records[i].user).into(),
-                ];
-                let args = vec![
-                    Value::from(format!("{}|{}", key.issuer, key.scope)),
-                    Value::Bytes(fred.value.clone()),
-                    Value::from(SESSION_TTL_MS),
-                    Value::from(key.session.as_str()),
-                ];
-                let _: i64 = fred.pool.evalsha(&fred.sha, keys, args).await?;
+                let hash = format!("fred:oauth:token:{}", key.session);
+                let index = format!("fred:oauth:user:{}", fixture.records[i].user);
+                let field = format!("{}|{}", key.issuer, key.scope);
+                let pipe = fred.pool.next().pipeline();
+                let none: Vec<Value> = Vec::new();
+                let multi = CustomCommand::new_static("MULTI", ClusterHash::FirstKey, false);
+                let exec = CustomCommand::new_static("EXEC", ClusterHash::FirstKey, false);
+                let _: () = pipe.custom(multi, none.clone()).await?;
+                let _: () = pipe.hset(hash.as_str(), (field, fred.value.clone())).await?;
+                let _: () = pipe.pexpire(hash.as_str(), SESSION_TTL_MS, None).await?;
+                let _: () = pipe.sadd(index.as_str(), key.session.as_str()).await?;
+                let _: () = pipe.pexpire(index.as_str(), SESSION_TTL_MS, None).await?;
+                let _: () = pipe.custom(exec, none).await?;
+                let _: Value = pipe.last().await?;
                 Ok(at.elapsed())
             }
         }
