@@ -37,7 +37,7 @@
 
 use bytes::Bytes;
 use fred::prelude::*;
-use fred::types::{ClusterHash, CustomCommand, Key};
+use fred::types::{ClusterHash, CustomCommand};
 use mcp_oauth_operator::crypto::{KeyRing, aad};
 use mcp_oauth_operator::store::valkey::{Codec, ValkeyConfig, ValkeyStores, ValkeyTokenStore};
 use mcp_oauth_operator::store::{StoreError, TokenKey, TokenRecord, TokenStore};
@@ -470,10 +470,9 @@ enum Target {
     Fred(Arc<FredOnly>),
 }
 
-/// fred with the store's connection settings, the put script loaded, a value as large as ours.
+/// fred with the store's connection settings and a value as large as ours.
 struct FredOnly {
     pool: Pool,
-    sha: String,
     value: Bytes,
 }
 
@@ -622,7 +621,6 @@ async fn stores(
 async fn fred_only(
     ctx: &Ctx,
     pool_size: usize,
-    sha: &str,
     sealed_len: usize,
 ) -> Result<Target, BenchError> {
     let pool = Builder::from_config(Config::from_url(&ctx.url)?)
@@ -631,7 +629,6 @@ async fn fred_only(
     pool.init().await?;
     let target = Target::Fred(Arc::new(FredOnly {
         pool,
-        sha: sha.to_owned(),
         value: Bytes::from(vec![b'x'; sealed_len]),
     }));
     warm_up(ctx, &target).await?;
@@ -827,10 +824,10 @@ impl Pools {
         Ok(pools)
     }
 
-    async fn fred(ctx: &Ctx, sha: &str, sealed_len: usize) -> Result<Self, BenchError> {
+    async fn fred(ctx: &Ctx, sealed_len: usize) -> Result<Self, BenchError> {
         let mut pools = Self::default();
         for size in POOL_SIZES {
-            let target = fred_only(ctx, size, sha, sealed_len).await?;
+            let target = fred_only(ctx, size, sealed_len).await?;
             pools.targets.push((size, target));
         }
         Ok(pools)
@@ -902,7 +899,7 @@ async fn bench(
     let pools = [
         Pools::store(&ctx, ENC_PREFIX, &encrypted).await?,
         Pools::store(&ctx, PLAIN_PREFIX, &Codec::Plaintext).await?,
-        Pools::fred(&ctx, &sha, sealed_len).await?,
+        Pools::fred(&ctx, sealed_len).await?,
     ];
     let [enc, _, _] = &pools;
 
