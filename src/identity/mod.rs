@@ -2,10 +2,25 @@
 //! caller: `anonymous` (one local user and session), `oidc` (a bearer JWT validated against the
 //! configured issuer) or `header` (trusted headers set by an authenticating proxy).
 
+mod bearer;
 mod caller;
+mod challenge;
+pub mod header;
+pub mod oidc;
+mod rejection;
+mod settings;
 
+pub use bearer::bearer_token;
 pub use caller::{ANONYMOUS_SESSION, ANONYMOUS_USER, Caller};
+pub use challenge::{
+    PROTECTED_RESOURCE_PATH, resource_for, resource_metadata_url, unauthorized, www_authenticate,
+};
+pub use header::HeaderConfig;
+pub use oidc::{OidcAuthenticator, OidcConfig};
+pub use rejection::TokenRejection;
+pub use settings::from_server_args;
 
+use crate::net::OutboundClient;
 use http::HeaderMap;
 use secrecy::SecretString;
 
@@ -36,10 +51,35 @@ pub enum IdentityError {
     MissingToken,
     #[error("the bearer token was rejected: {0}")]
     InvalidToken(String),
+    /// A presented bearer token failed validation, for a specific reason.
+    #[error("the bearer token was rejected: {0}")]
+    Rejected(TokenRejection),
     #[error("the identity header {0} is missing or invalid")]
     MissingHeader(String),
     #[error("the identity provider's keys cannot be fetched: {0}")]
     Unavailable(String),
+}
+
+/// Why an identity configuration cannot be used (a start-up error).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error(
+        "identity mode oidc (the default of `run`) needs an issuer: set --oidc-issuer / \
+         MCPOAUTH_OIDC_ISSUER, or choose another mode with --identity anonymous|header"
+    )]
+    MissingIssuer,
+    #[error("the oidc issuer is not usable: {0}")]
+    InvalidIssuer(String),
+    #[error(
+        "identity mode oidc accepts no audience: set --oidc-audience or a public URL for the gateway"
+    )]
+    NoAudience,
+    #[error("signature algorithm {0} cannot be used to validate inbound tokens")]
+    UnsupportedAlgorithm(String),
+    #[error("the oidc JWKS URI is not usable: {0}")]
+    InvalidJwksUri(String),
+    #[error("`{0}` is not a valid HTTP header name")]
+    InvalidHeaderName(String),
 }
 
 /// Authenticates callers per the configured identity mode.
@@ -51,6 +91,8 @@ pub struct Authenticator {
 #[derive(Debug)]
 enum Mode {
     Anonymous,
+    Oidc(Box<OidcAuthenticator>),
+    Header(HeaderConfig),
 }
 
 impl Authenticator {
@@ -61,18 +103,70 @@ impl Authenticator {
         }
     }
 
+    /// `oidc` mode: callers present a bearer JWT of `cfg.issuer`, validated against its JWKS
+    /// (fetched with `client` on first use).
+    pub fn oidc(cfg: OidcConfig, client: OutboundClient) -> Result<Self, ConfigError> {
+        Ok(Self {
+            mode: Mode::Oidc(Box::new(OidcAuthenticator::new(cfg, client)?)),
+        })
+    }
+
+    /// `header` mode: an authenticating proxy in front names the caller in headers. Only safe
+    /// behind a proxy that strips client-supplied copies of them (see [`header`]).
+    pub fn header(cfg: HeaderConfig) -> Self {
+        Self {
+            mode: Mode::Header(cfg),
+        }
+    }
+
     /// Whether callers present a bearer token (the gateway then publishes RFC 9728 metadata and
     /// answers unauthenticated calls with 401).
     pub fn requires_bearer(&self) -> bool {
         match self.mode {
-            Mode::Anonymous => false,
+            Mode::Anonymous | Mode::Header(_) => false,
+            Mode::Oidc(_) => true,
         }
     }
 
-    /// Who sent a request with these headers.
-    pub async fn authenticate(&self, _headers: &HeaderMap) -> Result<Authenticated, IdentityError> {
+    /// The mode's name as on the command line (`anonymous`, `oidc`, `header`).
+    /// Request headers that carry the caller's identity (`header` mode): they are the gateway's
+    /// input and never go on to a remote server, which might trust the same names.
+    pub fn identity_headers(&self) -> Vec<http::HeaderName> {
+        match &self.mode {
+            Mode::Header(cfg) => std::iter::once(cfg.user_header.clone())
+                .chain(cfg.session_header.clone())
+                .collect(),
+            Mode::Anonymous | Mode::Oidc(_) => Vec::new(),
+        }
+    }
+
+    pub fn mode_name(&self) -> &'static str {
         match self.mode {
+            Mode::Anonymous => "anonymous",
+            Mode::Oidc(_) => "oidc",
+            Mode::Header(_) => "header",
+        }
+    }
+
+    /// The `oidc` mode validator, for the protected-resource metadata and metrics.
+    pub fn oidc_validator(&self) -> Option<&OidcAuthenticator> {
+        match &self.mode {
+            Mode::Oidc(o) => Some(o),
+            Mode::Anonymous | Mode::Header(_) => None,
+        }
+    }
+
+    /// The issuer callers log in at (`oidc` mode).
+    pub fn issuer(&self) -> Option<&str> {
+        self.oidc_validator().map(OidcAuthenticator::issuer)
+    }
+
+    /// Who sent a request with these headers.
+    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Authenticated, IdentityError> {
+        match &self.mode {
             Mode::Anonymous => Ok(Authenticated::without_token(Caller::anonymous())),
+            Mode::Oidc(oidc) => oidc.authenticate(headers).await,
+            Mode::Header(cfg) => cfg.caller(headers).map(Authenticated::without_token),
         }
     }
 }

@@ -23,7 +23,7 @@
 //
 // Test-only endpoints (outside the issuer path):
 //   GET  /test/cimd-fetches  {count, last_url, last_error}
-//   GET  /test/stats         {token_requests, authorize_requests, revocation_requests, introspection_requests}
+//   GET  /test/stats         {token_requests, authorize_requests, revocation_requests, introspection_requests, jwks_requests}
 //   POST /test/reset         zeroes both sets of counters
 
 import * as crypto from 'node:crypto';
@@ -134,9 +134,18 @@ function configuration(jwk) {
     issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),
     rotateRefreshToken: ROTATE_REFRESH_TOKENS,
     ttl: { AccessToken: ACCESS_TOKEN_TTL, RefreshToken: REFRESH_TOKEN_TTL },
-    extraTokenClaims: async (_ctx, token) => (
-      token.gty === 'token_exchange' ? { act: { sub: token.clientId } } : undefined
-    ),
+    extraTokenClaims: async (_ctx, token) => {
+      const extra = {};
+      if (token.gty === 'token_exchange') {
+        extra.act = { sub: token.clientId };
+      }
+      // `sid`: the login session, like Keycloak's access tokens carry (the gateway's session key).
+      const sid = token.sid ?? token.sessionUid;
+      if (sid) {
+        extra.sid = sid;
+      }
+      return Object.keys(extra).length > 0 ? extra : undefined;
+    },
     features: {
       devInteractions: { enabled: true },
       introspection: { enabled: true },
@@ -164,6 +173,7 @@ const requestStats = {
   authorize_requests: 0,
   revocation_requests: 0,
   introspection_requests: 0,
+  jwks_requests: 0,
 };
 
 /** Counts protocol requests by endpoint path (relative to the issuer mount). */
@@ -173,6 +183,7 @@ function countRequests(req, _res, next) {
     case '/auth': requestStats.authorize_requests += 1; break;
     case '/token/revocation': requestStats.revocation_requests += 1; break;
     case '/token/introspection': requestStats.introspection_requests += 1; break;
+    case '/jwks': requestStats.jwks_requests += 1; break;
     default: break;
   }
   next();
