@@ -1,0 +1,199 @@
+//! The credentials step: what to send upstream for one caller and one remote server, per the
+//! server's auth mode, and what to do when the remote server refuses it.
+//!
+//! - `none`: nothing.
+//! - `oauth`: the caller's stored token for the server's issuer, refreshed near expiry by the
+//!   [`Manager`]; none stored → the user must authorize.
+//! - `forward`, `exchange`: not supported yet; a clear JSON-RPC error (this is the seam where
+//!   they plug in: return [`Credentials::Bearer`] with the forwarded or exchanged token).
+
+use super::error::GatewayError;
+use super::headers;
+use crate::identity::{Authenticated, Caller};
+use crate::manager::{AccessToken, Manager};
+use crate::registry::{AuthSettings, ServerKey, ServerRegistration};
+use crate::store::TokenRecord;
+use crate::telemetry::short;
+use http::HeaderValue;
+use secrecy::ExposeSecret as _;
+
+/// What to send upstream.
+#[derive(Debug)]
+pub enum Credentials {
+    /// No credentials (auth mode `none`).
+    Anonymous,
+    /// The caller's OAuth token for this server.
+    OAuth(AccessToken),
+    /// `oauth` mode without a usable token: the user must authorize first.
+    AuthorizationRequired,
+}
+
+impl Credentials {
+    /// The `Authorization` header value to send, if any.
+    pub fn authorization(&self) -> Option<HeaderValue> {
+        match self {
+            Credentials::OAuth(token) => headers::bearer(token.value.expose_secret()),
+            Credentials::Anonymous | Credentials::AuthorizationRequired => None,
+        }
+    }
+}
+
+/// The credentials for `caller` at `reg`.
+pub async fn resolve(
+    manager: &Manager,
+    reg: &ServerRegistration,
+    auth: &Authenticated,
+) -> Result<Credentials, GatewayError> {
+    match &reg.auth {
+        AuthSettings::None => Ok(Credentials::Anonymous),
+        AuthSettings::OAuth(_) => match manager.get_token(&reg.key, &auth.caller).await {
+            Ok(Some(token)) => Ok(Credentials::OAuth(token)),
+            Ok(None) => Ok(Credentials::AuthorizationRequired),
+            Err(source) => Err(GatewayError::token(&reg.key, source)),
+        },
+        AuthSettings::Forward(_) | AuthSettings::Exchange(_) => {
+            Err(GatewayError::ModeNotSupported {
+                server: reg.key.clone(),
+                mode: reg.auth.mode_name(),
+            })
+        }
+    }
+}
+
+/// The remote server answered 401 to `rejected`: stop using that access token. When the stored
+/// record still holds it and has a refresh token, it is marked expired so that the next
+/// [`Manager::get_token`] refreshes it (a revoked access token with a live grant needs no new
+/// login); without a refresh token it is deleted. Returns the credentials to try next.
+pub async fn after_rejection(
+    manager: &Manager,
+    server: &ServerKey,
+    caller: &Caller,
+    rejected: &AccessToken,
+) -> Result<Credentials, GatewayError> {
+    let token_err = |e: crate::store::StoreError| GatewayError::token(server, e);
+    let store = manager.token_store();
+    if let Some((key, record)) = store
+        .get_by_issuer(&caller.session, &rejected.issuer)
+        .await
+        .map_err(token_err)?
+        && record.access_token.expose_secret() == rejected.value.expose_secret()
+    {
+        if record.refresh_token.is_some() {
+            store.put(&key, expired(record)).await.map_err(token_err)?;
+            tracing::info!(server = %server, session = %short(&caller.session), "remote server rejected the access token; refreshing it");
+        } else {
+            store.delete(&key).await.map_err(token_err)?;
+            tracing::info!(server = %server, session = %short(&caller.session), "remote server rejected the access token; dropped it");
+        }
+    }
+    match manager.get_token(server, caller).await {
+        // The same token again (e.g. the store would not take the change): do not loop.
+        Ok(Some(t)) if t.value.expose_secret() == rejected.value.expose_secret() => {
+            Ok(Credentials::AuthorizationRequired)
+        }
+        Ok(Some(t)) => Ok(Credentials::OAuth(t)),
+        Ok(None) => Ok(Credentials::AuthorizationRequired),
+        Err(source) => Err(GatewayError::token(server, source)),
+    }
+}
+
+/// Drop the token the remote server refused twice (after a refresh, too): the grant is useless.
+pub async fn drop_token(
+    manager: &Manager,
+    server: &ServerKey,
+    caller: &Caller,
+    rejected: &AccessToken,
+) -> Result<(), GatewayError> {
+    let store = manager.token_store();
+    let found = store
+        .get_by_issuer(&caller.session, &rejected.issuer)
+        .await
+        .map_err(|e| GatewayError::token(server, e))?;
+    if let Some((key, record)) = found
+        && record.access_token.expose_secret() == rejected.value.expose_secret()
+    {
+        store
+            .delete(&key)
+            .await
+            .map_err(|e| GatewayError::token(server, e))?;
+        tracing::info!(server = %server, session = %short(&caller.session), "remote server rejected the refreshed token too; dropped it");
+    }
+    Ok(())
+}
+
+/// `record` with its access token marked expired (the refresh token is kept).
+fn expired(mut record: TokenRecord) -> TokenRecord {
+    record.expires_at = Some(0);
+    record
+}
+
+/// The scopes the caller's current token for `issuer` was obtained with (requested and
+/// granted), for a step-up that must not lose them.
+pub async fn current_scopes(
+    manager: &Manager,
+    caller: &Caller,
+    issuer: &str,
+) -> Result<Vec<String>, crate::store::StoreError> {
+    let Some((key, record)) = manager
+        .token_store()
+        .get_by_issuer(&caller.session, issuer)
+        .await?
+    else {
+        return Ok(Vec::new());
+    };
+    let mut scopes: Vec<String> = Vec::new();
+    for s in key.scope.split_whitespace().chain(
+        record
+            .granted_scope
+            .as_deref()
+            .unwrap_or("")
+            .split_whitespace(),
+    ) {
+        if !scopes.iter().any(|x| x == s) {
+            scopes.push(s.to_owned());
+        }
+    }
+    Ok(scopes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::SecretString;
+
+    #[test]
+    fn only_oauth_tokens_become_an_authorization_header() {
+        let token = AccessToken {
+            value: SecretString::from("tok-123".to_owned()),
+            token_type: "bearer".into(),
+            expires_at: None,
+            issuer: "https://idp".into(),
+        };
+        let h = Credentials::OAuth(token).authorization().expect("header");
+        assert_eq!(h, "Bearer tok-123");
+        assert!(h.is_sensitive());
+        assert!(Credentials::Anonymous.authorization().is_none());
+        assert!(Credentials::AuthorizationRequired.authorization().is_none());
+    }
+
+    #[test]
+    fn expiring_keeps_the_refresh_token() {
+        let record = TokenRecord {
+            access_token: SecretString::from("a".to_owned()),
+            token_type: "Bearer".into(),
+            refresh_token: Some(SecretString::from("r".to_owned())),
+            expires_at: Some(u64::MAX),
+            granted_scope: None,
+            issuer: "https://idp".into(),
+            client_id: "c".into(),
+            user: "u".into(),
+            obtained_at: 1,
+        };
+        let e = expired(record);
+        assert!(e.expires_within(1, 0));
+        assert_eq!(
+            e.refresh_token.as_ref().map(|r| r.expose_secret()),
+            Some("r")
+        );
+    }
+}

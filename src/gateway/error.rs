@@ -1,0 +1,308 @@
+//! Everything that can go wrong on the proxy path, as a JSON-RPC error the caller's MCP client
+//! can show: the request's `id`, a code, and a message naming the remote server and what failed
+//! (never a token, a URL or a header value). The HTTP status tells proxies and logs the same.
+
+use super::upstream::UpstreamError;
+use crate::manager::{ChallengeError, TokenAccessError};
+use crate::registry::ServerKey;
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, StatusCode, header};
+use serde_json::{Value, json};
+
+pub use super::jsonrpc::{INVALID_REQUEST, PARSE_ERROR};
+
+/// Implementation-defined server error: the gateway could not serve the request. (The HTTP
+/// status tells the kinds apart; `-32001` is the challenge's "authorization required".)
+pub const GATEWAY_ERROR: i64 = -32000;
+
+/// Why the gateway answered a request itself with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error("no remote MCP server {0} is registered")]
+    UnknownServer(ServerKey),
+    #[error("the request body exceeds the {limit}-byte limit")]
+    BodyTooLarge { limit: usize },
+    #[error("the request body could not be read: {0}")]
+    BodyRead(String),
+    #[error("the request is not a JSON-RPC message: {0}")]
+    InvalidMessage(String),
+    #[error("auth mode {mode} (server {server}) is not yet supported by this gateway")]
+    ModeNotSupported {
+        server: ServerKey,
+        mode: &'static str,
+    },
+    #[error("no usable credentials for {server}: {source}")]
+    Token {
+        server: ServerKey,
+        #[source]
+        source: Box<TokenAccessError>,
+    },
+    #[error("authorization for {server} cannot be started: {source}")]
+    Challenge {
+        server: ServerKey,
+        #[source]
+        source: Box<ChallengeError>,
+    },
+    #[error("remote MCP server {server} is unreachable: {source}")]
+    Unreachable {
+        server: ServerKey,
+        #[source]
+        source: UpstreamError,
+    },
+    #[error("remote MCP server {server} is at an address the gateway may not connect to: {source}")]
+    AddressRefused {
+        server: ServerKey,
+        #[source]
+        source: UpstreamError,
+    },
+    #[error("remote MCP server {server} did not answer in time: {source}")]
+    Timeout {
+        server: ServerKey,
+        #[source]
+        source: UpstreamError,
+    },
+    #[error("remote MCP server {server} failed: {source}")]
+    BrokenResponse {
+        server: ServerKey,
+        #[source]
+        source: UpstreamError,
+    },
+    #[error(
+        "remote MCP server {server} answered HTTP {status} with {content_type}, which is not an \
+         MCP response"
+    )]
+    NotMcp {
+        server: ServerKey,
+        status: u16,
+        content_type: String,
+    },
+    #[error("remote MCP server {server} failed with HTTP {status}")]
+    UpstreamStatus { server: ServerKey, status: u16 },
+    #[error(
+        "remote MCP server {server} refused the request with HTTP {status} (its auth mode is \
+         {mode})"
+    )]
+    UpstreamRejected {
+        server: ServerKey,
+        status: u16,
+        mode: &'static str,
+    },
+    #[error("the registered URL of {0} cannot be used for requests")]
+    BadUpstreamUrl(ServerKey),
+    #[error("this MCP session is unknown or expired; initialize a new one")]
+    UnknownSession,
+    #[error("starting the session with remote MCP server {server} failed: {detail}")]
+    SessionStart { server: ServerKey, detail: String },
+    #[error(
+        "remote MCP server {server} still refuses the request for lack of scope after \
+         re-authorization"
+    )]
+    InsufficientScope { server: ServerKey },
+}
+
+impl GatewayError {
+    /// Getting a token for `server` failed.
+    pub fn token(server: &ServerKey, source: impl Into<TokenAccessError>) -> Self {
+        GatewayError::Token {
+            server: server.clone(),
+            source: Box::new(source.into()),
+        }
+    }
+
+    /// Creating the auth challenge for `server` failed.
+    pub fn challenge(server: &ServerKey, source: ChallengeError) -> Self {
+        GatewayError::Challenge {
+            server: server.clone(),
+            source: Box::new(source),
+        }
+    }
+
+    /// Classify a transport failure.
+    pub fn upstream(server: &ServerKey, source: UpstreamError) -> Self {
+        let server = server.clone();
+        match source {
+            // The transport error keeps only the text of its causes; the guard's refusals are
+            // recognisable by it.
+            UpstreamError::Connect(ref detail) if crate::net::ssrf::is_refusal_text(detail) => {
+                GatewayError::AddressRefused { server, source }
+            }
+            UpstreamError::Connect(_) => GatewayError::Unreachable { server, source },
+            UpstreamError::ConnectTimeout(_) | UpstreamError::ResponseTimeout(_) => {
+                GatewayError::Timeout { server, source }
+            }
+            UpstreamError::Protocol(_) => GatewayError::BrokenResponse { server, source },
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            GatewayError::UnknownServer(_) | GatewayError::UnknownSession => StatusCode::NOT_FOUND,
+            GatewayError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            GatewayError::BodyRead(_) | GatewayError::InvalidMessage(_) => StatusCode::BAD_REQUEST,
+            GatewayError::ModeNotSupported { .. } => StatusCode::NOT_IMPLEMENTED,
+            GatewayError::Token { source, .. } => match **source {
+                TokenAccessError::Store(_) | TokenAccessError::RefreshBusy => {
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
+                _ => StatusCode::BAD_GATEWAY,
+            },
+            GatewayError::Challenge { source, .. } => match **source {
+                ChallengeError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+                _ => StatusCode::BAD_GATEWAY,
+            },
+            GatewayError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            GatewayError::Unreachable { .. }
+            | GatewayError::AddressRefused { .. }
+            | GatewayError::BrokenResponse { .. }
+            | GatewayError::NotMcp { .. }
+            | GatewayError::UpstreamStatus { .. }
+            | GatewayError::SessionStart { .. } => StatusCode::BAD_GATEWAY,
+            GatewayError::InsufficientScope { .. } => StatusCode::FORBIDDEN,
+            GatewayError::UpstreamRejected { status, .. } => StatusCode::from_u16(*status)
+                .ok()
+                .filter(StatusCode::is_client_error)
+                .unwrap_or(StatusCode::BAD_GATEWAY),
+            GatewayError::BadUpstreamUrl(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn code(&self) -> i64 {
+        match self {
+            GatewayError::InvalidMessage(_) => PARSE_ERROR,
+            GatewayError::BodyTooLarge { .. } | GatewayError::BodyRead(_) => INVALID_REQUEST,
+            _ => GATEWAY_ERROR,
+        }
+    }
+
+    /// Stable label for metrics.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            GatewayError::UnknownServer(_) => "unknown_server",
+            GatewayError::BodyTooLarge { .. } => "body_too_large",
+            GatewayError::BodyRead(_) | GatewayError::InvalidMessage(_) => "bad_request",
+            GatewayError::ModeNotSupported { .. } => "unsupported_mode",
+            GatewayError::Token { .. } => "token_error",
+            GatewayError::Challenge { .. } => "challenge_error",
+            GatewayError::Unreachable { .. } => "upstream_unreachable",
+            GatewayError::AddressRefused { .. } => "upstream_address_refused",
+            GatewayError::Timeout { .. } => "upstream_timeout",
+            GatewayError::BrokenResponse { .. }
+            | GatewayError::NotMcp { .. }
+            | GatewayError::UpstreamStatus { .. } => "upstream_bad_response",
+            GatewayError::UnknownSession => "unknown_session",
+            GatewayError::SessionStart { .. } => "session_start_failed",
+            GatewayError::InsufficientScope { .. } => "insufficient_scope",
+            GatewayError::UpstreamRejected { .. } => "upstream_rejected",
+            GatewayError::BadUpstreamUrl(_) => "bad_upstream_url",
+        }
+    }
+
+    /// The JSON-RPC error response answering the request with `id` (`null` when unknown).
+    pub fn to_response(&self, id: Option<Value>) -> Response {
+        let body = json!({
+            "jsonrpc": "2.0",
+            "id": id.unwrap_or(Value::Null),
+            "error": { "code": self.code(), "message": self.to_string() },
+        });
+        let mut resp = (self.status(), axum::Json(body)).into_response();
+        resp.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn key() -> ServerKey {
+        ServerKey::new("team-a", "github")
+    }
+
+    async fn body_of(resp: Response) -> Value {
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .expect("body");
+        serde_json::from_slice(&bytes).expect("json")
+    }
+
+    #[tokio::test]
+    async fn errors_are_json_rpc_with_the_request_id_and_the_server_name() {
+        let err = GatewayError::upstream(
+            &key(),
+            UpstreamError::Connect("Connection refused (os error 111)".into()),
+        );
+        let resp = err.to_response(Some(json!(7)));
+        assert_eq!(resp.status(), StatusCode::BAD_GATEWAY);
+        assert_eq!(resp.headers()["cache-control"], "no-store");
+        let v = body_of(resp).await;
+        assert_eq!(v["jsonrpc"], "2.0");
+        assert_eq!(v["id"], 7);
+        assert_eq!(v["error"]["code"], GATEWAY_ERROR);
+        let msg = v["error"]["message"].as_str().expect("message");
+        assert!(
+            msg.contains("team-a/github") && msg.contains("unreachable"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn guard_refusals_are_told_apart_from_unreachable_servers() {
+        let refused = crate::net::ssrf::check(
+            "localhost",
+            std::net::Ipv4Addr::LOCALHOST.into(),
+            crate::net::AddressPolicy::PublicOnly,
+        )
+        .expect_err("loopback refused");
+        let err = GatewayError::upstream(
+            &key(),
+            UpstreamError::Connect(format!("dns error: {refused}")),
+        );
+        assert!(matches!(err, GatewayError::AddressRefused { .. }), "{err:?}");
+        assert_eq!(err.status(), StatusCode::BAD_GATEWAY);
+        assert_eq!(err.outcome(), "upstream_address_refused");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("team-a/github") && msg.contains("--outbound-allow-private-networks"),
+            "{msg}"
+        );
+        let plain = GatewayError::upstream(
+            &key(),
+            UpstreamError::Connect("Connection refused (os error 111)".into()),
+        );
+        assert_eq!(plain.outcome(), "upstream_unreachable");
+    }
+
+    #[tokio::test]
+    async fn an_unknown_id_is_null() {
+        let v = body_of(GatewayError::UnknownSession.to_response(None)).await;
+        assert_eq!(v["id"], Value::Null);
+        assert_eq!(v["error"]["code"], GATEWAY_ERROR);
+    }
+
+    #[test]
+    fn statuses_follow_the_kind_of_failure() {
+        let timeout = GatewayError::upstream(
+            &key(),
+            UpstreamError::ResponseTimeout(Duration::from_secs(1)),
+        );
+        assert_eq!(timeout.status(), StatusCode::GATEWAY_TIMEOUT);
+        assert_eq!(timeout.outcome(), "upstream_timeout");
+        let garbage = GatewayError::upstream(&key(), UpstreamError::Protocol("bad".into()));
+        assert_eq!(garbage.status(), StatusCode::BAD_GATEWAY);
+        let large = GatewayError::BodyTooLarge { limit: 10 };
+        assert_eq!(large.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(large.code(), INVALID_REQUEST);
+        let mode = GatewayError::ModeNotSupported {
+            server: key(),
+            mode: "exchange",
+        };
+        assert_eq!(mode.status(), StatusCode::NOT_IMPLEMENTED);
+        assert!(mode.to_string().contains("not yet supported"));
+        assert_eq!(
+            GatewayError::UnknownServer(key()).status(),
+            StatusCode::NOT_FOUND
+        );
+    }
+}

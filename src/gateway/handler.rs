@@ -1,0 +1,582 @@
+//! `/mcp/{namespace}/{name}`: one request through the gateway, top to bottom:
+//! identity → registry → body → the client's MCP session → credentials → upstream → response.
+//!
+//! The hot path (a token is stored, the remote server accepts it) reads the body once, never
+//! parses it (only a cheap byte search decides whether an `initialize` must be remembered), and
+//! streams the response back as hyper frames. The JSON-RPC envelope is parsed only when the
+//! gateway must answer itself: no token, a 401/403 from the remote server, an error.
+
+use super::challenge::{self, ChallengeReply};
+use super::client_profile::{ClientProfile, ProfileKey};
+use super::credentials::{self, Credentials};
+use super::error::GatewayError;
+use super::headers::{self, MCP_METHOD, MCP_PROTOCOL_VERSION, MCP_SESSION_ID};
+use super::jsonrpc::{self, Envelope, EnvelopeError};
+use super::session_start::{self, StartError};
+use super::sessions::{GatewaySession, is_gateway_id};
+use super::synthetic::{self, AUTHENTICATE_TOOL};
+use super::{Gateway, body, step_up};
+use crate::http::AppState;
+use crate::identity::Authenticated;
+use crate::registry::{ServerKey, ServerRegistration};
+use axum::body::Body;
+use axum::extract::{Path, Request, State};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::header::{ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, WWW_AUTHENTICATE};
+use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use hyper::body::{Body as _, Incoming};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// The axum handler.
+pub async fn proxy(
+    State(state): State<AppState>,
+    Path((namespace, name)): Path<(String, String)>,
+    req: Request,
+) -> Response {
+    let started = Instant::now();
+    let gw = state.gateway.clone();
+    let server = ServerKey { namespace, name };
+    let (parts, body) = req.into_parts();
+
+    let auth = match state.identity.authenticate(&parts.headers).await {
+        Ok(auth) => auth,
+        Err(e) => {
+            record(&gw, &server, "unauthenticated", started);
+            let public_url = &state.manager.config().public_url;
+            return crate::identity::unauthorized(public_url, parts.uri.path(), &e);
+        }
+    };
+
+    let mut call = Call {
+        gw: &gw,
+        server,
+        auth,
+        method: parts.method,
+        headers: parts.headers,
+        body: Bytes::new(),
+        envelope: None,
+        identity_headers: state.identity.identity_headers(),
+    };
+    let (outcome, response) = match call.run(body).await {
+        Ok(done) => done,
+        Err(e) => {
+            log_failure(&call.server, &e);
+            (e.outcome(), e.to_response(call.request_id()))
+        }
+    };
+    record(&gw, &call.server, outcome, started);
+    response
+}
+
+fn record(gw: &Gateway, server: &ServerKey, outcome: &'static str, started: Instant) {
+    gw.manager
+        .metrics()
+        .gateway
+        .record(&server.to_string(), outcome, started.elapsed());
+}
+
+fn log_failure(server: &ServerKey, e: &GatewayError) {
+    if e.status().is_server_error() {
+        tracing::warn!(server = %server, outcome = e.outcome(), error = %e, "gateway request failed");
+    } else {
+        tracing::debug!(server = %server, outcome = e.outcome(), error = %e, "gateway request refused");
+    }
+}
+
+type Done = (&'static str, Response);
+
+/// One request in flight.
+struct Call<'a> {
+    gw: &'a Gateway,
+    server: ServerKey,
+    auth: Authenticated,
+    method: Method,
+    headers: HeaderMap,
+    body: Bytes,
+    /// Parsed on first need.
+    envelope: Option<Result<Envelope, EnvelopeError>>,
+    /// Headers the caller's identity came from (`header` mode); never sent upstream.
+    identity_headers: Vec<http::HeaderName>,
+}
+
+/// How a remote server refused a request.
+enum Refusal {
+    /// 401: the credential is not (or no longer) accepted.
+    Unauthorized(Option<String>),
+    /// 403 `insufficient_scope`: the token lacks scopes.
+    InsufficientScope(crate::oauth::BearerChallenge),
+}
+
+impl Call<'_> {
+    async fn run(&mut self, body: Body) -> Result<Done, GatewayError> {
+        if ![Method::POST, Method::GET, Method::DELETE].contains(&self.method) {
+            return Ok(("method_not_allowed", method_not_allowed()));
+        }
+        // Read before the lookup, so that even "unknown server" answers carry the request's id.
+        if self.method == Method::POST {
+            self.body = body::read(body, &self.headers, self.gw.cfg.max_request_body_bytes).await?;
+        }
+        let reg = self
+            .gw
+            .manager
+            .registry()
+            .server(&self.server)
+            .ok_or_else(|| GatewayError::UnknownServer(self.server.clone()))?;
+        let session = self.gateway_session()?;
+        let creds = credentials::resolve(&self.gw.manager, &reg, &self.auth).await?;
+        if matches!(creds, Credentials::AuthorizationRequired) {
+            return self.unauthorized(session, None).await;
+        }
+        if let Some(reply) = self.authenticate_when_authorized(session.is_some()) {
+            return Ok(("already_authorized", reply_response(reply)));
+        }
+        self.forward(&reg, session, creds).await
+    }
+
+    /// The gateway session named by the client's `Mcp-Session-Id`, if it is one of ours.
+    fn gateway_session(&self) -> Result<Option<Arc<GatewaySession>>, GatewayError> {
+        let Some(id) = self.headers.get(MCP_SESSION_ID) else {
+            return Ok(None);
+        };
+        if !is_gateway_id(id.as_bytes()) {
+            return Ok(None);
+        }
+        let id = id.to_str().map_err(|_| GatewayError::UnknownSession)?;
+        self.gw
+            .sessions
+            .get(id, &self.auth.caller.session, &self.server)
+            .map(Some)
+            .ok_or(GatewayError::UnknownSession)
+    }
+
+    /// Send the request with `creds`; on a 401, retry once with a refreshed token; on a refusal
+    /// no credential fixes, answer with the auth challenge.
+    async fn forward(
+        &mut self,
+        reg: &ServerRegistration,
+        session: Option<Arc<GatewaySession>>,
+        mut creds: Credentials,
+    ) -> Result<Done, GatewayError> {
+        let uri = Uri::try_from(reg.url.as_str())
+            .map_err(|_| GatewayError::BadUpstreamUrl(self.server.clone()))?;
+        let mut retried = false;
+        loop {
+            let resp = match self.send(&uri, session.as_deref(), &creds).await? {
+                Sent::Done(done) => return Ok(done),
+                Sent::Response(resp) => resp,
+            };
+            let Some(refusal) = refusal(&resp) else {
+                return Ok(self.respond(resp, session.as_deref()));
+            };
+            let Credentials::OAuth(token) = &creds else {
+                return Err(GatewayError::UpstreamRejected {
+                    server: self.server.clone(),
+                    status: resp.status().as_u16(),
+                    mode: reg.auth.mode_name(),
+                });
+            };
+            let caller = &self.auth.caller;
+            let manager = &self.gw.manager;
+            match refusal {
+                Refusal::Unauthorized(www) => {
+                    if !retried {
+                        retried = true;
+                        creds = credentials::after_rejection(manager, &self.server, caller, token)
+                            .await?;
+                        if matches!(creds, Credentials::OAuth(_)) {
+                            continue;
+                        }
+                    } else {
+                        credentials::drop_token(manager, &self.server, caller, token).await?;
+                    }
+                    return self.unauthorized(session, www.as_deref()).await;
+                }
+                Refusal::InsufficientScope(challenge) => {
+                    if !self.gw.step_ups.allow(&caller.session, &self.server) {
+                        return Err(GatewayError::InsufficientScope {
+                            server: self.server.clone(),
+                        });
+                    }
+                    let current = credentials::current_scopes(manager, caller, &token.issuer)
+                        .await
+                        .map_err(|e| GatewayError::token(&self.server, e))?;
+                    let header = step_up::step_up_header(&challenge, &current);
+                    return self.unauthorized(session, Some(&header)).await;
+                }
+            }
+        }
+    }
+
+    /// One upstream exchange (starting the remote side of a gateway session first if needed).
+    async fn send(
+        &self,
+        uri: &Uri,
+        session: Option<&GatewaySession>,
+        creds: &Credentials,
+    ) -> Result<Sent, GatewayError> {
+        let authorization = creds.authorization();
+        let mut headers =
+            headers::to_upstream(&self.headers, authorization.clone(), &self.identity_headers);
+        if let Some(s) = session {
+            let started = s
+                .upstream
+                .get_or_try_init(|| {
+                    session_start::start(
+                        &self.gw.upstream,
+                        uri,
+                        authorization.as_ref(),
+                        s.initialize.clone(),
+                        self.gw.cfg.response_timeout,
+                    )
+                })
+                .await;
+            let up = match started {
+                Ok(up) => up,
+                Err(StartError::Refused(resp)) => return Ok(Sent::Response(*resp)),
+                Err(StartError::Transport(e)) => {
+                    return Err(GatewayError::upstream(&self.server, e));
+                }
+                Err(StartError::Failed(detail)) => {
+                    return Err(GatewayError::SessionStart {
+                        server: self.server.clone(),
+                        detail,
+                    });
+                }
+            };
+            match &up.id {
+                Some(id) => {
+                    headers.insert(MCP_SESSION_ID, id.clone());
+                }
+                None => {
+                    headers.remove(MCP_SESSION_ID);
+                    // A stateless server has no session to delete.
+                    if self.method == Method::DELETE {
+                        self.gw.sessions.remove(&s.id);
+                        return Ok(Sent::Done((
+                            "session_deleted",
+                            StatusCode::OK.into_response(),
+                        )));
+                    }
+                }
+            }
+        }
+        let mut req = http::Request::new(super::upstream::UpstreamBody::new(self.body.clone()));
+        *req.method_mut() = self.method.clone();
+        *req.uri_mut() = uri.clone();
+        *req.headers_mut() = headers;
+        self.gw
+            .upstream
+            .send(req)
+            .await
+            .map(Sent::Response)
+            .map_err(|e| GatewayError::upstream(&self.server, e))
+    }
+
+    /// Stream the remote server's response back, or explain why it is not an MCP response.
+    fn respond(
+        &mut self,
+        resp: http::Response<Incoming>,
+        session: Option<&GatewaySession>,
+    ) -> Done {
+        let (parts, body) = resp.into_parts();
+        let status = parts.status;
+        if must_be_mcp(&self.method, status, &parts.headers, body.is_end_stream())
+            && !headers::is_mcp_content_type(&parts.headers)
+        {
+            let err = self.not_mcp(status, &parts.headers);
+            log_failure(&self.server, &err);
+            return (err.outcome(), err.to_response(self.request_id()));
+        }
+        let mut out_headers = headers::to_caller(&parts.headers);
+        if let Some(s) = session {
+            let deleted = self.method == Method::DELETE && status.is_success();
+            if status == StatusCode::NOT_FOUND || deleted {
+                // The session ended (or the remote server forgot it): the client initializes
+                // again.
+                self.gw.sessions.remove(&s.id);
+            } else if out_headers.contains_key(MCP_SESSION_ID)
+                && let Ok(id) = HeaderValue::from_str(&s.id)
+            {
+                out_headers.insert(MCP_SESSION_ID, id);
+            }
+        }
+        if status.is_success() && self.is_initialize() {
+            self.remember_profile(out_headers.get(MCP_SESSION_ID));
+        }
+        let mut out = Response::new(Body::new(body));
+        *out.status_mut() = status;
+        *out.headers_mut() = out_headers;
+        ("proxied", out)
+    }
+
+    fn not_mcp(&self, status: StatusCode, headers: &HeaderMap) -> GatewayError {
+        let server = self.server.clone();
+        if status.is_server_error() {
+            return GatewayError::UpstreamStatus {
+                server,
+                status: status.as_u16(),
+            };
+        }
+        let content_type = headers
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.split(';').next().unwrap_or_default().trim().to_owned())
+            .filter(|v| !v.is_empty() && v.len() <= 100)
+            .unwrap_or_else(|| "no content type".to_owned());
+        GatewayError::NotMcp {
+            server,
+            status: status.as_u16(),
+            content_type,
+        }
+    }
+
+    /// The user must authorize (no token, or the remote server refused every credential):
+    /// answer the request ourselves with the challenge in the client's richest form.
+    async fn unauthorized(
+        &mut self,
+        session: Option<Arc<GatewaySession>>,
+        www_authenticate: Option<&str>,
+    ) -> Result<Done, GatewayError> {
+        if self.method == Method::GET {
+            // No server-to-client stream until the user is authorized.
+            return Ok(("auth_required", method_not_allowed()));
+        }
+        if self.method == Method::DELETE {
+            if let Some(s) = session {
+                self.gw.sessions.remove(&s.id);
+            }
+            return Ok(("session_deleted", StatusCode::OK.into_response()));
+        }
+        let env = self.envelope()?.clone();
+        let profile = self.profile(&env);
+        let caller = &self.auth.caller;
+        let ch = self
+            .gw
+            .manager
+            .create_auth_challenge(&self.server, caller, www_authenticate)
+            .await
+            .map_err(|source| GatewayError::challenge(&self.server, source))?;
+        let server_name = self.server.to_string();
+        let reply = if env.is_batch {
+            let members = jsonrpc::parse_batch(&self.body)
+                .map_err(|e| GatewayError::InvalidMessage(e.to_string()))?;
+            challenge::render_batch(&members, &profile, &ch)
+        } else {
+            synthetic::answer_unauthorized(&env, &profile, &ch, &server_name)
+                .unwrap_or_else(|| challenge::render(&env, &profile, &ch))
+        };
+        let mut resp = reply_response(reply);
+        if env.method() == Some("initialize") && session.is_none() {
+            // The client gets a session of ours, started at the remote server after login.
+            let s = self
+                .gw
+                .sessions
+                .create(&caller.session, &self.server, self.body.clone());
+            if let Ok(id) = HeaderValue::from_str(&s.id) {
+                resp.headers_mut().insert(MCP_SESSION_ID, id);
+            }
+            self.gw
+                .profiles
+                .remember(self.profile_key(Some(&s.id)), profile);
+        }
+        Ok(("auth_required", resp))
+    }
+
+    /// A call of the synthetic `authenticate` tool once the user is authorized: the remote server
+    /// does not know it, so the gateway says "go ahead". Only where the client can have seen the
+    /// tool (a gateway session, or no session at all); a remote server's own `authenticate` tool
+    /// in its own sessions is left alone.
+    fn authenticate_when_authorized(&mut self, gateway_session: bool) -> Option<ChallengeReply> {
+        if self.method != Method::POST
+            || (!gateway_session && self.headers.contains_key(MCP_SESSION_ID))
+            || !mentions(&self.body, AUTHENTICATE_TOOL.as_bytes())
+        {
+            return None;
+        }
+        let env = self.envelope().ok()?.clone();
+        if env.method() != Some("tools/call") || env.tool_name.as_deref() != Some(AUTHENTICATE_TOOL)
+        {
+            return None;
+        }
+        let profile = self.profile(&env);
+        Some(synthetic::already_authorized(
+            &env,
+            &profile,
+            &self.server.to_string(),
+        ))
+    }
+
+    /// Whether this is an `initialize` (cheap: the `Mcp-Method` header, else a byte search, then
+    /// a parse only when the word occurs).
+    fn is_initialize(&mut self) -> bool {
+        if self.method != Method::POST {
+            return false;
+        }
+        if let Some(m) = self.headers.get(MCP_METHOD) {
+            return m == "initialize";
+        }
+        mentions(&self.body, b"\"initialize\"")
+            && self
+                .envelope()
+                .is_ok_and(|e| e.method() == Some("initialize"))
+    }
+
+    fn remember_profile(&mut self, mcp_session: Option<&HeaderValue>) {
+        let Ok(env) = self.envelope().cloned() else {
+            return;
+        };
+        let profile = self.profile(&env);
+        let key = self.profile_key(mcp_session.and_then(|v| v.to_str().ok()));
+        self.gw.profiles.remember(key, profile);
+    }
+
+    fn profile(&self, env: &Envelope) -> ClientProfile {
+        let header_version = self
+            .headers
+            .get(MCP_PROTOCOL_VERSION)
+            .and_then(|v| v.to_str().ok());
+        let client_session = self
+            .headers
+            .get(MCP_SESSION_ID)
+            .and_then(|v| v.to_str().ok());
+        let remembered = self.gw.profiles.get(&self.profile_key(client_session));
+        ClientProfile::resolve(env, header_version, remembered.as_ref())
+    }
+
+    fn profile_key(&self, mcp_session: Option<&str>) -> ProfileKey {
+        ProfileKey {
+            session: self.auth.caller.session.clone(),
+            server: self.server.clone(),
+            mcp_session: mcp_session.map(str::to_owned),
+        }
+    }
+
+    fn envelope(&mut self) -> Result<&Envelope, GatewayError> {
+        let parsed = self
+            .envelope
+            .get_or_insert_with(|| jsonrpc::parse_envelope(&self.body));
+        parsed
+            .as_ref()
+            .map_err(|e| GatewayError::InvalidMessage(e.to_string()))
+    }
+
+    /// The request's JSON-RPC id, for an error answer (`None` when there is none or the body is
+    /// not JSON-RPC).
+    fn request_id(&mut self) -> Option<serde_json::Value> {
+        if self.body.is_empty() {
+            return None;
+        }
+        self.envelope().ok().and_then(|e| e.id.clone())
+    }
+}
+
+/// What [`Call::send`] produced.
+enum Sent {
+    Response(http::Response<Incoming>),
+    /// Answered without the remote server.
+    Done(Done),
+}
+
+/// The refusal in a remote server's response, if it is one the gateway handles.
+fn refusal(resp: &http::Response<Incoming>) -> Option<Refusal> {
+    let www = || {
+        resp.headers()
+            .get(WWW_AUTHENTICATE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    match resp.status() {
+        StatusCode::UNAUTHORIZED => Some(Refusal::Unauthorized(www())),
+        StatusCode::FORBIDDEN => www()
+            .as_deref()
+            .and_then(step_up::insufficient_scope)
+            .map(Refusal::InsufficientScope),
+        _ => None,
+    }
+}
+
+/// Whether a response must be JSON or SSE to be passed on: a POST's answer and a GET's stream
+/// when they succeed, and any failure with a body (a 5xx HTML page says nothing to an MCP
+/// client). A DELETE's success and bodiless answers (202, 204, `Content-Length: 0`) pass as
+/// they are.
+fn must_be_mcp(method: &Method, status: StatusCode, headers: &HeaderMap, empty: bool) -> bool {
+    if empty
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+        || status == StatusCode::ACCEPTED
+        || headers.get(CONTENT_LENGTH).is_some_and(|v| v == "0")
+    {
+        return false;
+    }
+    if status.is_server_error() {
+        return true;
+    }
+    status.is_success() && *method != Method::DELETE
+}
+
+/// Whether `needle` occurs in `haystack` (bodies are small; this is cheaper than parsing).
+fn mentions(haystack: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+fn method_not_allowed() -> Response {
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        [(ALLOW, HeaderValue::from_static("GET, POST, DELETE"))],
+    )
+        .into_response()
+}
+
+/// The gateway's own JSON-RPC answer. It may carry a sign-in link: never cached.
+fn reply_response(reply: ChallengeReply) -> Response {
+    let mut resp = match reply.body {
+        Some(body) => (reply.status, axum::Json(body)).into_response(),
+        None => reply.status.into_response(),
+    };
+    resp.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mentions_finds_substrings() {
+        assert!(mentions(br#"{"method":"initialize"}"#, b"\"initialize\""));
+        assert!(!mentions(br#"{"method":"tools/call"}"#, b"\"initialize\""));
+        assert!(!mentions(b"", b"x"));
+        assert!(!mentions(b"abc", b""));
+    }
+
+    #[test]
+    fn only_answers_with_a_body_must_be_mcp() {
+        let none = HeaderMap::new();
+        let post = Method::POST;
+        assert!(must_be_mcp(&post, StatusCode::OK, &none, false));
+        assert!(must_be_mcp(&Method::GET, StatusCode::OK, &none, false));
+        assert!(must_be_mcp(
+            &Method::DELETE,
+            StatusCode::BAD_GATEWAY,
+            &none,
+            false
+        ));
+        assert!(!must_be_mcp(&Method::DELETE, StatusCode::OK, &none, false));
+        assert!(!must_be_mcp(&post, StatusCode::OK, &none, true));
+        assert!(!must_be_mcp(&post, StatusCode::ACCEPTED, &none, false));
+        assert!(!must_be_mcp(&post, StatusCode::NO_CONTENT, &none, false));
+        assert!(!must_be_mcp(
+            &Method::GET,
+            StatusCode::METHOD_NOT_ALLOWED,
+            &none,
+            false
+        ));
+        let mut zero = HeaderMap::new();
+        zero.insert(CONTENT_LENGTH, HeaderValue::from_static("0"));
+        assert!(!must_be_mcp(&post, StatusCode::OK, &zero, false));
+    }
+}

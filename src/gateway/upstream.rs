@@ -1,0 +1,107 @@
+//! The client that talks to remote MCP servers: one pooled hyper client (keep-alive connections
+//! per remote server), a connect timeout and a response-header timeout, and no limit on how long
+//! a response body streams. Request bodies are already in memory (they are small and were read
+//! once); response bodies are handed on as hyper frames, unbuffered.
+
+use super::config::GatewayConfig;
+use super::connector::{self, UpstreamConnector};
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use std::error::Error as _;
+use std::time::Duration;
+
+/// The body of a request to a remote server.
+pub type UpstreamBody = Full<Bytes>;
+
+/// Why a remote server gave no response. Messages describe the transport failure only (never a
+/// URL, which may carry a key in its query, nor a header).
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("could not connect: {0}")]
+    Connect(String),
+    #[error("connecting timed out after {0:?}")]
+    ConnectTimeout(Duration),
+    #[error("no response within {0:?}")]
+    ResponseTimeout(Duration),
+    #[error("the response is not valid HTTP or the connection broke: {0}")]
+    Protocol(String),
+}
+
+/// The pooled client.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    client: Client<UpstreamConnector, UpstreamBody>,
+    connect_timeout: Duration,
+    response_timeout: Duration,
+}
+
+impl Upstream {
+    pub fn new(cfg: &GatewayConfig) -> Result<Self, std::io::Error> {
+        let client = Client::builder(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(cfg.pool_idle_timeout)
+            .build(connector::build(cfg)?);
+        Ok(Self {
+            client,
+            connect_timeout: cfg.connect_timeout,
+            response_timeout: cfg.response_timeout,
+        })
+    }
+
+    /// Send `req` and wait for the response headers (at most the response timeout).
+    pub async fn send(
+        &self,
+        req: Request<UpstreamBody>,
+    ) -> Result<Response<Incoming>, UpstreamError> {
+        match tokio::time::timeout(self.response_timeout, self.client.request(req)).await {
+            Ok(Ok(resp)) => Ok(resp),
+            Ok(Err(e)) => Err(self.classify(&e)),
+            Err(_) => Err(UpstreamError::ResponseTimeout(self.response_timeout)),
+        }
+    }
+
+    fn classify(&self, err: &hyper_util::client::legacy::Error) -> UpstreamError {
+        let detail = describe(err);
+        if !err.is_connect() {
+            return UpstreamError::Protocol(detail);
+        }
+        let timed_out = source_chain(err).any(|e| {
+            e.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+        });
+        if timed_out {
+            UpstreamError::ConnectTimeout(self.connect_timeout)
+        } else {
+            UpstreamError::Connect(detail)
+        }
+    }
+}
+
+fn source_chain<'a>(
+    err: &'a (dyn std::error::Error + 'static),
+) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
+    std::iter::successors(Some(err), |&e| e.source())
+}
+
+/// The innermost causes of a client error ("client error (Connect)" alone says little).
+fn describe(err: &hyper_util::client::legacy::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut cur = err.source();
+    while let Some(e) = cur {
+        let text = e.to_string();
+        if !parts.iter().any(|p| p == &text) {
+            parts.push(text);
+        }
+        cur = e.source();
+    }
+    if parts.is_empty() {
+        err.to_string()
+    } else {
+        parts.join(": ")
+    }
+}
