@@ -108,6 +108,11 @@ pub trait TokenStore: Send + Sync + 'static {
     /// Remove every entry of `session`; returns how many were removed.
     async fn delete_by_session(&self, session: &str) -> Result<usize, StoreError>;
 
+    /// Sessions that hold (or recently held) entries owned by `user`, from the user index, in
+    /// no particular order. May name a session whose entries are gone meanwhile; callers read
+    /// the session and filter by owner.
+    async fn sessions_of_user(&self, user: &str) -> Result<Vec<String>, StoreError>;
+
     /// Remove every entry owned by `user`, across all sessions; returns how many.
     async fn delete_by_user(&self, user: &str) -> Result<usize, StoreError>;
 

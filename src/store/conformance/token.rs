@@ -515,6 +515,13 @@ pub async fn delete_by_user_across_sessions<S: TokenStore>(store: S) {
     for (k, user) in &entries {
         put(&store, k, rec(k, user, user, None, None)).await;
     }
+    let mut sessions = ok(store.sessions_of_user("alice").await, "sessions_of_user");
+    sessions.sort();
+    assert_eq!(sessions, ["s1", "s2", "s3"], "sessions of alice");
+    assert!(
+        ok(store.sessions_of_user("ali").await, "sessions_of_user").is_empty(),
+        "a prefix of a user is another user"
+    );
     assert_eq!(
         ok(store.delete_by_user("ali").await, "delete_by_user"),
         0,

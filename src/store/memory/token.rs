@@ -261,6 +261,10 @@ impl TokenStore for MemoryTokenStore {
         Ok(self.delete_by_session_sync(session))
     }
 
+    async fn sessions_of_user(&self, user: &str) -> Result<Vec<String>, StoreError> {
+        Ok(self.users.sessions_of(user))
+    }
+
     async fn delete_by_user(&self, user: &str) -> Result<usize, StoreError> {
         Ok(self.delete_by_user_sync(user))
     }

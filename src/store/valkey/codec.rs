@@ -7,7 +7,7 @@
 
 use super::records::RecordError;
 use super::stats::ValkeyStoreStats;
-use crate::crypto::{DecryptError, KeyRing, aad};
+use crate::crypto::{DecryptError, KeyRing, KeyRingHandle, Opened, aad};
 use crate::store::StoreError;
 use zeroize::Zeroizing;
 
@@ -16,6 +16,9 @@ use zeroize::Zeroizing;
 pub enum Codec {
     /// Sealed with the ring's primary key; older keys of the ring still open values.
     Encrypted(KeyRing),
+    /// Like [`Codec::Encrypted`], with the ring read from a handle on every seal and open, so a
+    /// reloaded ring (changed Secret or key file) applies to every later value.
+    Reloadable(KeyRingHandle),
     /// Plain JSON. Only for an explicit operator opt-in (`--valkey-allow-plaintext`): tokens and
     /// PKCE verifiers are then readable by anyone who can read Valkey.
     Plaintext,
@@ -35,7 +38,18 @@ impl Codec {
             Self::Encrypted(ring) => {
                 ring.encrypt(plaintext, &aad(key.as_bytes(), Some(field.as_bytes())))
             }
+            Self::Reloadable(handle) => handle
+                .with(|ring| ring.encrypt(plaintext, &aad(key.as_bytes(), Some(field.as_bytes())))),
             Self::Plaintext => plaintext.to_vec(),
+        }
+    }
+
+    /// Opens an envelope with the fixed or current ring; `None` in plaintext mode.
+    fn decrypt(&self, stored: &[u8], aad: &[u8]) -> Option<Result<Opened, DecryptError>> {
+        match self {
+            Self::Encrypted(ring) => Some(ring.decrypt(stored, aad)),
+            Self::Reloadable(handle) => Some(handle.with(|ring| ring.decrypt(stored, aad))),
+            Self::Plaintext => None,
         }
     }
 
@@ -50,25 +64,21 @@ impl Codec {
         place: &dyn Fn() -> String,
         parse: impl FnOnce(&[u8]) -> Result<T, RecordError>,
     ) -> Result<Decoded<T>, StoreError> {
-        let (plaintext, rewrap) = match self {
-            Self::Plaintext => (Zeroizing::new(stored.to_vec()), false),
-            Self::Encrypted(ring) => {
-                let aad = aad(key.as_bytes(), Some(field.as_bytes()));
-                match ring.decrypt(stored, &aad) {
-                    Ok(opened) => (opened.plaintext, opened.needs_rewrap),
-                    Err(e) => {
-                        let unknown = match &e {
-                            DecryptError::UnknownKeyId(id) => Some(id.as_str()),
-                            _ => None,
-                        };
-                        stats.decrypt_failed(e.reason(), unknown);
-                        return Err(StoreError::Decrypt(format!(
-                            "{}: {e}{}",
-                            place(),
-                            plaintext_hint(stored)
-                        )));
-                    }
-                }
+        let aad = aad(key.as_bytes(), Some(field.as_bytes()));
+        let (plaintext, rewrap) = match self.decrypt(stored, &aad) {
+            None => (Zeroizing::new(stored.to_vec()), false),
+            Some(Ok(opened)) => (opened.plaintext, opened.needs_rewrap),
+            Some(Err(e)) => {
+                let unknown = match &e {
+                    DecryptError::UnknownKeyId(id) => Some(id.as_str()),
+                    _ => None,
+                };
+                stats.decrypt_failed(e.reason(), unknown);
+                return Err(StoreError::Decrypt(format!(
+                    "{}: {e}{}",
+                    place(),
+                    plaintext_hint(stored)
+                )));
             }
         };
         let value = parse(&plaintext).map_err(|e| {
@@ -183,6 +193,32 @@ mod tests {
         let rewrapped = decoded.rewrapped.unwrap_or_else(|| panic!("must rewrap"));
         let again = open(&only_new, &stats, &rewrapped, "k", "f").unwrap_or_else(|e| panic!("{e}"));
         assert!(again.rewrapped.is_none());
+    }
+
+    #[test]
+    fn a_reloadable_codec_follows_the_handle() {
+        let handle = KeyRingHandle::new(ring(&format!("k1: {K1}")));
+        let codec = Codec::Reloadable(handle.clone());
+        let stats = ValkeyStoreStats::new();
+        let under_k1 = codec.seal(&encode_token(&record()), "k", "f");
+        assert_eq!(crate::crypto::envelope_key_id(&under_k1), Ok("k1"));
+
+        handle.replace(ring(&format!("primary: k2\nk1: {K1}\nk2: {K2}")));
+        let decoded = open(&codec, &stats, &under_k1, "k", "f").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(decoded.value.user, "alice");
+        let rewrapped = decoded.rewrapped.unwrap_or_else(|| panic!("must rewrap"));
+        assert_eq!(crate::crypto::envelope_key_id(&rewrapped), Ok("k2"));
+        let under_k2 = codec.seal(&encode_token(&record()), "k", "f");
+        assert_eq!(crate::crypto::envelope_key_id(&under_k2), Ok("k2"));
+
+        // Dropping k1 makes values still under it unreadable, reported by id.
+        handle.replace(ring(&format!("k2: {K2}")));
+        let err = open(&codec, &stats, &under_k1, "k", "f").err();
+        assert!(
+            matches!(&err, Some(StoreError::Decrypt(m)) if m.contains("\"k1\"")),
+            "{err:?}"
+        );
+        assert!(open(&codec, &stats, &under_k2, "k", "f").is_ok());
     }
 
     #[test]

@@ -304,6 +304,21 @@ impl TokenStore for ValkeyTokenStore {
         self.delete_session(session).await
     }
 
+    async fn sessions_of_user(&self, user: &str) -> Result<Vec<String>, StoreError> {
+        let members: Vec<Bytes> = self
+            .shared
+            .client
+            .pool()
+            .smembers(self.shared.keys.user_index(user))
+            .await
+            .map_err(|e| self.shared.client.error("SMEMBERS", &e))?;
+        // Our members are UTF-8 session ids; anything else is not ours.
+        Ok(members
+            .into_iter()
+            .filter_map(|m| String::from_utf8(m.to_vec()).ok())
+            .collect())
+    }
+
     async fn delete_by_user(&self, user: &str) -> Result<usize, StoreError> {
         self.delete_user(user).await
     }

@@ -1,0 +1,323 @@
+//! `/oauth/logout`: sign-out of this session, or with `everywhere=true` of every session of the
+//! user (tokens deleted, and revoked at the IdP where it offers revocation).
+//!
+//! Only `POST` signs out. A `GET` can be triggered by any other site (an `<img>`, a link), so it
+//! only renders a confirmation page whose form posts back (browsers), or answers 405 (API
+//! clients). A `POST` that a browser marks as cross-site is refused (403): when the request
+//! carries `Sec-Fetch-Site`, it must be `same-origin` or `none`; when it carries `Origin`, that
+//! must be the gateway's public origin. A request with neither is not from a browser form and is
+//! accepted. `everywhere` comes from the query or the form body (`true` or `false`).
+
+use super::pages::{Page, STYLE_HASH};
+use super::status::{no_store, prefers_html};
+use super::{AppState, query};
+use crate::manager::{LogoutReport, LogoutScope};
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use url::Url;
+
+const PATH: &str = "/oauth/logout";
+
+/// Why a sign-out request was refused before anything happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub(super) enum Refusal {
+    #[error("cross-site sign-out requests are refused")]
+    CrossSite,
+    #[error("`everywhere` must be `true` or `false`, given once")]
+    BadEverywhere,
+}
+
+/// The CSRF rule of the module docs, on the request headers.
+pub(super) fn check_same_origin(headers: &HeaderMap, public_url: &Url) -> Result<(), Refusal> {
+    if let Some(site) = headers.get("sec-fetch-site") {
+        let site = site.to_str().map_err(|_| Refusal::CrossSite)?;
+        if !matches!(site, "same-origin" | "none") {
+            return Err(Refusal::CrossSite);
+        }
+    }
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let origin = origin.to_str().map_err(|_| Refusal::CrossSite)?;
+        let parsed = Url::parse(origin).map_err(|_| Refusal::CrossSite)?;
+        // `Origin: null` (sandboxed frames, privacy redirects) parses to an opaque origin.
+        if !parsed.origin().is_tuple() || parsed.origin() != public_url.origin() {
+            return Err(Refusal::CrossSite);
+        }
+    }
+    Ok(())
+}
+
+/// `everywhere` from the query and (for a form post) the body: `true`/`false`; absent means
+/// `false`; a duplicate, another value, or the two places disagreeing is refused.
+pub(super) fn everywhere(query: Option<&str>, form: Option<&str>) -> Result<bool, Refusal> {
+    let one = |raw: Option<&str>| -> Result<Option<bool>, Refusal> {
+        let mut q = query::parse(raw).map_err(|_| Refusal::BadEverywhere)?;
+        match q.remove("everywhere").as_deref() {
+            None => Ok(None),
+            Some("true") => Ok(Some(true)),
+            Some("false") => Ok(Some(false)),
+            Some(_) => Err(Refusal::BadEverywhere),
+        }
+    };
+    match (one(query)?, one(form)?) {
+        (Some(a), Some(b)) if a != b => Err(Refusal::BadEverywhere),
+        (a, b) => Ok(a.or(b).unwrap_or(false)),
+    }
+}
+
+fn is_form(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| {
+            ct.split(';').next().is_some_and(|m| {
+                m.trim()
+                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+            })
+        })
+}
+
+fn refused(r: Refusal, html: bool) -> Response {
+    let status = match r {
+        Refusal::CrossSite => StatusCode::FORBIDDEN,
+        Refusal::BadEverywhere => StatusCode::BAD_REQUEST,
+    };
+    let resp = if html {
+        Page {
+            status,
+            title: "Not signed out",
+            message: &r.to_string(),
+            detail: Some("Use the sign-out button on the gateway's own page."),
+            link: None,
+        }
+        .into_response()
+    } else {
+        let code = match r {
+            Refusal::CrossSite => "forbidden",
+            Refusal::BadEverywhere => "invalid_request",
+        };
+        (
+            status,
+            Json(serde_json::json!({"error": code, "error_description": r.to_string()})),
+        )
+            .into_response()
+    };
+    no_store(resp)
+}
+
+/// `POST /oauth/logout`.
+pub(super) async fn logout(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+    body: Bytes,
+) -> Response {
+    let html = prefers_html(&headers);
+    if let Err(r) = check_same_origin(&headers, &app.manager.config().public_url) {
+        tracing::warn!("cross-site sign-out request refused");
+        return refused(r, html);
+    }
+    let form = is_form(&headers)
+        .then(|| std::str::from_utf8(&body).ok())
+        .flatten();
+    let everywhere = match everywhere(raw.as_deref(), form) {
+        Ok(e) => e,
+        Err(r) => return refused(r, html),
+    };
+    let caller = match app.identity.authenticate(&headers).await {
+        Ok(a) => a.caller,
+        Err(e) => {
+            return crate::identity::unauthorized(&app.manager.config().public_url, PATH, &e);
+        }
+    };
+    match app.manager.logout(&caller, everywhere).await {
+        Ok(report) if html => no_store(signed_out_page(&report)),
+        Ok(report) => no_store(Json(report).into_response()),
+        Err(e) => {
+            tracing::warn!(error = %e, "sign-out failed");
+            let resp = if html {
+                Page {
+                    status: StatusCode::SERVICE_UNAVAILABLE,
+                    title: "Sign-out failed",
+                    message: "The gateway's token storage is unavailable, so your tokens may not have been deleted. Try again in a moment.",
+                    detail: None,
+                    link: None,
+                }
+                .into_response()
+            } else {
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Json(serde_json::json!({
+                        "error": "temporarily_unavailable",
+                        "error_description": "the gateway's token storage is unavailable",
+                    })),
+                )
+                    .into_response()
+            };
+            no_store(resp)
+        }
+    }
+}
+
+fn signed_out_page(report: &LogoutReport) -> Response {
+    let message = match report.scope {
+        LogoutScope::Session => "The gateway deleted this session's tokens.",
+        LogoutScope::Everywhere => "The gateway deleted your tokens in every session.",
+    };
+    let detail = if report.failures.is_empty() {
+        format!(
+            "{} stored token set(s) removed; {} token(s) revoked at the authorization server.",
+            report.removed, report.revoked
+        )
+    } else {
+        format!(
+            "{} stored token set(s) removed. {} token(s) could not be revoked at the authorization server; they stay valid there until they expire.",
+            report.removed,
+            report.failures.len()
+        )
+    };
+    Page {
+        status: StatusCode::OK,
+        title: "Signed out",
+        message,
+        detail: Some(&detail),
+        link: None,
+    }
+    .into_response()
+}
+
+/// `GET /oauth/logout`: nothing is deleted. Browsers get a confirmation form, others a 405.
+pub(super) async fn confirm(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let Ok(everywhere) = everywhere(raw.as_deref(), None) else {
+        return refused(Refusal::BadEverywhere, prefers_html(&headers));
+    };
+    if !prefers_html(&headers) {
+        let mut resp = (
+            StatusCode::METHOD_NOT_ALLOWED,
+            Json(serde_json::json!({
+                "error": "method_not_allowed",
+                "error_description": "sign out with POST /oauth/logout (optionally everywhere=true)",
+            })),
+        )
+            .into_response();
+        resp.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST"));
+        return no_store(resp);
+    }
+    let action = app.manager.config().url_for(PATH).to_string();
+    let mut resp = (
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        confirmation_html(&action, everywhere),
+    )
+        .into_response();
+    // The global CSP forbids form submissions; this page may post to the gateway itself only.
+    let csp = format!(
+        "default-src 'none'; style-src {}; img-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+        &*STYLE_HASH
+    );
+    if let Ok(v) = HeaderValue::from_str(&csp) {
+        resp.headers_mut()
+            .insert(header::CONTENT_SECURITY_POLICY, v);
+    }
+    no_store(resp)
+}
+
+fn confirmation_html(action: &str, everywhere: bool) -> String {
+    let (what, value) = if everywhere {
+        ("in every session", "true")
+    } else {
+        ("in this session", "false")
+    };
+    format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\"><title>Sign out</title></head><body><h1>Sign out</h1><p>Delete the tokens the gateway holds for you {what}? They are also revoked at the authorization servers that support it.</p><form method=\"post\" action=\"{}\"><input type=\"hidden\" name=\"everywhere\" value=\"{value}\"><button type=\"submit\">Sign out</button></form></body></html>",
+        super::escape_html(action),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, HeaderValue::from_str(v).expect("header"));
+        }
+        h
+    }
+
+    #[test]
+    fn cross_site_requests_are_refused() {
+        let public = Url::parse("https://gw.example.com/prefix").expect("url");
+        let ok = |h: &[(&'static str, &str)]| check_same_origin(&headers(h), &public);
+        assert_eq!(ok(&[]), Ok(()), "no browser headers: not a browser form");
+        assert_eq!(ok(&[("origin", "https://gw.example.com")]), Ok(()));
+        assert_eq!(
+            ok(&[
+                ("sec-fetch-site", "same-origin"),
+                ("origin", "https://gw.example.com")
+            ]),
+            Ok(())
+        );
+        assert_eq!(ok(&[("sec-fetch-site", "none")]), Ok(()));
+        for bad in [
+            vec![("origin", "https://evil.example")],
+            vec![("origin", "http://gw.example.com")],
+            vec![("origin", "https://gw.example.com:8443")],
+            vec![("origin", "null")],
+            vec![("origin", "not a url")],
+            vec![("sec-fetch-site", "cross-site")],
+            vec![("sec-fetch-site", "same-site")],
+            vec![
+                ("sec-fetch-site", "same-origin"),
+                ("origin", "https://evil.example"),
+            ],
+        ] {
+            assert_eq!(ok(&bad), Err(Refusal::CrossSite), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn everywhere_is_read_strictly() {
+        assert_eq!(everywhere(None, None), Ok(false));
+        assert_eq!(everywhere(Some("everywhere=true"), None), Ok(true));
+        assert_eq!(everywhere(None, Some("everywhere=true")), Ok(true));
+        assert_eq!(everywhere(Some("everywhere=false"), None), Ok(false));
+        assert_eq!(
+            everywhere(Some("everywhere=true"), Some("everywhere=true")),
+            Ok(true)
+        );
+        for (q, f) in [
+            (Some("everywhere=yes"), None),
+            (Some("everywhere=true&everywhere=false"), None),
+            (Some("everywhere=true"), Some("everywhere=false")),
+            (None, Some("everywhere=1")),
+        ] {
+            assert_eq!(everywhere(q, f), Err(Refusal::BadEverywhere), "{q:?} {f:?}");
+        }
+    }
+
+    #[test]
+    fn form_content_type_is_recognised() {
+        assert!(is_form(&headers(&[(
+            "content-type",
+            "application/x-www-form-urlencoded; charset=utf-8"
+        )])));
+        assert!(!is_form(&headers(&[("content-type", "application/json")])));
+        assert!(!is_form(&HeaderMap::new()));
+    }
+
+    #[test]
+    fn confirmation_posts_the_choice_back() {
+        let html = confirmation_html("https://gw/oauth/logout?\"x", true);
+        assert!(html.contains("method=\"post\""));
+        assert!(html.contains("action=\"https://gw/oauth/logout?&quot;x\""));
+        assert!(html.contains("name=\"everywhere\" value=\"true\""));
+    }
+}
