@@ -146,3 +146,34 @@ async fn chart_installs_upgrades_and_uninstalls_in_an_api_server() {
         "the install checks did not all run:\n{stdout}"
     );
 }
+
+/// Every `MCPOAUTH_*` variable the chart sets is one the binary reads: a renamed flag must not
+/// leave the chart setting a variable nobody reads (silently losing the user's value).
+#[test]
+fn chart_env_names_are_flags_of_the_binary() {
+    let help = Command::new(env!("CARGO_BIN_EXE_mcp-oauth-operator"))
+        .args(["run", "--help"])
+        .output()
+        .expect("run --help");
+    let help = String::from_utf8_lossy(&help.stdout);
+    let name = regex::Regex::new(r"MCPOAUTH_[A-Z0-9_]+").expect("regex");
+    let known: std::collections::BTreeSet<&str> =
+        name.find_iter(&help).map(|m| m.as_str()).collect();
+    assert!(known.contains("MCPOAUTH_LISTEN"), "{help}");
+    let templates = root().join("charts/mcp-oauth-operator/templates");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&templates).expect("templates") {
+        let path = entry.expect("entry").path();
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        for m in name.find_iter(&text) {
+            checked += 1;
+            assert!(
+                known.contains(m.as_str()),
+                "{} sets {}, which `run` does not read",
+                path.display(),
+                m.as_str()
+            );
+        }
+    }
+    assert!(checked > 5, "the chart sets MCPOAUTH_* variables");
+}

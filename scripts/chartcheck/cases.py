@@ -44,6 +44,17 @@ class Rejected:
     reason: str
 
 
+def key_secret_from_api(values: dict[str, Any]) -> str | None:
+    """The key ring Secret the pods read through the API server (encryption.source: api, the
+    default), or None when there is none or it is mounted instead."""
+    encryption = values.get("encryption", {})
+    if encryption.get("source", "api") != "api":
+        return None
+    if encryption.get("create"):
+        return f"{FULLNAME}-encryption"
+    return encryption.get("existingSecret") or None
+
+
 def _check(cond: bool, r: Rendered, message: str) -> None:
     if not cond:
         raise CheckFailed(f"[{r.case}] {message}")
@@ -90,9 +101,7 @@ def _valkey(r: Rendered) -> None:
     e = env(d)
     _check(e.get("MCPOAUTH_STORE") == "valkey", r, "store must be valkey")
     _check(e.get("MCPOAUTH_VALKEY_URL", "").startswith("rediss://"), r, "Valkey URL must be passed")
-    _check(e.get("MCPOAUTH_ENCRYPTION_KEY_FILE") == "/etc/mcp-oauth-operator/encryption-keys", r, "key ring Secret must be mounted")
-    keys_volume = [v for v in d["spec"]["template"]["spec"]["volumes"] if v["name"] == "encryption-keys"]
-    _check(keys_volume and keys_volume[0]["secret"]["secretName"] == "mcp-oauth-keys", r, "the key ring volume is the named Secret")
+    _keys_from_api(r, "mcp-oauth-keys")
     mounts = {m["name"]: m["mountPath"] for m in container(d)["volumeMounts"]}
     _check(
         e.get("MCPOAUTH_VALKEY_PASSWORD_FILE") == f"{mounts.get('valkey-password')}/password",
@@ -122,7 +131,7 @@ def _everything(r: Rendered) -> None:
     _check(e.get("MCPOAUTH_OIDC_AUDIENCE") == "mcp-gateway", r, "OIDC audience must be passed")
     _check(e.get("MCPOAUTH_VALKEY_TOPOLOGY") == "sentinel", r, "Valkey topology")
     _check(e.get("MCPOAUTH_VALKEY_SENTINEL_SERVICE") == "mymaster", r, "sentinel service")
-    _check(e.get("MCPOAUTH_ENCRYPTION_KEY_FILE") == "/etc/mcp-oauth-operator/encryption-keys", r, "mounted key ring")
+    _keys_from_api(r, "mcp-oauth-keys")
     _check(e.get("MCPOAUTH_OUTBOUND_TIMEOUT_SECS") == "10", r, "extraEnv must be appended")
     sm = r.one("ServiceMonitor")
     endpoint = sm["spec"]["endpoints"][0]
@@ -153,25 +162,49 @@ def _no_monitoring_api(r: Rendered) -> None:
     _check("no ServiceMonitor was created" in r.notes, r, "NOTES must say the ServiceMonitor was skipped")
 
 
+def _keys_from_api(r: Rendered, secret: str) -> None:
+    """The key ring Secret is named to the operator (read through the API server), not mounted."""
+    d = r.one("Deployment")
+    e = env(d)
+    _check(e.get("MCPOAUTH_ENCRYPTION_KEY_SECRET") == secret, r, f"--encryption-key-secret must name {secret}")
+    _check("MCPOAUTH_ENCRYPTION_KEY_FILE" not in e, r, "a key ring read through the API server is not also a file")
+    volumes = [v["name"] for v in d["spec"]["template"]["spec"]["volumes"]]
+    _check("encryption-keys" not in volumes, r, "the key ring Secret must not be mounted with source: api")
+    _check(f'Secret "{secret}"' in r.notes and "without a restart" in r.notes, r, "NOTES must say where keys come from")
+
+
 def _dev_key(r: Rendered) -> None:
     secret = r.one("Secret")
     keys = sorted(secret["data"])
     _check(keys == ["dev", "primary"], r, f"dev key ring must hold primary + dev, has {keys}")
-    e = env(r.one("Deployment"))
-    volumes = r.one("Deployment")["spec"]["template"]["spec"]["volumes"]
-    keys_volume = [v for v in volumes if v["name"] == "encryption-keys"]
-    _check(keys_volume and keys_volume[0]["secret"]["secretName"] == secret["metadata"]["name"], r, "created Secret must be mounted")
-    _check(e.get("MCPOAUTH_ENCRYPTION_KEY_FILE") == "/etc/mcp-oauth-operator/encryption-keys", r, "mounted key ring must be passed")
+    _keys_from_api(r, secret["metadata"]["name"])
     annotations = r.one("Deployment")["spec"]["template"]["metadata"].get("annotations", {})
-    _check("checksum/encryption" in annotations, r, "pods must roll when the dev key changes")
+    _check("checksum/encryption" not in annotations, r, "a key ring read through the API server needs no pod roll")
     _check("WARNING: encryption.create=true" in r.notes, r, "NOTES must warn about the dev key")
+
+
+def _mounted_keys(r: Rendered) -> None:
+    d = r.one("Deployment")
+    e = env(d)
+    _check(e.get("MCPOAUTH_ENCRYPTION_KEY_FILE") == "/etc/mcp-oauth-operator/encryption-keys", r, "mounted key ring must be passed")
+    _check("MCPOAUTH_ENCRYPTION_KEY_SECRET" not in e, r, "a mounted key ring is not also read through the API server")
+    keys_volume = [v for v in d["spec"]["template"]["spec"]["volumes"] if v["name"] == "encryption-keys"]
+    _check(keys_volume and keys_volume[0]["secret"]["secretName"] == "mcp-oauth-keys", r, "the key ring volume is the named Secret")
+    mounts = {m["name"]: m for m in container(d)["volumeMounts"]}
+    _check(mounts.get("encryption-keys", {}).get("readOnly") is True, r, "the key ring is mounted read-only")
+    _check("is mounted at /etc/mcp-oauth-operator/encryption-keys" in r.notes, r, "NOTES must say the keys are mounted")
+
+
+def _mounted_dev_key(r: Rendered) -> None:
+    annotations = r.one("Deployment")["spec"]["template"]["metadata"].get("annotations", {})
+    _check("checksum/encryption" in annotations, r, "pods must roll when the mounted dev key changes")
 
 
 def _header(r: Rendered) -> None:
     e = env(r.one("Deployment"))
     _check(e.get("MCPOAUTH_IDENTITY") == "header", r, "identity mode header")
-    _check(e.get("MCPOAUTH_USER_HEADER") == "X-Forwarded-User", r, "user header must be passed")
-    _check(e.get("MCPOAUTH_SESSION_HEADER") == "X-Session-Id", r, "session header must be passed")
+    _check(e.get("MCPOAUTH_IDENTITY_USER_HEADER") == "X-Forwarded-User", r, "user header must be passed")
+    _check(e.get("MCPOAUTH_IDENTITY_SESSION_HEADER") == "X-Session-Id", r, "session header must be passed")
     _check("WARNING: identity.mode=anonymous" not in r.notes, r, "no anonymous warning in header mode")
 
 
@@ -205,6 +238,16 @@ def render_cases(root: Path) -> list[Case]:
         # CRD validation rules (CEL) are left out below 1.25, where the CRD schema rejects them.
         Case("kube-1.20", base, kube_version="1.20.2"),
         Case("dev-key", {**base, "replicas": 1, "encryption": {"create": True, "key": "A" * 43 + "="}}, [_dev_key]),
+        Case(
+            "mounted-keys",
+            {**base, "store": "valkey", "valkey": {"url": "redis://valkey:6379"}, "encryption": {"existingSecret": "mcp-oauth-keys", "source": "mount"}},
+            [_mounted_keys],
+        ),
+        Case(
+            "mounted-dev-key",
+            {**base, "replicas": 1, "encryption": {"create": True, "key": "A" * 43 + "=", "source": "mount"}},
+            [_mounted_dev_key],
+        ),
         Case("header-identity", {**base, "identity": {"mode": "header", "header": HEADERS}}, [_header]),
         Case(
             "bring-your-own",
@@ -243,6 +286,7 @@ def rejected_cases() -> list[Rejected]:
         Rejected("valkey without URL", {**base, "store": "valkey"}, "/valkey/url"),
         Rejected("valkey URL scheme", {**base, "store": "valkey", "valkey": {"url": "http://valkey"}}, "/valkey/url"),
         Rejected("valkey without keys", valkey, "store: valkey needs an encryption key ring"),
+        Rejected("unknown key ring source", {**base, "encryption": {"existingSecret": "k", "source": "file"}}, "/encryption/source"),
         Rejected("dev key without key", {**base, "encryption": {"create": True}}, "/encryption/key"),
         Rejected("dev key too short", {**base, "encryption": {"create": True, "key": "c2hvcnQ="}}, "/encryption/key"),
         Rejected("plain http public URL", {"publicUrl": "http://mcp-gateway.example.com"}, "publicUrl must be https://"),

@@ -29,9 +29,13 @@ LEADER_RULES = [
     {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
     {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
 ]
-# Added to the release-namespace Role when only a list of namespaces is watched: the key ring
-# Secret lives in the release namespace, which the watch Roles may not cover.
-KEYRING_RULE = {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list", "watch"]}
+
+
+def keyring_rule(secret: str) -> dict[str, Any]:
+    """Added to the release-namespace Role when the key ring Secret is read through the API server
+    (encryption.source: api): that one Secret only; list/watch work with a metadata.name field
+    selector, which is what the operator sends."""
+    return {"apiGroups": [""], "resources": ["secrets"], "resourceNames": [secret], "verbs": ["get", "list", "watch"]}
 
 UID = 65532
 # CRD validation rules (CEL): Kubernetes 1.25+ only.
@@ -128,7 +132,7 @@ def _rules_equal(r: Rendered, what: str, got: list[dict[str, Any]], want: list[d
         _fail(r, f"{what} rules differ from the design:\n  got  {normalized_rules(got)}\n  want {normalized_rules(want)}")
 
 
-def rbac(r: Rendered, release_ns: str, sa: str, watch_namespaces: list[str]) -> None:
+def rbac(r: Rendered, release_ns: str, sa: str, watch_namespaces: list[str], key_secret: str | None) -> None:
     """RBAC exactly as designed: nothing more, nothing less, bound only to the chart's account."""
     for kind in ("ClusterRole", "Role"):
         for role in r.all(kind):
@@ -138,7 +142,7 @@ def rbac(r: Rendered, release_ns: str, sa: str, watch_namespaces: list[str]) -> 
     leader = [role for role in r.all("Role", release_ns) if role["metadata"]["name"].endswith("-leader")]
     if len(leader) != 1:
         _fail(r, f"expected one leader-election Role in {release_ns}, found {len(leader)}")
-    leader_rules = LEADER_RULES + ([] if not watch_namespaces else [KEYRING_RULE])
+    leader_rules = LEADER_RULES + ([keyring_rule(key_secret)] if key_secret else [])
     _rules_equal(r, "leader Role", leader[0]["rules"], leader_rules)
     leader_binding = [b for b in r.all("RoleBinding", release_ns) if b["metadata"]["name"].endswith("-leader")]
     if len(leader_binding) != 1:

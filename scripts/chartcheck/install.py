@@ -156,7 +156,13 @@ class Installation:
     def install_namespaced(self) -> None:
         self.k.ok("create", "namespace", self.team)
         self.releases.append("team")
-        values = {"publicUrl": PUBLIC_URL, "replicas": 1, "crds": {"install": False}, "watchNamespaces": [self.team]}
+        values = {
+            "publicUrl": PUBLIC_URL,
+            "replicas": 1,
+            "crds": {"install": False},
+            "watchNamespaces": [self.team],
+            "encryption": {"existingSecret": "team-keys"},
+        }
         self.helm.install(self.chart, "team", values, namespace=self.ns, timeout=120)
         name = "team-mcp-oauth-operator"
         role = self.k.get("role", name, "-n", self.team)
@@ -165,8 +171,20 @@ class Installation:
         if self.k.exists("clusterrole", name) or self.k.exists("poddisruptionbudget", name, "-n", self.ns):
             raise CheckFailed("namespaced one-replica release must create neither a ClusterRole nor a PDB")
         sa = self.sa("team")
-        allowed = [("list", RMS, self.team, ""), ("watch", "secrets", self.team, ""), ("get", "secrets", self.ns, "")]
-        denied = [("list", RMS, "default", ""), ("list", RMS, None, ""), ("get", "secrets", "default", "")]
+        # The key ring Secret (release namespace) by name only: no other Secret there.
+        allowed = [
+            ("list", RMS, self.team, ""),
+            ("watch", "secrets", self.team, ""),
+            ("get", "secrets/team-keys", self.ns, ""),
+            ("watch", "secrets/team-keys", self.ns, ""),
+        ]
+        denied = [
+            ("list", RMS, "default", ""),
+            ("list", RMS, None, ""),
+            ("get", "secrets", "default", ""),
+            ("get", "secrets/other", self.ns, ""),
+            ("list", "secrets", self.ns, ""),
+        ]
         self._expect_access(sa, allowed, True)
         self._expect_access(sa, denied, False)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import helm_python
 
 from . import expect
-from .cases import FULLNAME, NAMESPACE, RELEASE, Case, Rejected, rejected_cases, render_cases
+from .cases import FULLNAME, NAMESPACE, RELEASE, Case, Rejected, key_secret_from_api, rejected_cases, render_cases
 from .helm import CheckFailed, lint, render
 from .manifests import Rendered
 from .validate import kubernetes_validate
@@ -28,7 +28,7 @@ def _properties(case: Case, r: Rendered, repo_crds: Path, kube_version: str) -> 
     expect.crds(r, repo_crds, case.crds_installed, _version(kube_version) >= expect.CEL_SINCE)
     if case.rbac:
         sa = case.values.get("serviceAccount", {}).get("name") or FULLNAME
-        expect.rbac(r, NAMESPACE, sa, case.watch_namespaces)
+        expect.rbac(r, NAMESPACE, sa, case.watch_namespaces, key_secret_from_api(case.values))
     else:
         expect.no_rbac(r)
     for check in case.checks:

@@ -34,6 +34,9 @@ struct Key {
     /// Envelope header for this key, precomputed: it is also part of the associated data.
     header: Vec<u8>,
     cipher: Aes256Gcm,
+    /// Key check value (a domain-separated SHA-256 of the key), so a reload can tell whether a
+    /// key id now holds other key bytes without keeping the bytes. Never logged.
+    check: [u8; 32],
 }
 
 /// A successfully opened value.
@@ -95,6 +98,7 @@ impl KeyRing {
             }
             let key = Key {
                 header: envelope::header(&id),
+                check: key_check(&bytes),
                 id,
                 cipher,
             };
@@ -126,6 +130,20 @@ impl KeyRing {
             .collect();
         ids.sort();
         ids
+    }
+
+    /// Whether `other` holds exactly the same keys under the same ids with the same primary: a
+    /// reload that changes nothing is then not a new ring.
+    pub fn same_keys(&self, other: &KeyRing) -> bool {
+        fn keys(r: &KeyRing) -> Vec<(&str, &[u8; 32])> {
+            let mut all: Vec<(&str, &[u8; 32])> = std::iter::once(&r.inner.primary)
+                .chain(&r.inner.older)
+                .map(|k| (k.id.as_str(), &k.check))
+                .collect();
+            all.sort();
+            all
+        }
+        self.primary_id() == other.primary_id() && keys(self) == keys(other)
     }
 
     /// Whether the ring can open values sealed with `id`.
@@ -197,6 +215,15 @@ impl KeyRing {
             needs_rewrap: key.id != self.inner.primary.id,
         })
     }
+}
+
+/// Domain-separated digest of a key, compared between reloads (see [`Key::check`]).
+fn key_check(key: &[u8]) -> [u8; 32] {
+    use sha2::{Digest as _, Sha256};
+    let mut hasher = Sha256::new();
+    hasher.update(b"mcp-oauth-operator key check v1\0");
+    hasher.update(key);
+    hasher.finalize().into()
 }
 
 #[cfg(test)]
@@ -419,6 +446,25 @@ pub(crate) mod tests {
         assert_eq!(
             b.decrypt(&envelope, b"ctx").unwrap_err(),
             DecryptError::Authentication
+        );
+    }
+
+    #[test]
+    fn same_keys_compares_ids_primary_and_key_bytes() {
+        let a = ring("k2", &[("k1", 1), ("k2", 2)]);
+        assert!(a.same_keys(&ring("k2", &[("k2", 2), ("k1", 1)])));
+        assert!(
+            !a.same_keys(&ring("k1", &[("k1", 1), ("k2", 2)])),
+            "other primary"
+        );
+        assert!(
+            !a.same_keys(&ring("k2", &[("k1", 1), ("k2", 3)])),
+            "other key bytes"
+        );
+        assert!(!a.same_keys(&ring("k2", &[("k2", 2)])), "fewer keys");
+        assert!(
+            !a.same_keys(&ring("k2", &[("k1", 1), ("k2", 2), ("k3", 3)])),
+            "more keys"
         );
     }
 

@@ -16,12 +16,15 @@
 //! is [`aad`] of the Valkey key and hash field: a value copied to another session or field, or
 //! re-labelled with another key id or version, fails to open.
 //!
-//! The key ring is loaded once at startup ([`KeyRing::load`], [`KeyRing::parse`],
+//! The key ring is loaded at startup ([`KeyRing::load`], [`KeyRing::parse`],
 //! [`KeyRing::from_entries`]); any configured key that is missing, malformed or not 32 bytes is
-//! an error, never a silent fallback to plaintext (the upstream's fail-open behaviour).
+//! an error, never a silent fallback to plaintext (the upstream's fail-open behaviour). A
+//! [`KeyRingHandle`] lets a reload (changed Secret or key file) replace the ring while the
+//! server runs; only a ring that parsed ever replaces the current one.
 
 mod envelope;
 mod error;
+mod handle;
 mod key_id;
 mod keyring;
 mod load;
@@ -29,4 +32,5 @@ mod parse;
 
 pub use envelope::{aad, envelope_key_id};
 pub use error::{DecryptError, KeyRingError};
+pub use handle::{KeyRingHandle, RingChange};
 pub use keyring::{KeyRing, Opened};

@@ -1,15 +1,22 @@
 //! Building the token store, flow store and refresh lock from the command line, and the
 //! background work they need (expiry sweeps, readiness checks, key-rotation sweeps).
 //!
-//! Fails closed: a configured key ring that cannot be loaded stops start-up, and Valkey without
-//! encryption needs an explicit opt-in.
+//! Fails closed: a configured key ring file that cannot be loaded stops start-up, Valkey stores
+//! behind a key-ring Secret refuse every operation until its first good ring is read, and Valkey
+//! without encryption needs an explicit opt-in. A changed key file or Secret replaces the ring
+//! without a restart (see `keyring_reload`).
 
+use super::key_gate::KeyGate;
+use super::key_source::{self, KeySource};
+use super::keyring_reload::KeyRingReloader;
 use crate::cli::{StoreKind, ValkeyArgs, ValkeyTopology as CliTopology};
-use crate::crypto::KeyRing;
+use crate::crypto::{KeyRing, KeyRingHandle};
 use crate::http::Readiness;
 use crate::metrics::Metrics;
 use crate::store::memory::{MemoryFlowStore, MemoryTokenStore};
-use crate::store::valkey::{Codec, ValkeyConfig, ValkeyStores, ValkeyTopology};
+use crate::store::valkey::{
+    Codec, ValkeyClient, ValkeyConfig, ValkeyStores, ValkeyTopology, connect,
+};
 use crate::store::{FlowStore, ProcessLocalLock, RefreshLock, TokenStore};
 use secrecy::SecretString;
 use std::sync::Arc;
@@ -27,8 +34,64 @@ pub struct Stores {
     pub flows: Arc<dyn FlowStore>,
     pub lock: Arc<dyn RefreshLock>,
     /// Set for Valkey (health checks, stats, rotation).
-    pub valkey: Option<ValkeyStores>,
-    pub key_ring: Option<KeyRing>,
+    valkey: Option<Valkey>,
+    keys: KeySource,
+}
+
+/// The Valkey side: built at once, or behind a [`KeyGate`] until the key ring is read.
+struct Valkey {
+    client: ValkeyClient,
+    config: ValkeyConfig,
+    stores: ValkeyState,
+}
+
+#[derive(Clone)]
+enum ValkeyState {
+    Ready(Box<ValkeyStores>),
+    Gated(KeyGate),
+}
+
+/// The token store, flow store and refresh lock as the manager uses them.
+type StoreHandles = (
+    Arc<dyn TokenStore>,
+    Arc<dyn FlowStore>,
+    Arc<dyn RefreshLock>,
+);
+
+impl ValkeyState {
+    fn handles(&self) -> StoreHandles {
+        match self {
+            ValkeyState::Ready(stores) => (
+                Arc::new(stores.tokens.clone()),
+                Arc::new(stores.flows.clone()),
+                Arc::new(stores.lock.clone()),
+            ),
+            ValkeyState::Gated(gate) => (
+                Arc::new(gate.clone()),
+                Arc::new(gate.clone()),
+                Arc::new(gate.clone()),
+            ),
+        }
+    }
+
+    fn stores(&self) -> Option<ValkeyStores> {
+        match self {
+            ValkeyState::Ready(stores) => Some(ValkeyStores::clone(stores)),
+            ValkeyState::Gated(gate) => gate.stores().cloned(),
+        }
+    }
+}
+
+impl Stores {
+    /// The Valkey stores, once they exist (behind a key-ring Secret: after its first good ring).
+    pub fn valkey(&self) -> Option<ValkeyStores> {
+        self.valkey.as_ref().and_then(|v| v.stores.stores())
+    }
+
+    /// The key ring in use, when one is loaded.
+    pub fn key_ring(&self) -> Option<KeyRing> {
+        self.keys.handle().map(KeyRingHandle::current)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -39,12 +102,12 @@ pub enum StoreSetupError {
     KeyRing(#[from] crate::crypto::KeyRingError),
 }
 
-/// Load the key ring named by `--encryption-key-file`, if any (fail closed).
+/// Load the key ring named by `--encryption-key-file`, if any (fail closed). For commands
+/// without an API server connection (`rotate-keys`), so a key-ring Secret is refused here.
 pub fn load_key_ring(args: &ValkeyArgs) -> Result<Option<KeyRing>, StoreSetupError> {
-    match &args.encryption_key_file {
-        Some(path) => Ok(Some(KeyRing::load(path)?)),
-        None => Ok(None),
-    }
+    Ok(KeySource::resolve(args, None)?
+        .handle()
+        .map(KeyRingHandle::current))
 }
 
 /// The Valkey connection settings from the flags.
@@ -88,10 +151,11 @@ pub fn valkey_config(args: &ValkeyArgs) -> Result<ValkeyConfig, StoreSetupError>
     Ok(cfg)
 }
 
-/// The value codec: encrypted with the key ring, or plaintext only when explicitly allowed.
-fn codec(args: &ValkeyArgs, ring: Option<&KeyRing>) -> Result<Codec, StoreSetupError> {
+/// The value codec of stores built at once: encrypted with the (reloadable) key ring, or
+/// plaintext only when explicitly allowed.
+fn codec(args: &ValkeyArgs, ring: Option<&KeyRingHandle>) -> Result<Codec, StoreSetupError> {
     match ring {
-        Some(ring) => Ok(Codec::Encrypted(ring.clone())),
+        Some(handle) => Ok(Codec::Reloadable(handle.clone())),
         None if args.valkey_allow_plaintext => {
             tracing::warn!(
                 "Valkey values are stored UNENCRYPTED (--valkey-allow-plaintext): anyone who can read Valkey can read users' tokens"
@@ -99,19 +163,25 @@ fn codec(args: &ValkeyArgs, ring: Option<&KeyRing>) -> Result<Codec, StoreSetupE
             Ok(Codec::Plaintext)
         }
         None => Err(StoreSetupError::Config(
-            "refusing to keep tokens in Valkey unencrypted: set --encryption-key-file (see docs/encryption.md), or pass --valkey-allow-plaintext to accept the risk".to_owned(),
+            "refusing to keep tokens in Valkey unencrypted: set --encryption-key-file or --encryption-key-secret (see docs/encryption.md), or pass --valkey-allow-plaintext to accept the risk".to_owned(),
         )),
     }
 }
 
-/// Connect (or create) the stores for `kind`.
-pub async fn build(kind: StoreKind, args: &ValkeyArgs) -> Result<Stores, StoreSetupError> {
-    let key_ring = load_key_ring(args)?;
+/// Connect (or create) the stores for `kind`. `kube` is the API server connection of `run`,
+/// through which `--encryption-key-secret` is read (`None` for `serve`).
+pub async fn build(
+    kind: StoreKind,
+    args: &ValkeyArgs,
+    kube: Option<&kube::Client>,
+) -> Result<Stores, StoreSetupError> {
+    let keys = KeySource::resolve(args, kube)?;
     match kind {
         StoreKind::Memory => {
-            if key_ring.is_some() {
+            if keys.is_configured() {
                 tracing::info!(
-                    "--encryption-key-file is loaded but unused: the memory store keeps values only in this process"
+                    keys = %keys.describe(),
+                    "an encryption key ring is configured but unused: the memory store keeps values only in this process"
                 );
             }
             Ok(Stores {
@@ -119,28 +189,43 @@ pub async fn build(kind: StoreKind, args: &ValkeyArgs) -> Result<Stores, StoreSe
                 flows: Arc::new(MemoryFlowStore::new()),
                 lock: Arc::new(ProcessLocalLock),
                 valkey: None,
-                key_ring,
+                keys: KeySource::None,
             })
         }
         StoreKind::Valkey => {
-            let cfg = valkey_config(args)?;
-            let codec = codec(args, key_ring.as_ref())?;
-            let stores = ValkeyStores::from_config(&cfg, codec)
+            let config = valkey_config(args)?;
+            let client = connect(&config)
                 .await
                 .map_err(|e| StoreSetupError::Config(e.to_string()))?;
+            let stores = if let KeySource::Secret { .. } = &keys {
+                // The ring arrives after start-up: closed until then (fail closed).
+                ValkeyState::Gated(KeyGate::new(keys.describe()))
+            } else {
+                ValkeyState::Ready(Box::new(ValkeyStores::new(
+                    client.clone(),
+                    config.key_prefix.clone(),
+                    config.session_ttl,
+                    codec(args, keys.handle())?,
+                )))
+            };
+            let (tokens, flows, lock) = stores.handles();
             Ok(Stores {
-                tokens: Arc::new(stores.tokens.clone()),
-                flows: Arc::new(stores.flows.clone()),
-                lock: Arc::new(stores.lock.clone()),
-                valkey: Some(stores),
-                key_ring,
+                tokens,
+                flows,
+                lock,
+                valkey: Some(Valkey {
+                    client,
+                    config,
+                    stores,
+                }),
+                keys,
             })
         }
     }
 }
 
-/// Background work: expiry sweeps, Valkey readiness, and a rotation sweep when the key ring
-/// holds more than one key (a rotation is under way).
+/// Background work: expiry sweeps, Valkey readiness, following the key ring (file or Secret)
+/// and a rotation sweep whenever the ring in use holds more than one key.
 pub fn spawn_background(
     stores: &Stores,
     readiness: &Arc<Readiness>,
@@ -168,13 +253,12 @@ pub fn spawn_background(
         }
     });
 
-    let Some(valkey) = stores.valkey.clone() else {
+    let Some(valkey) = &stores.valkey else {
         return;
     };
-    metrics.set_store_stats(valkey.stats());
     readiness.block("store", "Valkey has not answered yet");
     let ready = readiness.clone();
-    let pinger = valkey.clone();
+    let pinger = valkey.client.clone();
     every(READINESS_INTERVAL, cancel.clone(), move || {
         let ready = ready.clone();
         let pinger = pinger.clone();
@@ -186,19 +270,53 @@ pub fn spawn_background(
         }
     });
 
-    if let Some(ring) = stores.key_ring.clone().filter(|r| r.key_ids().len() > 1) {
-        let metrics = metrics.clone();
-        let cancel = cancel.clone();
-        tokio::spawn(async move {
-            // Let the server come up first; the sweep is background work.
-            tokio::select! {
-                _ = cancel.cancelled() => {}
-                _ = tokio::time::sleep(Duration::from_secs(5)) => {
-                    crate::serve::rotation::sweep(&valkey, &ring, &metrics).await;
-                }
-            }
-        });
-    }
+    let reloader = match (&valkey.stores, &stores.keys) {
+        (ValkeyState::Ready(ready), KeySource::File { handle, .. }) => {
+            metrics.set_store_stats(ready.stats());
+            KeyRingReloader::loaded(
+                stores.keys.describe(),
+                handle.clone(),
+                metrics.clone(),
+                readiness.clone(),
+            )
+        }
+        (ValkeyState::Gated(gate), KeySource::Secret { .. }) => {
+            let gate = gate.clone();
+            let client = valkey.client.clone();
+            let prefix = valkey.config.key_prefix.clone();
+            let ttl = valkey.config.session_ttl;
+            let stats_metrics = metrics.clone();
+            KeyRingReloader::pending(
+                stores.keys.describe(),
+                Box::new(move |handle| {
+                    let built = ValkeyStores::new(
+                        client.clone(),
+                        prefix.clone(),
+                        ttl,
+                        Codec::Reloadable(handle.clone()),
+                    );
+                    stats_metrics.set_store_stats(built.stats());
+                    gate.open(built);
+                }),
+                metrics.clone(),
+                readiness.clone(),
+            )
+        }
+        (ValkeyState::Ready(ready), _) => {
+            // Plaintext (explicitly allowed): no key ring to follow.
+            metrics.set_store_stats(ready.stats());
+            return;
+        }
+        (ValkeyState::Gated(_), _) => return,
+    };
+    key_source::follow(&stores.keys, &reloader, cancel);
+    let state = valkey.stores.clone();
+    key_source::spawn_rotation_sweeps(
+        &reloader,
+        move || state.stores(),
+        metrics.clone(),
+        cancel.clone(),
+    );
 }
 
 /// Run `job` every `interval` (first run after one interval) until cancelled.

@@ -62,6 +62,16 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 {{- end }}
 
+{{/* "true" when the key ring Secret is read through the API server (--encryption-key-secret). */}}
+{{- define "mcpoauth.keysFromApi" -}}
+{{- if and (include "mcpoauth.encryptionSecretName" .) (eq .Values.encryption.source "api") }}true{{ end }}
+{{- end }}
+
+{{/* "true" when the key ring Secret is mounted as a volume (--encryption-key-file). */}}
+{{- define "mcpoauth.keysMounted" -}}
+{{- if and (include "mcpoauth.encryptionSecretName" .) (eq .Values.encryption.source "mount") }}true{{ end }}
+{{- end }}
+
 {{/* Host of publicUrl, the default ingress host. */}}
 {{- define "mcpoauth.publicHost" -}}
 {{- (urlParse .Values.publicUrl).hostname }}
