@@ -10,7 +10,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::Api;
 use mcp_oauth_operator::cli::{Cli, Command};
 use mcp_oauth_operator::controller::{ControllerConfig, FINALIZER, KubeSource, Leadership};
-use mcp_oauth_operator::crd::{RemoteMCPServer, TokenExchangePolicy, condition};
+use mcp_oauth_operator::crd::{
+    RemoteMCPServer, RemoteMCPServerStatus, TokenExchangePolicy, condition,
+};
 use mcp_oauth_operator::metrics::{KindLabel, ReconcileLabels};
 use mcp_oauth_operator::registry::{AuthSettings, ClientIdentity, ServerKey};
 use mcp_oauth_operator::serve::{self, Registrations, RunningServer};
@@ -63,9 +65,15 @@ impl Operator {
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .with_test_writer()
             .try_init();
-        let cli =
-            Cli::try_parse_with_defaults(["mcp-oauth-operator", "run", "--listen", "127.0.0.1:0"])
-                .expect("run args parse");
+        let cli = Cli::try_parse_with_defaults([
+            "mcp-oauth-operator",
+            "run",
+            "--listen",
+            "127.0.0.1:0",
+            "--identity",
+            "anonymous",
+        ])
+        .expect("run args parse");
         let Command::Run(args) = cli.command else {
             unreachable!("run was requested")
         };
@@ -193,6 +201,17 @@ spec:
     )
 }
 
+/// Applies `team-a/{name}` in `mode: none` (valid, no discovery).
+async fn apply_plain_server(kube: &KubeApi, name: &str) {
+    kube.apply_yaml(&server_yaml(
+        "team-a",
+        name,
+        "https://mcp.example.com/mcp",
+        "    mode: none",
+    ))
+    .await;
+}
+
 fn secret_yaml(namespace: &str, name: &str, value: &str) -> String {
     format!(
         "apiVersion: v1
@@ -215,21 +234,36 @@ async fn start_cluster(namespaces: &[&str]) -> KubeApi {
     kube
 }
 
+/// The only replica, leading and synced, watching all namespaces; and the servers of `team-a`.
+async fn synced_leader(kube: &KubeApi) -> (Operator, Api<RemoteMCPServer>) {
+    let op = Operator::start(kube, "replica-1", true, &[]).await;
+    op.wait_synced().await;
+    (op, Api::namespaced(kube.client(), "team-a"))
+}
+
+/// Waits until server `name` reports the outcome of discovery; returns its status.
+async fn wait_discovery_reported(api: &Api<RemoteMCPServer>, name: &str) -> RemoteMCPServerStatus {
+    let obj = eventually(
+        &format!("discovery of {name} is reported"),
+        SOON,
+        || async {
+            let obj = api.get_opt(name).await.expect("get")?;
+            let st = obj.status.as_ref()?;
+            condition_of(&st.conditions, condition::AUTHORIZATION_SERVER_DISCOVERED)?;
+            Some(obj)
+        },
+    )
+    .await;
+    obj.status.expect("status")
+}
+
 #[tokio::test]
 async fn resources_are_registered_reported_and_unregistered() {
     let kube = start_cluster(&["team-a"]).await;
-    let op = Operator::start(&kube, "replica-1", true, &[]).await;
-    op.wait_synced().await;
-    let api: Api<RemoteMCPServer> = Api::namespaced(kube.client(), "team-a");
+    let (op, api) = synced_leader(&kube).await;
 
     // A valid resource becomes Ready with its endpoint, and the gateway serves it.
-    kube.apply_yaml(&server_yaml(
-        "team-a",
-        "plain",
-        "https://mcp.example.com/mcp",
-        "    mode: none",
-    ))
-    .await;
+    apply_plain_server(&kube, "plain").await;
     let obj = wait_ready(&api, "plain", "True", "Registered").await;
     assert!(op.registered("team-a", "plain"));
     let status = obj.status.as_ref().expect("status");
@@ -355,13 +389,7 @@ spec:
     assert!(!op.registered("team-a", "plain"));
 
     // Deleting the resource removes the registration and the finalizer lets it go.
-    kube.apply_yaml(&server_yaml(
-        "team-a",
-        "plain",
-        "https://mcp.example.com/mcp",
-        "    mode: none",
-    ))
-    .await;
+    apply_plain_server(&kube, "plain").await;
     wait_ready(&api, "plain", "True", "Registered").await;
     kube.kubectl_ok(&[
         "delete",
@@ -387,9 +415,7 @@ spec:
 #[tokio::test]
 async fn secrets_are_read_from_the_resource_namespace_only_and_followed() {
     let kube = start_cluster(&["team-a", "team-b"]).await;
-    let op = Operator::start(&kube, "replica-1", true, &[]).await;
-    op.wait_synced().await;
-    let api: Api<RemoteMCPServer> = Api::namespaced(kube.client(), "team-a");
+    let (op, api) = synced_leader(&kube).await;
 
     // The Secret exists, but in another namespace: refused.
     kube.apply_yaml(&secret_yaml("team-b", "gh-client", "theirs"))
@@ -466,13 +492,7 @@ async fn every_replica_serves_but_only_the_leader_writes_status() {
     b.wait_synced().await;
     let api: Api<RemoteMCPServer> = Api::namespaced(kube.client(), "team-a");
 
-    kube.apply_yaml(&server_yaml(
-        "team-a",
-        "one",
-        "https://mcp.example.com/mcp",
-        "    mode: none",
-    ))
-    .await;
+    apply_plain_server(&kube, "one").await;
     wait_ready(&api, "one", "True", "Registered").await;
     eventually("both replicas serve it", SOON, || async {
         (a.registered("team-a", "one") && b.registered("team-a", "one")).then_some(())
@@ -489,13 +509,7 @@ async fn every_replica_serves_but_only_the_leader_writes_status() {
     a.set_leader(false);
     b.set_leader(true);
     let a_writes = a.status_writes("RemoteMCPServer");
-    kube.apply_yaml(&server_yaml(
-        "team-a",
-        "two",
-        "https://mcp.example.com/mcp",
-        "    mode: none",
-    ))
-    .await;
+    apply_plain_server(&kube, "two").await;
     wait_ready(&api, "two", "True", "Registered").await;
     assert!(
         b.status_writes("RemoteMCPServer") >= 1,
@@ -552,23 +566,11 @@ async fn readiness_waits_for_the_watches_and_the_controller_resumes_after_an_api
     )
     .await;
     let api: Api<RemoteMCPServer> = Api::namespaced(kube.client(), "team-a");
-    kube.apply_yaml(&server_yaml(
-        "team-a",
-        "before",
-        "https://mcp.example.com/mcp",
-        "    mode: none",
-    ))
-    .await;
+    apply_plain_server(&kube, "before").await;
     wait_ready(&api, "before", "True", "Registered").await;
 
     kube.restart_apiserver().await;
-    kube.apply_yaml(&server_yaml(
-        "team-a",
-        "after",
-        "https://mcp.example.com/mcp",
-        "    mode: none",
-    ))
-    .await;
+    apply_plain_server(&kube, "after").await;
     eventually(
         "the resource applied after the restart is reconciled",
         Duration::from_secs(90),
@@ -594,9 +596,7 @@ async fn the_authorization_server_is_discovered_into_status() {
     let kube = start_cluster(&["team-a"]).await;
     let idp = Idp::start(IdpOptions::default()).await;
     let mcp = McpServer::start(idp.issuer()).await;
-    let op = Operator::start(&kube, "replica-1", true, &[]).await;
-    op.wait_synced().await;
-    let api: Api<RemoteMCPServer> = Api::namespaced(kube.client(), "team-a");
+    let (op, api) = synced_leader(&kube).await;
 
     kube.apply_yaml(&server_yaml(
         "team-a",
@@ -605,14 +605,7 @@ async fn the_authorization_server_is_discovered_into_status() {
         "    mode: oauth",
     ))
     .await;
-    let obj = eventually("discovery is reported", SOON, || async {
-        let obj = api.get_opt("protected").await.expect("get")?;
-        let st = obj.status.as_ref()?;
-        condition_of(&st.conditions, condition::AUTHORIZATION_SERVER_DISCOVERED)?;
-        Some(obj)
-    })
-    .await;
-    let st = obj.status.expect("status");
+    let st = wait_discovery_reported(&api, "protected").await;
     let discovered = condition_of(&st.conditions, condition::AUTHORIZATION_SERVER_DISCOVERED)
         .expect("condition");
     assert_eq!(discovered.status, "True", "{}", discovered.message);
@@ -637,14 +630,7 @@ async fn the_authorization_server_is_discovered_into_status() {
         "    mode: oauth",
     ))
     .await;
-    let obj = eventually("the failed discovery is reported", SOON, || async {
-        let obj = api.get_opt("down").await.expect("get")?;
-        let st = obj.status.as_ref()?;
-        condition_of(&st.conditions, condition::AUTHORIZATION_SERVER_DISCOVERED)?;
-        Some(obj)
-    })
-    .await;
-    let st = obj.status.expect("status");
+    let st = wait_discovery_reported(&api, "down").await;
     let failed = condition_of(&st.conditions, condition::AUTHORIZATION_SERVER_DISCOVERED)
         .expect("condition");
     assert_eq!(failed.status, "False");
@@ -671,9 +657,7 @@ async fn an_object_that_does_not_decode_is_reported_and_does_not_stop_the_others
         r#"[{"op":"replace","path":"/spec/versions/0/schema/openAPIV3Schema/properties/spec","value":{"type":"object","x-kubernetes-preserve-unknown-fields":true}}]"#,
     ])
     .await;
-    let op = Operator::start(&kube, "replica-1", true, &[]).await;
-    op.wait_synced().await;
-    let api: Api<RemoteMCPServer> = Api::namespaced(kube.client(), "team-a");
+    let (op, api) = synced_leader(&kube).await;
 
     kube.apply_yaml(
         "apiVersion: mcpoauth.dev/v1alpha1
@@ -686,13 +670,7 @@ spec:
 ",
     )
     .await;
-    kube.apply_yaml(&server_yaml(
-        "team-a",
-        "fine",
-        "https://mcp.example.com/mcp",
-        "    mode: none",
-    ))
-    .await;
+    apply_plain_server(&kube, "fine").await;
     wait_ready(&api, "fine", "True", "Registered").await;
     let conditions = eventually("the broken object is reported", SOON, || async {
         let out = kube
@@ -741,13 +719,7 @@ async fn the_lease_holder_writes_status_and_hands_over_when_it_stops() {
     };
     let first = eventually("a replica holds the Lease", SOON, holder).await;
     let api: Api<RemoteMCPServer> = Api::namespaced(kube.client(), "team-a");
-    kube.apply_yaml(&server_yaml(
-        "team-a",
-        "one",
-        "https://mcp.example.com/mcp",
-        "    mode: none",
-    ))
-    .await;
+    apply_plain_server(&kube, "one").await;
     wait_ready(&api, "one", "True", "Registered").await;
     let (leader, follower) = if first == "replica-a" { (a, b) } else { (b, a) };
     assert!(leader.status_writes("RemoteMCPServer") >= 1);
@@ -763,13 +735,7 @@ async fn the_lease_holder_writes_status_and_hands_over_when_it_stops() {
         holder().await.filter(|h| *h != first)
     })
     .await;
-    kube.apply_yaml(&server_yaml(
-        "team-a",
-        "two",
-        "https://mcp.example.com/mcp",
-        "    mode: none",
-    ))
-    .await;
+    apply_plain_server(&kube, "two").await;
     wait_ready(&api, "two", "True", "Registered").await;
     assert!(
         follower.status_writes("RemoteMCPServer") >= 1,

@@ -6,8 +6,9 @@ mod gateway_support;
 mod support;
 
 use gateway_support::*;
-use mcp_oauth_operator::registry::{ClientAuthMethod, ClientIdentity};
-use mcp_oauth_operator::store::FlowId;
+use mcp_oauth_operator::manager::AccessToken;
+use mcp_oauth_operator::registry::{ClientAuthMethod, ClientIdentity, ServerKey};
+use mcp_oauth_operator::store::{FlowId, TokenKey, TokenRecord};
 use reqwest::StatusCode;
 use secrecy::ExposeSecret as _;
 use support::{Browser, Idp, IdpOptions, McpServer};
@@ -30,12 +31,60 @@ async fn world_with(opts: IdpOptions, gw_args: &[&str]) -> World {
     World { idp, mcp, gw }
 }
 
+/// A default world with server `echo` registered in oauth mode (CIMD client).
+async fn echo_world() -> (World, ServerKey) {
+    let w = world().await;
+    let server = w.gw.register_oauth("echo", w.mcp.url());
+    (w, server)
+}
+
+/// How many tokens the gateway holds.
+async fn stored_count(w: &World) -> usize {
+    w.gw.manager().token_store().count().await.expect("count")
+}
+
+fn without_cimd() -> IdpOptions {
+    IdpOptions {
+        disable_cimd: true,
+        ..Default::default()
+    }
+}
+
+/// A world whose IdP issues 2-second access tokens (refresh margin 1 s, so they need a refresh
+/// within a few seconds) with `alice` already logged in to server `echo`.
+async fn logged_in_with_short_tokens(opts: IdpOptions) -> (World, ServerKey) {
+    let opts = IdpOptions {
+        access_token_ttl: Some(2),
+        ..opts
+    };
+    let w = world_with(opts, &["--refresh-margin-secs", "1"]).await;
+    let server = w.gw.register_oauth("echo", w.mcp.url());
+    let (_, status, body) = run_flow(&w, &server, "alice").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    (w, server)
+}
+
+/// Alice's current access token for `server` (refreshed if due); panics when there is none.
+async fn alice_token(w: &World, server: &ServerKey) -> AccessToken {
+    w.gw.manager()
+        .get_token(server, &alice())
+        .await
+        .expect("get_token")
+        .expect("a token")
+}
+
+/// Alice's stored record for the IdP's issuer; panics when there is none.
+async fn stored(w: &World) -> (TokenKey, TokenRecord) {
+    w.gw.manager()
+        .token_store()
+        .get_by_issuer(&alice().session, w.idp.issuer())
+        .await
+        .expect("store")
+        .expect("a stored token")
+}
+
 /// Challenge → scripted login → callback page. Returns the callback URL and the page status.
-async fn run_flow(
-    w: &World,
-    server: &mcp_oauth_operator::registry::ServerKey,
-    login: &str,
-) -> (Url, StatusCode, String) {
+async fn run_flow(w: &World, server: &ServerKey, login: &str) -> (Url, StatusCode, String) {
     let challenge =
         w.gw.manager()
             .create_auth_challenge(server, &alice(), None)
@@ -49,8 +98,7 @@ async fn run_flow(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cimd_client_flow_stores_a_token_the_remote_server_accepts() {
-    let w = world().await;
-    let server = w.gw.register_oauth("echo", w.mcp.url());
+    let (w, server) = echo_world().await;
 
     let challenge =
         w.gw.manager()
@@ -91,12 +139,7 @@ async fn cimd_client_flow_stores_a_token_the_remote_server_accepts() {
         Some(w.gw.url("/.well-known/oauth-client.json").as_str())
     );
 
-    let token =
-        w.gw.manager()
-            .get_token(&server, &alice())
-            .await
-            .expect("get_token")
-            .expect("a token is stored");
+    let token = alice_token(&w, &server).await;
     assert_eq!(token.issuer, w.idp.issuer());
     let claims = support::jwt_payload(token.value.expose_secret());
     assert_eq!(
@@ -106,22 +149,12 @@ async fn cimd_client_flow_stores_a_token_the_remote_server_accepts() {
     );
     let who = whoami(w.mcp.url(), token.value.expose_secret()).await;
     assert_eq!(who, "alice");
-    assert_eq!(
-        w.gw.manager().token_store().count().await.expect("count"),
-        1
-    );
+    assert_eq!(stored_count(&w).await, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pre_registered_clients_basic_and_post_complete_flows() {
-    let w = world_with(
-        IdpOptions {
-            disable_cimd: true,
-            ..Default::default()
-        },
-        &[],
-    )
-    .await;
+    let w = world_with(without_cimd(), &[]).await;
     let basic = w.gw.register(
         "basic",
         w.mcp.url(),
@@ -145,12 +178,7 @@ async fn pre_registered_clients_basic_and_post_complete_flows() {
     for (server, login) in [(&basic, "bob"), (&post, "carol")] {
         let (_, status, body) = run_flow(&w, server, login).await;
         assert_eq!(status, StatusCode::OK, "{server}: {body}");
-        let token =
-            w.gw.manager()
-                .get_token(server, &alice())
-                .await
-                .expect("get")
-                .expect("token");
+        let token = alice_token(&w, server).await;
         let who = whoami(w.mcp.url(), token.value.expose_secret()).await;
         assert_eq!(who, login);
     }
@@ -163,14 +191,7 @@ async fn pre_registered_clients_basic_and_post_complete_flows() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cimd_without_as_support_and_without_a_client_is_refused_clearly() {
-    let w = world_with(
-        IdpOptions {
-            disable_cimd: true,
-            ..Default::default()
-        },
-        &[],
-    )
-    .await;
+    let w = world_with(without_cimd(), &[]).await;
     let server = w.gw.register_oauth("echo", w.mcp.url());
     let err =
         w.gw.manager()
@@ -182,30 +203,9 @@ async fn cimd_without_as_support_and_without_a_client_is_refused_clearly() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expired_access_token_is_refreshed_without_a_new_login() {
-    let w = world_with(
-        IdpOptions {
-            access_token_ttl: Some(2),
-            ..Default::default()
-        },
-        &["--refresh-margin-secs", "1"],
-    )
-    .await;
-    let server = w.gw.register_oauth("echo", w.mcp.url());
-    let (_, status, body) = run_flow(&w, &server, "alice").await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    let first =
-        w.gw.manager()
-            .get_token(&server, &alice())
-            .await
-            .expect("get")
-            .expect("token");
-    let (key, before) =
-        w.gw.manager()
-            .token_store()
-            .get_by_issuer(&alice().session, w.idp.issuer())
-            .await
-            .expect("store")
-            .expect("stored");
+    let (w, server) = logged_in_with_short_tokens(IdpOptions::default()).await;
+    let first = alice_token(&w, &server).await;
+    let (key, before) = stored(&w).await;
     assert!(
         before.refresh_token.is_some(),
         "the IdP issued a refresh token"
@@ -273,8 +273,7 @@ async fn expired_access_token_is_refreshed_without_a_new_login() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_challenges_share_one_pending_flow() {
-    let w = world().await;
-    let server = w.gw.register_oauth("echo", w.mcp.url());
+    let (w, server) = echo_world().await;
     let m = w.gw.manager().clone();
     let calls = (0..6).map(|_| {
         let m = m.clone();
@@ -294,19 +293,11 @@ async fn concurrent_challenges_share_one_pending_flow() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replayed_unknown_and_expired_states_are_refused() {
-    let w = world().await;
-    let server = w.gw.register_oauth("echo", w.mcp.url());
-    let challenge =
-        w.gw.manager()
-            .create_auth_challenge(&server, &alice(), None)
-            .await
-            .expect("challenge");
-    let browser = Browser::new();
-    let callback = browser.login_at_idp(&challenge.auth_url, "alice").await;
+    let (w, server) = echo_world().await;
+    let (browser, callback) = start_login(w.gw.manager(), &server, &alice(), "alice").await;
     let (status, _, _) = browser.get_text(callback.as_str()).await;
     assert_eq!(status, StatusCode::OK);
-    let count = || async { w.gw.manager().token_store().count().await.expect("count") };
-    assert_eq!(count().await, 1);
+    assert_eq!(stored_count(&w).await, 1);
 
     // Replay of the same callback.
     let (status, _, body) = browser.get_text(callback.as_str()).await;
@@ -315,7 +306,7 @@ async fn replayed_unknown_and_expired_states_are_refused() {
         body.contains("already completed") || body.contains("expired"),
         "{body}"
     );
-    assert_eq!(count().await, 1, "replay stored nothing");
+    assert_eq!(stored_count(&w).await, 1, "replay stored nothing");
 
     // Unknown state (well-formed) and malformed state.
     let unknown = with_param(&callback, "state", Some(FlowId::generate().as_str()));
@@ -361,13 +352,12 @@ async fn replayed_unknown_and_expired_states_are_refused() {
     flows.insert(&id, flow).await.expect("age it");
     let (status, _, _) = browser.get_text(cb.as_str()).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert_eq!(count().await, 0, "expired flow stored nothing");
+    assert_eq!(stored_count(&w).await, 0, "expired flow stored nothing");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn callback_needs_the_browser_that_opened_the_link() {
-    let w = world().await;
-    let server = w.gw.register_oauth("echo", w.mcp.url());
+    let (w, server) = echo_world().await;
     let challenge =
         w.gw.manager()
             .create_auth_challenge(&server, &alice(), None)
@@ -399,10 +389,7 @@ async fn callback_needs_the_browser_that_opened_the_link() {
     );
     let (status, _, _) = stranger.get_text(callback.as_str()).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert_eq!(
-        w.gw.manager().token_store().count().await.expect("count"),
-        0
-    );
+    assert_eq!(stored_count(&w).await, 0);
 
     // The connect link opened in another browser is refused too.
     let (status, _, body) = stranger.get_text(&challenge.auth_url).await;
@@ -412,16 +399,12 @@ async fn callback_needs_the_browser_that_opened_the_link() {
     // The failed attempts did not burn the flow: the owner still completes it.
     let (status, _, body) = owner.get_text(callback.as_str()).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(
-        w.gw.manager().token_store().count().await.expect("count"),
-        1
-    );
+    assert_eq!(stored_count(&w).await, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn iss_mismatch_or_missing_is_refused_and_error_text_is_not_shown() {
-    let w = world().await;
-    let server = w.gw.register_oauth("echo", w.mcp.url());
+    let (w, server) = echo_world().await;
     for tamper in [Some("http://127.0.0.1:1/evil"), None] {
         let challenge =
             w.gw.manager()
@@ -436,10 +419,7 @@ async fn iss_mismatch_or_missing_is_refused_and_error_text_is_not_shown() {
         let (status, _, body) = browser.get_text(bad.as_str()).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "iss={tamper:?}: {body}");
         assert!(!body.contains("evil"), "{body}");
-        assert_eq!(
-            w.gw.manager().token_store().count().await.expect("count"),
-            0
-        );
+        assert_eq!(stored_count(&w).await, 0);
         // The flow was consumed: the genuine response cannot be used afterwards either.
         assert_eq!(
             browser.get_text(callback.as_str()).await.0,
@@ -450,15 +430,8 @@ async fn iss_mismatch_or_missing_is_refused_and_error_text_is_not_shown() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idp_error_parameter_is_shown_escaped_with_a_truthful_status() {
-    let w = world().await;
-    let server = w.gw.register_oauth("echo", w.mcp.url());
-    let challenge =
-        w.gw.manager()
-            .create_auth_challenge(&server, &alice(), None)
-            .await
-            .expect("challenge");
-    let browser = Browser::new();
-    let callback = browser.login_at_idp(&challenge.auth_url, "alice").await;
+    let (w, server) = echo_world().await;
+    let (browser, callback) = start_login(w.gw.manager(), &server, &alice(), "alice").await;
     let mut denied = with_param(&callback, "code", None);
     denied = with_param(&denied, "error", Some("access_denied"));
     denied = with_param(
@@ -480,16 +453,12 @@ async fn idp_error_parameter_is_shown_escaped_with_a_truthful_status() {
             .expect("csp")
             .contains("default-src 'none'")
     );
-    assert_eq!(
-        w.gw.manager().token_store().count().await.expect("count"),
-        0
-    );
+    assert_eq!(stored_count(&w).await, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pages_and_cookies_carry_the_security_attributes() {
-    let w = world().await;
-    let server = w.gw.register_oauth("echo", w.mcp.url());
+    let (w, server) = echo_world().await;
     let challenge =
         w.gw.manager()
             .create_auth_challenge(&server, &alice(), None)
@@ -644,8 +613,7 @@ async fn client_metadata_document_has_the_cimd_fields() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_www_authenticate_falls_back_to_well_known_discovery() {
-    let w = world().await;
-    let server = w.gw.register_oauth("echo", w.mcp.url());
+    let (w, server) = echo_world().await;
     let challenge =
         w.gw.manager()
             .create_auth_challenge(
@@ -662,8 +630,7 @@ async fn malformed_www_authenticate_falls_back_to_well_known_discovery() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn completion_hook_runs_after_the_token_is_stored() {
-    let w = world().await;
-    let server = w.gw.register_oauth("echo", w.mcp.url());
+    let (w, server) = echo_world().await;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let store = w.gw.manager().token_store().clone();
     w.gw.manager()
@@ -687,8 +654,7 @@ async fn completion_hook_runs_after_the_token_is_stored() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_can_be_deleted_by_session_user_and_issuer() {
-    let w = world().await;
-    let server = w.gw.register_oauth("echo", w.mcp.url());
+    let (w, server) = echo_world().await;
     let (_, status, _) = run_flow(&w, &server, "alice").await;
     assert_eq!(status, StatusCode::OK);
     let m = w.gw.manager();
@@ -717,24 +683,13 @@ async fn tokens_can_be_deleted_by_session_user_and_issuer() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refresh_without_rotation_keeps_the_old_refresh_token() {
-    let w = world_with(
-        IdpOptions {
-            access_token_ttl: Some(2),
-            no_refresh_rotation: true,
-            ..Default::default()
-        },
-        &["--refresh-margin-secs", "1"],
-    )
+    let (w, server) = logged_in_with_short_tokens(IdpOptions {
+        no_refresh_rotation: true,
+        ..Default::default()
+    })
     .await;
-    let server = w.gw.register_oauth("echo", w.mcp.url());
-    let (_, status, _) = run_flow(&w, &server, "alice").await;
-    assert_eq!(status, StatusCode::OK);
     let store = w.gw.manager().token_store();
-    let (key, before) = store
-        .get_by_issuer(&alice().session, w.idp.issuer())
-        .await
-        .expect("store")
-        .expect("token");
+    let (key, before) = stored(&w).await;
     let rt = before
         .refresh_token
         .as_ref()
@@ -744,12 +699,7 @@ async fn refresh_without_rotation_keeps_the_old_refresh_token() {
 
     for _ in 0..2 {
         tokio::time::sleep(std::time::Duration::from_millis(2200)).await;
-        let t =
-            w.gw.manager()
-                .get_token(&server, &alice())
-                .await
-                .expect("get")
-                .expect("refreshed");
+        let t = alice_token(&w, &server).await;
         let who = whoami(w.mcp.url(), t.value.expose_secret()).await;
         assert_eq!(who, "alice");
         let now = store.get(&key).await.expect("store").expect("token");
@@ -766,23 +716,9 @@ async fn refresh_without_rotation_keeps_the_old_refresh_token() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refresh_the_idp_rejects_drops_the_token_and_asks_for_authorization() {
-    let w = world_with(
-        IdpOptions {
-            access_token_ttl: Some(2),
-            ..Default::default()
-        },
-        &["--refresh-margin-secs", "1"],
-    )
-    .await;
-    let server = w.gw.register_oauth("echo", w.mcp.url());
-    let (_, status, _) = run_flow(&w, &server, "alice").await;
-    assert_eq!(status, StatusCode::OK);
+    let (w, server) = logged_in_with_short_tokens(IdpOptions::default()).await;
     let store = w.gw.manager().token_store();
-    let (_, record) = store
-        .get_by_issuer(&alice().session, w.idp.issuer())
-        .await
-        .expect("store")
-        .expect("token");
+    let (_, record) = stored(&w).await;
     // Revoke the grant at the IdP (as a user would from their account page).
     let rt = record.refresh_token.expect("refresh token");
     let resp = reqwest::Client::new()

@@ -9,16 +9,15 @@ use super::conditions::Verdict;
 use super::context::Ctx;
 use super::discover::{self, Discovered};
 use super::error::{BACKOFF_MAX, Error};
-use super::{FINALIZER, ServerObject, events, invalid, status};
+use super::finalizer::{self, Registered};
+use super::{ServerObject, status};
+use crate::crd::RemoteMCPServer;
 use crate::crd::condition::READY;
 use crate::crd::validate::{SpecError, validate_policy, validate_server};
-use crate::crd::{RemoteMCPServer, RemoteMCPServerStatus};
 use crate::registry::{AuthSettings, ServerKey, ServerRegistration};
 use k8s_openapi::jiff::Timestamp;
 use kube::Resource as _;
-use kube::api::Api;
 use kube::runtime::controller::Action;
-use kube::runtime::finalizer::{self, Event as Finalizer};
 use kube::runtime::reflector::ObjectRef;
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,107 +36,68 @@ pub mod reason {
 
 /// Reconciles one `RemoteMCPServer`.
 pub async fn reconcile(obj: Arc<ServerObject>, ctx: Arc<Ctx>) -> Result<Action, Error> {
-    let key = server_key(&obj);
-    let result = run(&obj, &ctx, &key).await;
-    ctx.count_reconcile(
-        KIND,
-        result.as_ref().map_or_else(Error::metric_result, |_| "ok"),
-    );
-    result
+    finalizer::reconcile(obj, ctx).await
 }
 
 /// `namespace/name` of the object.
 pub fn server_key(obj: &ServerObject) -> ServerKey {
-    let meta = obj.meta();
-    ServerKey::new(
-        meta.namespace.clone().unwrap_or_default(),
-        meta.name.clone().unwrap_or_default(),
-    )
+    finalizer::object_key(obj)
 }
 
-async fn run(obj: &ServerObject, ctx: &Ctx, key: &ServerKey) -> Result<Action, Error> {
-    let deleting = obj.meta().deletion_timestamp.is_some();
-    let server = match &obj.0 {
-        Ok(server) => server,
-        Err(bad) => {
-            ctx.manager.unregister_server(key);
-            return invalid::handle::<RemoteMCPServer>(bad, ctx).await;
+impl Registered for RemoteMCPServer {
+    const KIND: &'static str = KIND;
+
+    fn forget(ctx: &Ctx, key: &ServerKey) {
+        ctx.manager.unregister_server(key);
+    }
+
+    fn cleanup(ctx: &Ctx, key: &ServerKey) {
+        if ctx.manager.unregister_server(key) {
+            tracing::info!(server = %key, "unregistered (resource deleted)");
         }
-    };
-    if deleting {
-        // Every replica drops it at once; only the leader then releases the finalizer.
-        cleanup(ctx, key);
+        ctx.retries.reset(&retry_key(key));
     }
-    if !ctx.is_leader() {
-        return if deleting {
-            Ok(Action::await_change())
-        } else {
-            apply(server, ctx, key).await
-        };
-    }
-    let api = Api::<RemoteMCPServer>::namespaced(ctx.client.clone(), &key.namespace);
-    finalizer::finalizer(
-        &api,
-        FINALIZER,
-        Arc::new(server.clone()),
-        |event| async move {
-            match event {
-                Finalizer::Apply(server) => apply(&server, ctx, key).await,
-                Finalizer::Cleanup(_) => {
-                    cleanup(ctx, key);
-                    Ok(Action::await_change())
-                }
-            }
-        },
-    )
-    .await
-    .map_err(Error::from)
-}
 
-fn cleanup(ctx: &Ctx, key: &ServerKey) {
-    if ctx.manager.unregister_server(key) {
-        tracing::info!(server = %key, "unregistered (resource deleted)");
-    }
-    ctx.retries.reset(&retry_key(key));
-}
-
-async fn apply(server: &RemoteMCPServer, ctx: &Ctx, key: &ServerKey) -> Result<Action, Error> {
-    match resolve(server, ctx) {
-        Ok(reg) => {
-            if !still_current(server, ctx) {
-                // Deleted while this reconcile waited to run: the delete already unregistered it.
-                return Ok(Action::await_change());
-            }
-            let settings = match &reg.auth {
-                AuthSettings::OAuth(settings) => Some((reg.url.clone(), settings.clone())),
-                _ => None,
-            };
-            ctx.manager.register_server(reg);
-            let endpoint = ctx.endpoint(key);
-            let ready = Verdict::new(
-                READY,
-                true,
-                reason::REGISTERED,
-                format!("served at {endpoint}"),
-            );
-            // Discovery feeds only the status, which only the leader writes.
-            let discovered = match settings {
-                Some((url, settings)) if ctx.is_leader() => {
-                    Some(discover::discover(ctx.manager.discovery(), &url, &settings).await)
+    async fn apply(&self, ctx: &Ctx, key: &ServerKey) -> Result<Action, Error> {
+        let server = self;
+        match resolve(server, ctx) {
+            Ok(reg) => {
+                if !still_current(server, ctx) {
+                    // Deleted while this reconcile waited to run: the delete already
+                    // unregistered it.
+                    return Ok(Action::await_change());
                 }
-                _ => None,
-            };
-            write_status(server, ctx, endpoint, &ready, discovered.as_ref()).await?;
-            Ok(next_action(ctx, key, discovered.as_ref()))
-        }
-        Err(ready) => {
-            if ctx.manager.unregister_server(key) {
-                tracing::info!(server = %key, reason = %ready.reason, "unregistered: the resource is no longer valid");
+                let settings = match &reg.auth {
+                    AuthSettings::OAuth(settings) => Some((reg.url.clone(), settings.clone())),
+                    _ => None,
+                };
+                ctx.manager.register_server(reg);
+                let endpoint = ctx.endpoint(key);
+                let ready = Verdict::new(
+                    READY,
+                    true,
+                    reason::REGISTERED,
+                    format!("served at {endpoint}"),
+                );
+                // Discovery feeds only the status, which only the leader writes.
+                let discovered = match settings {
+                    Some((url, settings)) if ctx.is_leader() => {
+                        Some(discover::discover(ctx.manager.discovery(), &url, &settings).await)
+                    }
+                    _ => None,
+                };
+                write_status(server, ctx, endpoint, &ready, discovered.as_ref()).await?;
+                Ok(next_action(ctx, key, discovered.as_ref()))
             }
-            write_status(server, ctx, ctx.endpoint(key), &ready, None).await?;
-            Err(Error::InvalidSpec {
-                reason: ready.reason,
-            })
+            Err(ready) => {
+                if ctx.manager.unregister_server(key) {
+                    tracing::info!(server = %key, reason = %ready.reason, "unregistered: the resource is no longer valid");
+                }
+                write_status(server, ctx, ctx.endpoint(key), &ready, None).await?;
+                Err(Error::InvalidSpec {
+                    reason: ready.reason,
+                })
+            }
         }
     }
 }
@@ -232,28 +192,7 @@ async fn write_status(
         discovered,
         Timestamp::now(),
     );
-    if !status::differs(current, &desired) {
-        return Ok(());
-    }
-    let name = server.metadata.name.as_deref().unwrap_or_default();
-    let namespace = server.metadata.namespace.as_deref().unwrap_or_default();
-    let api = Api::<ServerObject>::namespaced(ctx.client.clone(), namespace);
-    status::apply::<RemoteMCPServer>(&api, name, &desired)
-        .await
-        .map_err(Error::Kube)?;
-    ctx.count_status_write(KIND);
-    let before = current
-        .map(|s: &RemoteMCPServerStatus| s.conditions.as_slice())
-        .unwrap_or_default();
-    if status::ready_outcome_changed(before, &desired.conditions) {
-        events::publish(
-            &ctx.recorder,
-            &events::outcome_event(ready),
-            &server.object_ref(&()),
-        )
-        .await;
-    }
-    Ok(())
+    finalizer::write_changed_status(server, ctx, current, &desired, ready).await
 }
 
 /// Healthy: the periodic resync. Discovery failed: soon (backoff) when it may be a passing
@@ -273,12 +212,12 @@ fn next_action(ctx: &Ctx, key: &ServerKey, discovered: Option<&Discovered>) -> A
 
 /// Invalid specs wait for a change; API errors are retried with per-object backoff.
 pub fn error_policy(obj: Arc<ServerObject>, err: &Error, ctx: Arc<Ctx>) -> Action {
-    err.action(&ctx.retries, &retry_key(&server_key(&obj)))
+    finalizer::error_policy(obj, err, ctx)
 }
 
 /// Key of an object in [`super::error::Retries`].
 pub fn retry_key(key: &ServerKey) -> String {
-    format!("{KIND}/{key}")
+    finalizer::retry_key::<RemoteMCPServer>(key)
 }
 
 #[cfg(test)]
