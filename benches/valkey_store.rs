@@ -529,7 +529,9 @@ impl Target {
                 let multi = CustomCommand::new_static("MULTI", ClusterHash::FirstKey, false);
                 let exec = CustomCommand::new_static("EXEC", ClusterHash::FirstKey, false);
                 let _: () = pipe.custom(multi, none.clone()).await?;
-                let _: () = pipe.hset(hash.as_str(), (field, fred.value.clone())).await?;
+                let _: () = pipe
+                    .hset(hash.as_str(), (field, fred.value.clone()))
+                    .await?;
                 let _: () = pipe.pexpire(hash.as_str(), SESSION_TTL_MS, None).await?;
                 let _: () = pipe.sadd(index.as_str(), key.session.as_str()).await?;
                 let _: () = pipe.pexpire(index.as_str(), SESSION_TTL_MS, None).await?;
@@ -618,11 +620,7 @@ async fn stores(
 }
 
 /// fred alone over a pool of `pool_size` connections, set up as the store sets up its own.
-async fn fred_only(
-    ctx: &Ctx,
-    pool_size: usize,
-    sealed_len: usize,
-) -> Result<Target, BenchError> {
+async fn fred_only(ctx: &Ctx, pool_size: usize, sealed_len: usize) -> Result<Target, BenchError> {
     let pool = Builder::from_config(Config::from_url(&ctx.url)?)
         .with_connection_config(|conn| conn.tcp.nodelay = Some(true))
         .build_pool(pool_size)?;

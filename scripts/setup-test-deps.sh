@@ -103,6 +103,9 @@ build_kube_apiserver
 # Re-created only when the pinned list changes.
 CHART_VENV=${MCPOAUTH_VENV:-$HOME/.cache/mcp-oauth-operator/venv}
 CHART_PY_PACKAGES=(helm-python-sdk==0.2.2 kubernetes-validate==1.37.0 PyYAML==6.0.2)
+# The OAuth-protected MCP server built on the official Python SDK
+# (tests/infra/python/mcp_server.py, tests/support/python_mcp.rs) uses the same venv.
+CHART_PY_PACKAGES+=(mcp==2.3.0 'PyJWT[crypto]==2.15.1')
 
 chart_venv() {
   local stamp="$CHART_VENV/.packages" want

@@ -51,6 +51,8 @@ impl Cli {
         let argv = with_default_subcommand(argv.into_iter().map(Into::into).collect());
         let mut cli = Self::try_parse_from(argv)?;
         cli.command.default_listen();
+        cli.command.default_identity();
+        cli.command.default_outbound_private_networks();
         Ok(cli)
     }
 }
@@ -64,6 +66,35 @@ impl Command {
             }
             Command::Serve(args) => {
                 args.server.listen.get_or_insert(SERVE_LISTEN);
+            }
+            Command::Crds | Command::RotateKeys(_) => {}
+        }
+    }
+
+    /// Fills in whether outbound connections may reach private networks when not told:
+    /// allowed for `serve` (a laptop's identity provider and MCP servers are often local),
+    /// refused for `run` (in a cluster, a resource author must not reach the pod network).
+    pub fn default_outbound_private_networks(&mut self) {
+        match self {
+            Command::Run(args) => {
+                args.server.outbound_allow_private_networks.get_or_insert(false);
+            }
+            Command::Serve(args) => {
+                args.server.outbound_allow_private_networks.get_or_insert(true);
+            }
+            Command::Crds | Command::RotateKeys(_) => {}
+        }
+    }
+
+    /// Fills in the identity mode the subcommand defaults to when none was given: `oidc` for
+    /// `run` (a shared gateway must know who calls), `anonymous` for `serve` (a laptop).
+    pub fn default_identity(&mut self) {
+        match self {
+            Command::Run(args) => {
+                args.server.identity.get_or_insert(IdentityMode::Oidc);
+            }
+            Command::Serve(args) => {
+                args.server.identity.get_or_insert(IdentityMode::Anonymous);
             }
             Command::Crds | Command::RotateKeys(_) => {}
         }
@@ -209,6 +240,12 @@ pub enum IdentityMode {
     /// One local user and one default session (for `serve` on a laptop).
     #[default]
     Anonymous,
+    /// Callers present a bearer JWT of `--oidc-issuer` (validated against its JWKS); user =
+    /// `sub`, session = `sid` (else the user).
+    Oidc,
+    /// An authenticating proxy in front names the user (and session) in request headers. Only
+    /// behind a proxy that removes client-supplied copies of those headers.
+    Header,
 }
 
 /// Where tokens and pending flows are kept.
@@ -285,6 +322,15 @@ pub struct ValkeyArgs {
     /// entry per key id and a `primary` entry.
     #[arg(long, env = "MCPOAUTH_ENCRYPTION_KEY_FILE")]
     pub encryption_key_file: Option<PathBuf>,
+    /// Name of a Secret in the operator's own namespace holding the encryption key ring (one
+    /// entry per key id plus `primary`), read through the API server and followed: a changed
+    /// Secret applies without a restart. `run` only; excludes `--encryption-key-file`.
+    #[arg(
+        long,
+        env = "MCPOAUTH_ENCRYPTION_KEY_SECRET",
+        conflicts_with = "encryption_key_file"
+    )]
+    pub encryption_key_secret: Option<String>,
 }
 
 /// Options shared by every subcommand that runs the HTTP server.
@@ -300,9 +346,41 @@ pub struct ServerArgs {
     /// Allow a plain-HTTP public URL on a non-loopback host (never do this in production).
     #[arg(long, env = "MCPOAUTH_ALLOW_INSECURE_HTTP", default_value_t = false)]
     pub allow_insecure_http: bool,
-    /// How callers are identified.
-    #[arg(long, env = "MCPOAUTH_IDENTITY", value_enum, default_value_t = IdentityMode::Anonymous)]
-    pub identity: IdentityMode,
+    /// How callers are identified. Default: `anonymous` for `serve`, `oidc` for `run`.
+    #[arg(long, env = "MCPOAUTH_IDENTITY", value_enum)]
+    pub identity: Option<IdentityMode>,
+    /// `oidc`: issuer of the callers' tokens (their `iss` must equal it exactly); its
+    /// RFC 8414 / OpenID metadata gives the JWKS location.
+    #[arg(long, env = "MCPOAUTH_OIDC_ISSUER")]
+    pub oidc_issuer: Option<String>,
+    /// `oidc`: extra accepted `aud` values, comma-separated or repeated (e.g. the client id an
+    /// IdP without RFC 8707 support puts in `aud`). Tokens for the gateway's public URL or a
+    /// server below `{public-url}/mcp/` are always accepted.
+    #[arg(long, env = "MCPOAUTH_OIDC_AUDIENCE", value_delimiter = ',')]
+    pub oidc_audience: Vec<String>,
+    /// `oidc`: JWKS URL, instead of the issuer metadata's `jwks_uri`.
+    #[arg(long, env = "MCPOAUTH_OIDC_JWKS_URI")]
+    pub oidc_jwks_uri: Option<Url>,
+    /// `oidc`: least seconds between two JWKS refetches caused by tokens naming an unknown key
+    /// id (bounds the load a flood of bogus tokens can put on the IdP).
+    #[arg(long, env = "MCPOAUTH_OIDC_JWKS_MIN_REFRESH_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    pub oidc_jwks_min_refresh_secs: u64,
+    /// `oidc`: clock skew tolerated on `exp` / `nbf`, in seconds.
+    #[arg(long, env = "MCPOAUTH_OIDC_LEEWAY_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=300))]
+    pub oidc_leeway_secs: u64,
+    /// `oidc`: scopes advertised in the gateway's protected-resource metadata, comma-separated.
+    #[arg(long, env = "MCPOAUTH_OIDC_SCOPE", value_delimiter = ',')]
+    pub oidc_scope: Vec<String>,
+    /// `header`: request header naming the authenticated user.
+    #[arg(
+        long,
+        env = "MCPOAUTH_IDENTITY_USER_HEADER",
+        default_value = "X-Forwarded-User"
+    )]
+    pub identity_user_header: String,
+    /// `header`: request header naming the session. Default: none (one session per user).
+    #[arg(long, env = "MCPOAUTH_IDENTITY_SESSION_HEADER")]
+    pub identity_session_header: Option<String>,
     /// Token and flow-state store.
     #[arg(long, env = "MCPOAUTH_STORE", value_enum, default_value_t = StoreKind::Memory)]
     pub store: StoreKind,
@@ -335,9 +413,49 @@ pub struct ServerArgs {
     /// Largest response body accepted from an outbound request, in bytes.
     #[arg(long, env = "MCPOAUTH_OUTBOUND_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub outbound_max_body_bytes: usize,
+    /// Allow outbound connections (metadata discovery, token endpoints, remote MCP servers) to
+    /// loopback, private, link-local and shared addresses. Cloud-metadata, unspecified and
+    /// multicast addresses are refused regardless. `--outbound-allow-private-networks` alone
+    /// means `true`; `=false` refuses. Default: `true` for `serve`, `false` for `run`.
+    #[arg(
+        long,
+        env = "MCPOAUTH_OUTBOUND_ALLOW_PRIVATE_NETWORKS",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true"
+    )]
+    pub outbound_allow_private_networks: Option<bool>,
     /// How long discovered authorization-server metadata is cached, in seconds.
     #[arg(long, env = "MCPOAUTH_METADATA_CACHE_TTL_SECS", default_value_t = 900)]
     pub metadata_cache_ttl_secs: u64,
+    #[command(flatten)]
+    pub gateway: GatewayArgs,
+}
+
+/// Limits of the gateway's proxy path (`/mcp/{namespace}/{name}`).
+#[derive(Debug, Clone, Args)]
+pub struct GatewayArgs {
+    /// Seconds allowed to open a connection (TCP + TLS) to a remote MCP server.
+    #[arg(long, env = "MCPOAUTH_UPSTREAM_CONNECT_TIMEOUT_SECS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+    pub upstream_connect_timeout_secs: u64,
+    /// Seconds allowed until a remote MCP server's response headers arrive. Response bodies
+    /// (SSE streams) have no time limit.
+    #[arg(long, env = "MCPOAUTH_UPSTREAM_RESPONSE_TIMEOUT_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    pub upstream_response_timeout_secs: u64,
+    /// Largest request body accepted by the gateway, in bytes.
+    #[arg(long, env = "MCPOAUTH_MAX_REQUEST_BODY_BYTES", default_value_t = 4 * 1024 * 1024)]
+    pub max_request_body_bytes: usize,
+}
+
+impl GatewayArgs {
+    pub fn config(&self) -> crate::gateway::GatewayConfig {
+        crate::gateway::GatewayConfig {
+            connect_timeout: Duration::from_secs(self.upstream_connect_timeout_secs),
+            response_timeout: Duration::from_secs(self.upstream_response_timeout_secs),
+            max_request_body_bytes: self.max_request_body_bytes,
+            ..crate::gateway::GatewayConfig::default()
+        }
+    }
 }
 
 #[cfg(test)]
@@ -385,7 +503,7 @@ mod tests {
             args.server.listen.map(|l| l.to_string()).as_deref(),
             Some("127.0.0.1:8080")
         );
-        assert_eq!(args.server.identity, IdentityMode::Anonymous);
+        assert_eq!(args.server.identity, Some(IdentityMode::Anonymous));
         assert_eq!(args.server.store, StoreKind::Memory);
         assert!(args.server.public_url.is_none());
     }
@@ -456,6 +574,80 @@ mod tests {
             panic!("expected run")
         };
         assert_eq!(explicit.server.listen.map(|l| l.port()), Some(9));
+    }
+
+    #[test]
+    fn run_defaults_to_oidc_identity_and_parses_identity_flags() {
+        let cli = Cli::try_parse_with_defaults(["op"]).expect("parse");
+        let Command::Run(args) = cli.command else {
+            panic!("expected run")
+        };
+        assert_eq!(args.server.identity, Some(IdentityMode::Oidc));
+        assert_eq!(args.server.identity_user_header, "X-Forwarded-User");
+        assert_eq!(args.server.identity_session_header, None);
+        assert_eq!(args.server.oidc_jwks_min_refresh_secs, 60);
+        assert_eq!(args.server.oidc_leeway_secs, 30);
+        let cli = Cli::try_parse_with_defaults([
+            "op",
+            "run",
+            "--identity",
+            "header",
+            "--oidc-issuer",
+            "https://idp.example.com",
+            "--oidc-audience",
+            "a,b",
+            "--oidc-audience",
+            "c",
+            "--identity-session-header",
+            "X-Session",
+        ])
+        .expect("parse");
+        let Command::Run(args) = cli.command else {
+            panic!("expected run")
+        };
+        assert_eq!(args.server.identity, Some(IdentityMode::Header));
+        assert_eq!(args.server.oidc_audience, ["a", "b", "c"]);
+        assert_eq!(
+            args.server.oidc_issuer.as_deref(),
+            Some("https://idp.example.com")
+        );
+        assert_eq!(
+            args.server.identity_session_header.as_deref(),
+            Some("X-Session")
+        );
+        assert!(
+            Cli::try_parse_with_defaults(["op", "run", "--oidc-jwks-min-refresh-secs", "0"])
+                .is_err(),
+            "a zero refetch interval would not bound anything"
+        );
+    }
+
+    #[test]
+    fn private_networks_are_allowed_for_serve_and_refused_for_run_by_default() {
+        let parse = |argv: &[&str]| {
+            match Cli::try_parse_with_defaults(argv.iter().copied())
+                .expect("parse")
+                .command
+            {
+                Command::Run(a) => a.server.outbound_allow_private_networks,
+                Command::Serve(a) => a.server.outbound_allow_private_networks,
+                _ => unreachable!("run or serve"),
+            }
+        };
+        assert_eq!(parse(&["op"]), Some(false));
+        assert_eq!(parse(&["op", "serve"]), Some(true));
+        assert_eq!(
+            parse(&["op", "run", "--outbound-allow-private-networks"]),
+            Some(true)
+        );
+        assert_eq!(
+            parse(&["op", "serve", "--outbound-allow-private-networks=false"]),
+            Some(false)
+        );
+        assert!(
+            Cli::try_parse_with_defaults(["op", "run", "--outbound-allow-private-networks=maybe"])
+                .is_err()
+        );
     }
 
     #[test]

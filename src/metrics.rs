@@ -53,6 +53,8 @@ pub struct Metrics {
     pub flows_completed: Family<ServerLabel, Counter>,
     pub flows_failed: Family<FailureLabels, Counter>,
     pub token_refreshes: Family<ResultLabel, Counter>,
+    /// RFC 7009 revocations at sign-out, by result (`ok`, `failed`, `unsupported`, `no_endpoint`).
+    pub token_revocations: Family<ResultLabel, Counter>,
     pub rate_limited: Family<RouteLabel, Counter>,
     pub registered_servers: Gauge,
     pub manifest_problems: Gauge,
@@ -61,6 +63,16 @@ pub struct Metrics {
     pub rotation_unrewrappable: Family<KeyIdLabel, Gauge>,
     pub reconciles: Family<ReconcileLabels, Counter>,
     pub status_writes: Family<KindLabel, Counter>,
+    /// Key-ring reloads that replaced the ring in use.
+    pub keyring_reloads: Counter,
+    /// Key-ring reloads refused (unparsable or missing ring; the last good ring stays in use).
+    pub keyring_reload_failures: Counter,
+    /// Key ids in the ring in use (0: no ring loaded yet).
+    pub keyring_keys: Gauge,
+    /// Generation of the ring in use: 1 for the first, +1 per replacement (0: none yet).
+    pub keyring_generation: Gauge,
+    /// Requests through the gateway (`/mcp/{namespace}/{name}`).
+    pub gateway: crate::gateway::GatewayMetrics,
     store_stats: OnceLock<Arc<crate::store::valkey::ValkeyStoreStats>>,
 }
 
@@ -90,6 +102,11 @@ impl Metrics {
             "token_refreshes",
             "Access-token refreshes, by result",
             self.token_refreshes.clone(),
+        );
+        r.register(
+            "token_revocations",
+            "Token revocations at sign-out (RFC 7009), by result",
+            self.token_revocations.clone(),
         );
         r.register(
             "rate_limited",
@@ -131,6 +148,27 @@ impl Metrics {
             "Status updates written to the API server by this replica, by resource kind",
             self.status_writes.clone(),
         );
+        r.register(
+            "keyring_reloads",
+            "Encryption key-ring reloads that replaced the ring in use",
+            self.keyring_reloads.clone(),
+        );
+        r.register(
+            "keyring_reload_failures",
+            "Encryption key-ring reloads refused (the last good ring stays in use)",
+            self.keyring_reload_failures.clone(),
+        );
+        r.register(
+            "keyring_keys",
+            "Key ids in the encryption key ring in use (0: none loaded yet)",
+            self.keyring_keys.clone(),
+        );
+        r.register(
+            "keyring_generation",
+            "Generation of the encryption key ring in use (1 for the first, +1 per reload)",
+            self.keyring_generation.clone(),
+        );
+        self.gateway.register(&mut r);
         if let Some(stats) = self.store_stats.get() {
             r.register_collector(Box::new(StoreStatsCollector(stats.clone())));
         }

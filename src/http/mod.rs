@@ -5,11 +5,14 @@ mod callback;
 mod cimd;
 mod connect;
 mod health;
+mod logout;
 mod metrics;
 mod pages;
+mod protected_resource;
 mod query;
 mod rate_limit;
 mod security_headers;
+mod status;
 
 pub use health::Readiness;
 pub use pages::escape_html;
@@ -31,6 +34,8 @@ pub struct AppState {
     pub identity: Arc<Authenticator>,
     pub readiness: Arc<Readiness>,
     pub limiter: Arc<IpRateLimiter>,
+    /// The proxy behind `/mcp/{namespace}/{name}`.
+    pub gateway: Arc<crate::gateway::Gateway>,
 }
 
 impl AppState {
@@ -39,12 +44,14 @@ impl AppState {
         identity: Arc<Authenticator>,
         readiness: Arc<Readiness>,
         rate: RateLimit,
+        gateway: Arc<crate::gateway::Gateway>,
     ) -> Self {
         Self {
             manager,
             identity,
             readiness,
             limiter: Arc::new(IpRateLimiter::new(rate)),
+            gateway,
         }
     }
 
@@ -60,6 +67,7 @@ pub fn router(state: AppState) -> Router {
     let limited = Router::new()
         .route("/oauth/connect", get(connect::connect))
         .route("/oauth/callback", get(callback::callback))
+        .route(crate::manager::START_PATH, get(status::start))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             rate_limit::limit,
@@ -67,11 +75,27 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(limited)
         .route(crate::oauth::CIMD_PATH, get(cimd::document))
+        .route(
+            crate::identity::PROTECTED_RESOURCE_PATH,
+            get(protected_resource::gateway),
+        )
+        .route(
+            "/.well-known/oauth-protected-resource/mcp/{namespace}/{name}",
+            get(protected_resource::server),
+        )
+        .route("/oauth/status", get(status::status))
+        .route("/oauth/logout", get(logout::confirm).post(logout::logout))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::metrics))
         .fallback(pages::not_found)
         .layer(security_headers::layer())
         .layer(tower_http::limit::RequestBodyLimitLayer::new(64 * 1024))
+        // After the layers: the gateway enforces its own (configurable) body limit with a
+        // JSON-RPC error, and its JSON/SSE responses need none of the page headers.
+        .route(
+            "/mcp/{namespace}/{name}",
+            axum::routing::any(crate::gateway::handler::proxy),
+        )
         .with_state(state)
 }

@@ -7,12 +7,16 @@ mod challenge;
 mod config;
 mod connect;
 mod error;
+mod logout;
+mod status;
 mod tokens;
 
 pub use callback::{CallbackParams, CallbackSuccess};
 pub use challenge::AuthChallenge;
 pub use config::{CimdScope, ManagerConfig};
 pub use error::{CallbackError, ChallengeError, ConnectError, TokenAccessError};
+pub use logout::{LogoutError, LogoutReport, LogoutScope, RevocationFailure};
+pub use status::{START_PATH, ServerAuthStatus, StatusError};
 pub use tokens::AccessToken;
 
 use crate::metrics::Metrics;

@@ -1,9 +1,14 @@
 //! Outbound HTTP: the one place where the gateway talks to authorization servers, metadata
 //! endpoints and remote MCP servers for discovery. Every outbound request is built in
-//! [`outbound`], so caps, timeouts, the no-redirect rule (and later the SSRF guard) apply to all.
+//! [`outbound`], so caps, timeouts, the no-redirect rule and the address guard (SSRF: [`ssrf`]
+//! decides, [`guard`] enforces) apply to all.
 
+pub mod guard;
 mod outbound;
+pub mod ssrf;
 #[cfg(test)]
 pub(crate) mod testing;
 
+pub use guard::{GuardedResolver, check_url, guard_reqwest};
 pub use outbound::*;
+pub use ssrf::{AddressClass, AddressPolicy, AddressRefused};

@@ -1,14 +1,17 @@
-//! The shared outbound HTTP client. One `reqwest::Client` (connection pooling, aws-lc-rs TLS),
-//! redirects never followed (a redirect could carry a PKCE verifier or client secret to a host
-//! nobody vetted), bounded time and bounded response size. All requests go through
-//! [`OutboundClient::request`] so that later guards (SSRF) have one place to live.
+//! The shared outbound HTTP client: pooled `reqwest` clients (aws-lc-rs TLS), redirects never
+//! followed (a redirect could carry a PKCE verifier or client secret to a host nobody vetted),
+//! bounded time and bounded response size, and the address guard (SSRF, see [`super::guard`]):
+//! names resolved and checked before connecting, IP-literal URLs checked in
+//! [`OutboundClient::request`], through which every request goes.
 
+use super::guard::{check_url, find_refusal, guard_reqwest};
+use super::ssrf::{AddressPolicy, AddressRefused};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use bytes::{Bytes, BytesMut};
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue};
 use http::{Method, StatusCode};
-use reqwest::{RequestBuilder, redirect};
+use reqwest::RequestBuilder;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -27,6 +30,10 @@ pub struct OutboundConfig {
     pub timeout: Duration,
     /// Largest response body accepted; enforced while the body streams in.
     pub max_body_bytes: usize,
+    /// Which addresses requests may go to. The default is the standalone one (`serve`, where
+    /// identity providers and MCP servers are often on loopback); `run` passes
+    /// [`AddressPolicy::PublicOnly`] unless told otherwise.
+    pub address_policy: AddressPolicy,
 }
 
 impl Default for OutboundConfig {
@@ -35,6 +42,7 @@ impl Default for OutboundConfig {
             connect_timeout: Duration::from_secs(5),
             timeout: Duration::from_secs(15),
             max_body_bytes: 1024 * 1024,
+            address_policy: AddressPolicy::AllowPrivate,
         }
     }
 }
@@ -61,6 +69,8 @@ pub enum FetchError {
     Transport(String),
     #[error("the HTTP client could not be built: {0}")]
     Setup(String),
+    #[error("{0}")]
+    AddressRefused(AddressRefused),
 }
 
 impl FetchError {
@@ -82,26 +92,59 @@ pub struct HttpResponse {
     pub body: Bytes,
 }
 
-/// Shared outbound HTTP client; cheap to clone (the connection pool is shared).
+/// Shared outbound HTTP client; cheap to clone (the connection pools are shared).
+///
+/// It holds one pooled client per [`AddressPolicy`] (the resolver is fixed when a `reqwest`
+/// client is built), so [`OutboundClient::with_private_networks`] switches policy per use — for
+/// example per `TokenExchangePolicy` — without losing pooling.
 #[derive(Debug, Clone)]
 pub struct OutboundClient {
-    http: reqwest::Client,
+    public_only: reqwest::Client,
+    allow_private: reqwest::Client,
+    policy: AddressPolicy,
     max_body_bytes: usize,
 }
 
 impl OutboundClient {
     pub fn new(cfg: OutboundConfig) -> Result<Self, FetchError> {
-        let http = reqwest::Client::builder()
-            .redirect(redirect::Policy::none())
-            .connect_timeout(cfg.connect_timeout)
-            .timeout(cfg.timeout)
-            .user_agent(USER_AGENT)
-            .build()
-            .map_err(|e| FetchError::Setup(describe(&e)))?;
+        Self::with_builder(cfg, reqwest::Client::builder)
+    }
+
+    /// A client whose `reqwest` clients start from `builder()` (called once per policy), for
+    /// settings this type does not know, such as a client certificate for mutual TLS. The guard,
+    /// the no-redirect rule, the timeouts and the body cap are applied on top.
+    pub fn with_builder(
+        cfg: OutboundConfig,
+        builder: impl Fn() -> reqwest::ClientBuilder,
+    ) -> Result<Self, FetchError> {
+        let build = |policy| {
+            guard_reqwest(builder(), policy)
+                .connect_timeout(cfg.connect_timeout)
+                .timeout(cfg.timeout)
+                .user_agent(USER_AGENT)
+                .build()
+                .map_err(|e| FetchError::Setup(describe(&e)))
+        };
         Ok(Self {
-            http,
+            public_only: build(AddressPolicy::PublicOnly)?,
+            allow_private: build(AddressPolicy::AllowPrivate)?,
+            policy: cfg.address_policy,
             max_body_bytes: cfg.max_body_bytes,
         })
+    }
+
+    /// The same client (same pools) under another policy: `true` allows private networks
+    /// (cloud metadata stays refused), `false` allows public addresses only.
+    pub fn with_private_networks(&self, allow: bool) -> Self {
+        Self {
+            policy: AddressPolicy::from_allow_private(allow),
+            ..self.clone()
+        }
+    }
+
+    /// Which addresses this client's requests may go to.
+    pub fn address_policy(&self) -> AddressPolicy {
+        self.policy
     }
 
     /// The response body cap in bytes.
@@ -161,12 +204,19 @@ impl OutboundClient {
         self.execute(rb).await
     }
 
-    /// The single place where outbound requests are created.
+    /// The single place where outbound requests are created. IP-literal hosts are checked
+    /// here: resolvers never see them.
     fn request(&self, method: Method, url: &Url) -> Result<RequestBuilder, FetchError> {
         match url.scheme() {
-            "http" | "https" => Ok(self.http.request(method, url.clone())),
-            other => Err(FetchError::UnsupportedScheme(other.to_owned())),
+            "http" | "https" => {}
+            other => return Err(FetchError::UnsupportedScheme(other.to_owned())),
         }
+        check_url(url, self.policy).map_err(FetchError::AddressRefused)?;
+        let http = match self.policy {
+            AddressPolicy::PublicOnly => &self.public_only,
+            AddressPolicy::AllowPrivate => &self.allow_private,
+        };
+        Ok(http.request(method, url.clone()))
     }
 
     async fn execute(&self, rb: RequestBuilder) -> Result<HttpResponse, FetchError> {
@@ -210,7 +260,9 @@ fn basic_header(user: &str, password: &SecretString) -> Result<HeaderValue, Fetc
 }
 
 fn classify(err: reqwest::Error) -> FetchError {
-    if err.is_timeout() {
+    if let Some(refused) = find_refusal(&err) {
+        FetchError::AddressRefused(refused.clone())
+    } else if err.is_timeout() {
         FetchError::Timeout
     } else if err.is_connect() {
         FetchError::Connect(describe(&err))
@@ -257,6 +309,7 @@ mod tests {
             connect_timeout: Duration::from_secs(2),
             timeout: Duration::from_millis(500),
             max_body_bytes: 1024,
+            address_policy: AddressPolicy::AllowPrivate,
         })
         .expect("client")
     }
@@ -315,7 +368,7 @@ mod tests {
             )
     }
 
-    #[derive(serde::Deserialize)]
+    #[derive(Debug, serde::Deserialize)]
     struct A {
         a: u32,
     }
@@ -383,6 +436,80 @@ mod tests {
         let url = Url::parse("file:///etc/passwd").unwrap();
         let err = client().get(&url).await.unwrap_err();
         assert_eq!(err, FetchError::UnsupportedScheme("file".into()));
+    }
+
+    #[tokio::test]
+    async fn public_only_refuses_loopback_literals_and_names_before_connecting() {
+        let hits = Arc::new(AtomicUsize::new(0));
+        let base = serve(app(hits.clone())).await;
+        let strict = client().with_private_networks(false);
+        assert_eq!(strict.address_policy(), AddressPolicy::PublicOnly);
+        let err = strict
+            .get_json::<A>(&base.join("landing").unwrap())
+            .await
+            .unwrap_err();
+        let FetchError::AddressRefused(refused) = &err else {
+            panic!("expected a refusal, got {err:?}")
+        };
+        assert_eq!(refused.class, crate::net::AddressClass::Loopback);
+        assert!(!err.is_transient());
+        // A name resolving to loopback: refused by the resolver, at connect time.
+        let mut by_name = base.join("landing").unwrap();
+        by_name.set_host(Some("localhost")).unwrap();
+        let err = strict.get_json::<A>(&by_name).await.unwrap_err();
+        let FetchError::AddressRefused(refused) = &err else {
+            panic!("expected a refusal, got {err:?}")
+        };
+        assert_eq!(refused.host, "localhost");
+        assert!(
+            err.to_string()
+                .contains("private address (loopback) for localhost"),
+            "{err}"
+        );
+        assert_eq!(hits.load(Ordering::SeqCst), 0, "the server was reached");
+        // The same client allowing private networks reaches it (pools are shared).
+        let ok: A = strict
+            .with_private_networks(true)
+            .get_json(&by_name)
+            .await
+            .unwrap();
+        assert_eq!(ok.a, 2);
+    }
+
+    #[tokio::test]
+    async fn cloud_metadata_is_refused_even_when_private_networks_are_allowed() {
+        let url = Url::parse("http://169.254.169.254/latest/meta-data/").unwrap();
+        let err = client().get(&url).await.unwrap_err();
+        let FetchError::AddressRefused(refused) = &err else {
+            panic!("expected a refusal, got {err:?}")
+        };
+        assert_eq!(refused.class, crate::net::AddressClass::CloudMetadata);
+        assert!(err.to_string().contains("never allowed"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn custom_builders_get_the_guard_too() {
+        let base = serve(app(Arc::default())).await;
+        let cfg = OutboundConfig {
+            address_policy: AddressPolicy::PublicOnly,
+            ..OutboundConfig::default()
+        };
+        // A builder that would follow redirects: the guard's settings win.
+        let custom = OutboundClient::with_builder(cfg, || {
+            reqwest::Client::builder().redirect(reqwest::redirect::Policy::limited(5))
+        })
+        .unwrap();
+        let err = custom.get(&base.join("json").unwrap()).await.unwrap_err();
+        assert!(matches!(err, FetchError::AddressRefused(_)), "{err:?}");
+        let hits = Arc::new(AtomicUsize::new(0));
+        let base = serve(app(hits.clone())).await;
+        let err = custom
+            .with_private_networks(true)
+            .get(&base.join("redirect").unwrap())
+            .await
+            .unwrap_err();
+        assert_eq!(err, FetchError::Redirect(307));
+        assert_eq!(hits.load(Ordering::SeqCst), 0, "redirect was followed");
     }
 
     #[tokio::test]

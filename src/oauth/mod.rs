@@ -9,6 +9,7 @@ pub mod discovery;
 pub mod iss;
 pub mod metadata;
 pub mod pkce;
+pub mod revoke;
 pub mod token_client;
 pub mod token_response;
 pub mod www_authenticate;
@@ -22,6 +23,7 @@ pub use metadata::{
     as_metadata_candidates, prm_candidates, validate_as_metadata, validate_prm,
 };
 pub use pkce::{InvalidVerifier, PkcePair, challenge_for};
+pub use revoke::{RevocationOutcome, TokenSetRevocation, revoke_token_set};
 pub use token_client::{ClientCredentials, TokenClient, TokenTypeHint};
 pub use token_response::{TokenError, TokenResponse};
 pub use www_authenticate::{

@@ -5,7 +5,7 @@ use crate::cli::ServerArgs;
 use crate::http::{AppState, RateLimit, Readiness};
 use crate::manager::{Manager, ManagerConfig};
 use crate::metrics::Metrics;
-use crate::net::{OutboundClient, OutboundConfig};
+use crate::net::{AddressPolicy, OutboundClient, OutboundConfig};
 use crate::oauth::DiscoveryConfig;
 use crate::registry::Registry;
 use std::net::{IpAddr, SocketAddr};
@@ -16,6 +16,10 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
+pub mod key_gate;
+pub mod key_source;
+pub mod keyring_file;
+pub mod keyring_reload;
 pub mod rotation;
 pub mod stores;
 
@@ -46,6 +50,16 @@ pub enum ServeError {
     Outbound(String),
     #[error(transparent)]
     Store(#[from] stores::StoreSetupError),
+}
+
+impl Registrations {
+    /// The API server connection, for `run` (reads the key-ring Secret).
+    fn kube_client(&self) -> Option<&kube::Client> {
+        match self {
+            Registrations::Kubernetes(source) => Some(&source.client),
+            _ => None,
+        }
+    }
 }
 
 /// A started server.
@@ -104,15 +118,29 @@ pub async fn start(
     let registry = Arc::new(Registry::new());
     let readiness = Arc::new(Readiness::new());
 
-    let stores = stores::build(args.store, &args.valkey).await?;
+    let stores = stores::build(args.store, &args.valkey, registrations.kube_client()).await?;
     stores::spawn_background(&stores, &readiness, &metrics, &cancel);
 
+    // SSRF guard for URLs resources and remote servers steer. Unset (an embedding that did not
+    // apply the subcommand defaults) fails closed.
+    let address_policy =
+        AddressPolicy::from_allow_private(args.outbound_allow_private_networks.unwrap_or(false));
     let outbound = OutboundClient::new(OutboundConfig {
         timeout: Duration::from_secs(args.outbound_timeout_secs),
         max_body_bytes: args.outbound_max_body_bytes,
+        address_policy,
         ..OutboundConfig::default()
     })
     .map_err(|e| ServeError::Outbound(e.to_string()))?;
+    // The callers' identity provider is the operator's own configuration, often inside the
+    // cluster: private networks allowed (cloud metadata still refused).
+    let identity_outbound = outbound.with_private_networks(true);
+    let identity =
+        crate::identity::from_server_args(args, &public_url, identity_outbound).map_err(|e| {
+            cancel.cancel();
+            ServeError::Config(e.to_string())
+        })?;
+    let identity = Arc::new(identity);
     let mut cfg = ManagerConfig::new(public_url.clone());
     cfg.client_name = args.client_name.clone();
     cfg.cimd_scope = crate::manager::CimdScope::parse(&args.cimd_scope);
@@ -136,7 +164,13 @@ pub async fn start(
 
     start_registrations(registrations, &manager, &readiness, &metrics, &cancel);
 
-    let identity = Arc::new(crate::identity::Authenticator::anonymous());
+    let gateway_cfg = crate::gateway::GatewayConfig {
+        address_policy,
+        ..args.gateway.config()
+    };
+    let gateway = crate::gateway::Gateway::new(manager.clone(), gateway_cfg)
+        .map_err(|e| ServeError::Outbound(format!("gateway upstream client: {e}")))?;
+    manager.set_completion_hook(gateway.completion_hook());
     let state = AppState::new(
         manager.clone(),
         identity,
@@ -145,6 +179,7 @@ pub async fn start(
             per_minute: args.rate_limit_per_minute,
             burst: args.rate_limit_burst,
         },
+        gateway,
     );
     let limiter = state.limiter.clone();
     let sweep_cancel = cancel.clone();

@@ -83,6 +83,23 @@ impl Gateway {
         key
     }
 
+    /// Register `default/<name>` with auth mode `none` (the gateway sends no credentials).
+    pub fn register_none(&self, name: &str, mcp_url: &str) -> ServerKey {
+        let key = ServerKey::new("default", name);
+        self.manager().register_server(ServerRegistration {
+            key: key.clone(),
+            url: Url::parse(mcp_url).expect("server url"),
+            auth: AuthSettings::None,
+            generation: 1,
+        });
+        key
+    }
+
+    /// The gateway endpoint of `default/<name>`.
+    pub fn mcp_url(&self, name: &str) -> String {
+        self.url(&format!("/mcp/default/{name}"))
+    }
+
     pub async fn shutdown(self) {
         self.server.shutdown().await;
     }

@@ -13,9 +13,11 @@ pub mod browser;
 pub mod idp;
 pub mod kube;
 pub mod mcp;
+pub mod mcp_client;
 pub mod net;
 pub mod node;
 pub mod oauth;
+pub mod python_mcp;
 pub mod valkey;
 
 pub use browser::{Browser, LoginError};
@@ -23,3 +25,4 @@ pub use idp::{CimdFetches, Idp, IdpOptions, IdpStats};
 pub use mcp::{EverythingServer, McpServer};
 pub use net::free_port;
 pub use oauth::{Pkce, jwt_payload};
+pub use python_mcp::PythonMcpServer;
