@@ -51,7 +51,7 @@ fn main() -> ExitCode {
     match rt.block_on(run()) {
         Ok(report) => {
             println!("{report}");
-            let out = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/proxy-bench.md");
+            let out = std::env::temp_dir().join("proxy-bench.md");
             if let Err(e) = std::fs::write(&out, &report) {
                 eprintln!("proxy bench: cannot write {}: {e}", out.display());
             }
@@ -414,7 +414,10 @@ fn median(mut v: Vec<f64>) -> f64 {
 async fn run() -> BenchResult<String> {
     support::kube::install_crypto_provider();
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let binary = root.join("target/release/mcp-oauth-operator");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    let binary = target.join("release/mcp-oauth-operator");
     if !binary.exists() {
         return Err("build the release binary first: cargo build --release".into());
     }

@@ -8,4 +8,4 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
 cargo build --release --bin mcp-oauth-operator
 cargo bench --bench proxy -- --bench
-echo "tables saved to target/proxy-bench.md"
+echo "tables saved to ${TMPDIR:-/tmp}/proxy-bench.md"

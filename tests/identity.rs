@@ -18,8 +18,7 @@ use mcp_oauth_operator::identity::{
 use mcp_oauth_operator::net::{OutboundClient, OutboundConfig};
 use secrecy::ExposeSecret as _;
 use serde_json::{Value, json};
-use support::idp::PUBLIC_CLIENT_ID;
-use support::{Browser, Idp, IdpOptions, Pkce, free_port, jwt_payload};
+use support::{Idp, IdpOptions, free_port, jwt_payload};
 use url::Url;
 
 /// The IdP's key id (tests/infra/node/idp.mjs).
@@ -62,49 +61,9 @@ fn bearer(token: &str) -> HeaderMap {
     h
 }
 
-fn query_param(url: &Url, name: &str) -> Option<String> {
-    url.query_pairs()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.into_owned())
-}
-
-/// Logs `login` in through a fresh scripted browser with the public client and redeems the code
-/// for an access token bound to `resource` (RFC 8707): an ES256 JWT with `aud` = `resource`.
+/// An ES256 JWT access token of `login` with `aud` = `resource` (see `Idp::user_access_token`).
 async fn access_token(idp: &Idp, login: &str, resource: &str) -> String {
-    let redirect_uri = format!("http://127.0.0.1:{}/oauth/callback", free_port());
-    let pkce = Pkce::new();
-    let mut start = Url::parse(&idp.authorization_endpoint()).expect("authorization endpoint");
-    start
-        .query_pairs_mut()
-        .append_pair("response_type", "code")
-        .append_pair("client_id", PUBLIC_CLIENT_ID)
-        .append_pair("redirect_uri", &redirect_uri)
-        .append_pair("scope", "openid mcp:tools")
-        .append_pair("resource", resource)
-        .append_pair("code_challenge", &pkce.challenge)
-        .append_pair("code_challenge_method", "S256")
-        .append_pair("state", "identity-test");
-    let callback = Browser::new().login_at_idp(start.as_str(), login).await;
-    let code = query_param(&callback, "code").expect("authorization response has a code");
-    let response = reqwest::Client::new()
-        .post(idp.token_endpoint())
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("client_id", PUBLIC_CLIENT_ID),
-            ("code", code.as_str()),
-            ("redirect_uri", redirect_uri.as_str()),
-            ("code_verifier", pkce.verifier.as_str()),
-            ("resource", resource),
-        ])
-        .send()
-        .await
-        .expect("token request");
-    assert_eq!(response.status(), StatusCode::OK, "token endpoint status");
-    let body: Value = response.json().await.expect("token response JSON");
-    body["access_token"]
-        .as_str()
-        .expect("access_token")
-        .to_owned()
+    idp.user_access_token(login, resource).await
 }
 
 /// `claims` signed with the foreign key under key id `kid`.
