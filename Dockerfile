@@ -5,7 +5,8 @@ WORKDIR /src
 # Dependencies first, so source edits do not rebuild them.
 COPY Cargo.toml Cargo.lock ./
 RUN mkdir -p src benches && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
-    && echo 'fn main() {}' > benches/token_store.rs \
+    && for b in $(awk '/^\[\[bench\]\]/{getline; gsub(/name = |"/,""); print}' Cargo.toml); do \
+         echo 'fn main() {}' > "benches/$b.rs"; done \
     && cargo build --release --locked --bin mcp-oauth-operator || true
 COPY src ./src
 COPY examples ./examples
