@@ -77,10 +77,14 @@ impl Command {
     pub fn default_outbound_private_networks(&mut self) {
         match self {
             Command::Run(args) => {
-                args.server.outbound_allow_private_networks.get_or_insert(false);
+                args.server
+                    .outbound_allow_private_networks
+                    .get_or_insert(false);
             }
             Command::Serve(args) => {
-                args.server.outbound_allow_private_networks.get_or_insert(true);
+                args.server
+                    .outbound_allow_private_networks
+                    .get_or_insert(true);
             }
             Command::Crds | Command::RotateKeys(_) => {}
         }
@@ -624,15 +628,13 @@ mod tests {
 
     #[test]
     fn private_networks_are_allowed_for_serve_and_refused_for_run_by_default() {
-        let parse = |argv: &[&str]| {
-            match Cli::try_parse_with_defaults(argv.iter().copied())
-                .expect("parse")
-                .command
-            {
-                Command::Run(a) => a.server.outbound_allow_private_networks,
-                Command::Serve(a) => a.server.outbound_allow_private_networks,
-                _ => unreachable!("run or serve"),
-            }
+        let parse = |argv: &[&str]| match Cli::try_parse_with_defaults(argv.iter().copied())
+            .expect("parse")
+            .command
+        {
+            Command::Run(a) => a.server.outbound_allow_private_networks,
+            Command::Serve(a) => a.server.outbound_allow_private_networks,
+            _ => unreachable!("run or serve"),
         };
         assert_eq!(parse(&["op"]), Some(false));
         assert_eq!(parse(&["op", "serve"]), Some(true));

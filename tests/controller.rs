@@ -72,6 +72,8 @@ impl Operator {
             "127.0.0.1:0",
             "--identity",
             "anonymous",
+            // The test IdP and MCP servers listen on loopback.
+            "--outbound-allow-private-networks",
         ])
         .expect("run args parse");
         let Command::Run(args) = cli.command else {

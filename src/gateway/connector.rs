@@ -79,8 +79,8 @@ pub fn build(cfg: &GatewayConfig) -> Result<UpstreamConnector, std::io::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::net::guard::find_refusal;
     use crate::net::AddressClass;
+    use crate::net::guard::find_refusal;
     use tower::ServiceExt as _;
 
     fn connector(policy: AddressPolicy) -> GuardedHttpConnector {

@@ -259,7 +259,10 @@ mod tests {
             &key(),
             UpstreamError::Connect(format!("dns error: {refused}")),
         );
-        assert!(matches!(err, GatewayError::AddressRefused { .. }), "{err:?}");
+        assert!(
+            matches!(err, GatewayError::AddressRefused { .. }),
+            "{err:?}"
+        );
         assert_eq!(err.status(), StatusCode::BAD_GATEWAY);
         assert_eq!(err.outcome(), "upstream_address_refused");
         let msg = err.to_string();

@@ -135,8 +135,8 @@ pub async fn start(
     // The callers' identity provider is the operator's own configuration, often inside the
     // cluster: private networks allowed (cloud metadata still refused).
     let identity_outbound = outbound.with_private_networks(true);
-    let identity =
-        crate::identity::from_server_args(args, &public_url, identity_outbound).map_err(|e| {
+    let identity = crate::identity::from_server_args(args, &public_url, identity_outbound)
+        .map_err(|e| {
             cancel.cancel();
             ServeError::Config(e.to_string())
         })?;

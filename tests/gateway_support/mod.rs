@@ -26,6 +26,9 @@ pub fn server_args(extra: &[&str]) -> ServerArgs {
         "100000",
         "--rate-limit-burst",
         "100000",
+        // The test IdPs and MCP servers listen on loopback (parsing without the subcommand
+        // defaults would leave the guard closed). Later flags override it.
+        "--outbound-allow-private-networks",
     ];
     argv.extend_from_slice(extra);
     match Cli::try_parse_from(argv)
