@@ -77,10 +77,11 @@ async fn start_fast_upstream(issuer: String) -> BenchResult<u16> {
         "resource": format!("{base}/protected/mcp"),
         "authorization_servers": [issuer],
         "bearer_methods_supported": ["header"],
+        "scopes_supported": ["mcp:tools"],
     })
     .to_string();
     let challenge = format!(
-        "Bearer resource_metadata=\"{base}/.well-known/oauth-protected-resource/protected/mcp\""
+        "Bearer scope=\"mcp:tools\", resource_metadata=\"{base}/.well-known/oauth-protected-resource/protected/mcp\""
     );
     let app = Router::new()
         .route("/open/mcp", post(|| async { json(RESULT) }))

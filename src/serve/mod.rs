@@ -195,6 +195,13 @@ pub async fn start(
 
     let app = crate::http::router(state);
     let shutdown = cancel.clone();
+    // SSE events and JSON-RPC answers are small writes: with Nagle's algorithm each would wait
+    // for the client's delayed ACK (about 40 ms) behind the previous one.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY on an accepted connection");
+        }
+    });
     let server = tokio::spawn(async move {
         let result = axum::serve(
             listener,
