@@ -37,7 +37,7 @@
 
 use bytes::Bytes;
 use fred::prelude::*;
-use fred::types::{ClusterHash, CustomCommand};
+use fred::types::Key;
 use mcp_oauth_operator::crypto::{KeyRing, aad};
 use mcp_oauth_operator::store::valkey::{Codec, ValkeyConfig, ValkeyStores, ValkeyTokenStore};
 use mcp_oauth_operator::store::{StoreError, TokenKey, TokenRecord, TokenStore};
@@ -470,9 +470,10 @@ enum Target {
     Fred(Arc<FredOnly>),
 }
 
-/// fred with the store's connection settings and a value as large as ours.
+/// fred with the store's connection settings, the put script loaded, a value as large as ours.
 struct FredOnly {
     pool: Pool,
+    sha: String,
     value: Bytes,
 }
 
@@ -519,24 +520,18 @@ impl Target {
                     .ok_or(BenchError::Missing("HGETALL"))
             }
             (Target::Fred(fred), Op::Put) => {
-                // The store's put: MULTI, HSET + PEXPIRE, SADD + PEXPIRE, EXEC as one pipeline.
                 let at = Instant::now();
-                let hash = format!("fred:oauth:token:{}", key.session);
-                let index = format!("fred:oauth:user:{}", fixture.records[i].user);
-                let field = format!("{}|{}", key.issuer, key.scope);
-                let pipe = fred.pool.next().pipeline();
-                let none: Vec<Value> = Vec::new();
-                let multi = CustomCommand::new_static("MULTI", ClusterHash::FirstKey, false);
-                let exec = CustomCommand::new_static("EXEC", ClusterHash::FirstKey, false);
-                let _: () = pipe.custom(multi, none.clone()).await?;
-                let _: () = pipe
-                    .hset(hash.as_str(), (field, fred.value.clone()))
-                    .await?;
-                let _: () = pipe.pexpire(hash.as_str(), SESSION_TTL_MS, None).await?;
-                let _: () = pipe.sadd(index.as_str(), key.session.as_str()).await?;
-                let _: () = pipe.pexpire(index.as_str(), SESSION_TTL_MS, None).await?;
-                let _: () = pipe.custom(exec, none).await?;
-                let _: Value = pipe.last().await?;
+                let keys: Vec<Key> = vec![
+                    format!("fred:oauth:token:{}", key.session).into(),
+                    format!("fred:oauth:user:{}", fixture.records[i].user).into(),
+                ];
+                let args = vec![
+                    Value::from(format!("{}|{}", key.issuer, key.scope)),
+                    Value::Bytes(fred.value.clone()),
+                    Value::from(SESSION_TTL_MS),
+                    Value::from(key.session.as_str()),
+                ];
+                let _: i64 = fred.pool.evalsha(&fred.sha, keys, args).await?;
                 Ok(at.elapsed())
             }
         }
@@ -620,13 +615,19 @@ async fn stores(
 }
 
 /// fred alone over a pool of `pool_size` connections, set up as the store sets up its own.
-async fn fred_only(ctx: &Ctx, pool_size: usize, sealed_len: usize) -> Result<Target, BenchError> {
+async fn fred_only(
+    ctx: &Ctx,
+    pool_size: usize,
+    sha: &str,
+    sealed_len: usize,
+) -> Result<Target, BenchError> {
     let pool = Builder::from_config(Config::from_url(&ctx.url)?)
         .with_connection_config(|conn| conn.tcp.nodelay = Some(true))
         .build_pool(pool_size)?;
     pool.init().await?;
     let target = Target::Fred(Arc::new(FredOnly {
         pool,
+        sha: sha.to_owned(),
         value: Bytes::from(vec![b'x'; sealed_len]),
     }));
     warm_up(ctx, &target).await?;
@@ -822,10 +823,10 @@ impl Pools {
         Ok(pools)
     }
 
-    async fn fred(ctx: &Ctx, sealed_len: usize) -> Result<Self, BenchError> {
+    async fn fred(ctx: &Ctx, sha: &str, sealed_len: usize) -> Result<Self, BenchError> {
         let mut pools = Self::default();
         for size in POOL_SIZES {
-            let target = fred_only(ctx, size, sealed_len).await?;
+            let target = fred_only(ctx, size, sha, sealed_len).await?;
             pools.targets.push((size, target));
         }
         Ok(pools)
@@ -897,7 +898,7 @@ async fn bench(
     let pools = [
         Pools::store(&ctx, ENC_PREFIX, &encrypted).await?,
         Pools::store(&ctx, PLAIN_PREFIX, &Codec::Plaintext).await?,
-        Pools::fred(&ctx, sealed_len).await?,
+        Pools::fred(&ctx, &sha, sealed_len).await?,
     ];
     let [enc, _, _] = &pools;
 

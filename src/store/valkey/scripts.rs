@@ -57,13 +57,17 @@ impl Script {
     }
 }
 
-/// Store one token in a cluster (standalone uses a pipelined MULTI/EXEC, see `token.rs`).
-/// KEYS[1] token hash; ARGV: field, value, ttl ms.
+/// Store one token and index its owner.
+/// KEYS[1] token hash, KEYS[2] (optional) user index; ARGV: field, value, ttl ms, session.
 pub static TOKEN_PUT: Script = Script::new(
     "token put",
     r#"
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
+if #KEYS > 1 then
+  redis.call('SADD', KEYS[2], ARGV[4])
+  redis.call('PEXPIRE', KEYS[2], ARGV[3])
+end
 return 1
 "#,
 );

@@ -16,7 +16,6 @@ use crate::time::unix_now;
 use async_trait::async_trait;
 use bytes::Bytes;
 use fred::prelude::*;
-use fred::types::{ClusterHash, CustomCommand};
 use std::collections::HashMap;
 
 /// Tokens in Valkey, sealed per entry. Cheap to clone (shares the client).
@@ -151,80 +150,23 @@ impl ValkeyTokenStore {
             .seal(&encode_token(record), &hash_key, &field);
         let ttl = self.shared.ttl_ms();
         let client = &self.shared.client;
-        if !client.is_cluster() {
-            return self
-                .put_transaction(hash_key, index_key, field, sealed, ttl, &key.session)
-                .await;
-        }
-        // Cluster: the index lives in another slot than the tokens, so one transaction cannot
-        // hold both. Index first: a crash in between leaves an index entry pointing at nothing
-        // (harmless; `delete_by_user` skips it), never an entry the index cannot find.
-        let args = vec![Value::from(key.session.as_str()), Value::from(ttl)];
-        let _: i64 = INDEX_ADD.run(client, vec![index_key.into()], args).await?;
+        let keys = if client.is_cluster() {
+            // Index first: a crash in between leaves an index entry pointing at nothing
+            // (harmless; `delete_by_user` skips it), never an entry the index cannot find.
+            let args = vec![Value::from(key.session.as_str()), Value::from(ttl)];
+            let _: i64 = INDEX_ADD.run(client, vec![index_key.into()], args).await?;
+            vec![hash_key.into()]
+        } else {
+            vec![hash_key.into(), index_key.into()]
+        };
         let args = vec![
             Value::from(field),
             Value::Bytes(Bytes::from(sealed)),
             Value::from(ttl),
+            Value::from(key.session.as_str()),
         ];
-        let _: i64 = TOKEN_PUT.run(client, vec![hash_key.into()], args).await?;
+        let _: i64 = TOKEN_PUT.run(client, keys, args).await?;
         Ok(())
-    }
-
-    /// Standalone/sentinel put: `MULTI`, `HSET` + `PEXPIRE` of the session hash, `SADD` +
-    /// `PEXPIRE` of the user index, `EXEC`, written as one pipeline. Valkey applies the block
-    /// atomically, and unlike a Lua script it costs the server little more than the four
-    /// commands; unlike a fred `Transaction` it does not hold a pooled connection while waiting,
-    /// so concurrent callers keep pipelining on it (fred's router writes one pipeline's
-    /// commands back to back, so nothing interleaves between `MULTI` and `EXEC`).
-    async fn put_transaction(
-        &self,
-        hash_key: String,
-        index_key: String,
-        field: String,
-        sealed: Vec<u8>,
-        ttl: i64,
-        session: &str,
-    ) -> Result<(), StoreError> {
-        let client = &self.shared.client;
-        let pipe = client.pool().next().pipeline();
-        let fail = |e: fred::error::Error| client.error("token put", &e);
-        let no_args: Vec<Value> = Vec::new();
-        let _: () = pipe
-            .custom(
-                CustomCommand::new_static("MULTI", ClusterHash::FirstKey, false),
-                no_args.clone(),
-            )
-            .await
-            .map_err(fail)?;
-        let _: () = pipe
-            .hset(hash_key.as_str(), (field, Bytes::from(sealed)))
-            .await
-            .map_err(fail)?;
-        let _: () = pipe
-            .pexpire(hash_key.as_str(), ttl, None)
-            .await
-            .map_err(fail)?;
-        let _: () = pipe.sadd(index_key.as_str(), session).await.map_err(fail)?;
-        let _: () = pipe
-            .pexpire(index_key.as_str(), ttl, None)
-            .await
-            .map_err(fail)?;
-        let _: () = pipe
-            .custom(
-                CustomCommand::new_static("EXEC", ClusterHash::FirstKey, false),
-                no_args,
-            )
-            .await
-            .map_err(fail)?;
-        // EXEC's reply: the four results, or an error when the block was discarded.
-        let replies: Value = pipe.last().await.map_err(fail)?;
-        match replies {
-            Value::Array(r) if r.len() == 4 => Ok(()),
-            other => Err(StoreError::Unavailable(format!(
-                "token put: unexpected EXEC reply ({})",
-                other.kind()
-            ))),
-        }
     }
 
     async fn get_entry(&self, key: &TokenKey) -> Result<Option<TokenRecord>, StoreError> {
