@@ -258,3 +258,32 @@ fn text_logs_by_default_json_on_request() {
     let v: serde_json::Value = serde_json::from_str(&line).expect("json line");
     assert_eq!(v["level"], "INFO");
 }
+
+/// Every flag of every subcommand is documented in the README's configuration table (or its
+/// commands section), so a user never meets an option the docs do not explain.
+#[test]
+fn every_flag_is_documented_in_the_readme() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let flag = regex::Regex::new(r"(?m)^\s+(?:-[a-zA-Z], )?(--[a-z0-9-]+)").expect("regex");
+    let mut seen = 0;
+    for sub in ["serve", "run", "rotate-keys", "crds"] {
+        let out = Command::new(BIN)
+            .args([sub, "--help"])
+            .output()
+            .expect("help");
+        let help = String::from_utf8_lossy(&out.stdout);
+        for m in flag.captures_iter(&help) {
+            let name = &m[1];
+            if name == "--help" {
+                continue;
+            }
+            seen += 1;
+            assert!(
+                readme.contains(&format!("`{name}")),
+                "`{sub} {name}` is not documented in README.md"
+            );
+        }
+    }
+    assert!(seen > 30, "flags were found in the help texts ({seen})");
+}
