@@ -319,7 +319,11 @@ fn example_folders_load_without_problems() {
     assert!(cluster.problems.is_empty(), "{:?}", cluster.problems);
     assert_eq!(
         server_keys(&cluster),
-        set(&["team-a/cluster-b-tools", "team-a/files"])
+        set(&[
+            "team-a/cluster-b-forwarded",
+            "team-a/cluster-b-tools",
+            "team-a/files"
+        ])
     );
     assert_eq!(
         keys(cluster.snapshot.policies.iter()),

@@ -4,8 +4,8 @@
 //! - `none`: nothing.
 //! - `oauth`: the caller's stored token for the server's issuer, refreshed near expiry by the
 //!   [`Manager`]; none stored → the user must authorize.
-//! - `forward`, `exchange`: not supported yet; a clear JSON-RPC error (this is the seam where
-//!   they plug in: return [`Credentials::Bearer`] with the forwarded or exchanged token).
+//! - `forward`: the caller's own token when its audience is allowed ([`super::forward`]).
+//! - `exchange`: not supported yet; a clear JSON-RPC error (the seam where it plugs in).
 
 use super::error::GatewayError;
 use super::headers;
@@ -26,6 +26,8 @@ pub enum Credentials {
     OAuth(AccessToken),
     /// `oauth` mode without a usable token: the user must authorize first.
     AuthorizationRequired,
+    /// `forward` mode: the caller's own token (its audience checked), as a header value.
+    Forwarded(HeaderValue),
 }
 
 impl Credentials {
@@ -33,6 +35,7 @@ impl Credentials {
     pub fn authorization(&self) -> Option<HeaderValue> {
         match self {
             Credentials::OAuth(token) => headers::bearer(token.value.expose_secret()),
+            Credentials::Forwarded(value) => Some(value.clone()),
             Credentials::Anonymous | Credentials::AuthorizationRequired => None,
         }
     }
@@ -51,12 +54,11 @@ pub async fn resolve(
             Ok(None) => Ok(Credentials::AuthorizationRequired),
             Err(source) => Err(GatewayError::token(&reg.key, source)),
         },
-        AuthSettings::Forward(_) | AuthSettings::Exchange(_) => {
-            Err(GatewayError::ModeNotSupported {
-                server: reg.key.clone(),
-                mode: reg.auth.mode_name(),
-            })
-        }
+        AuthSettings::Forward(settings) => super::forward::credentials(&reg.key, settings, auth),
+        AuthSettings::Exchange(_) => Err(GatewayError::ModeNotSupported {
+            server: reg.key.clone(),
+            mode: reg.auth.mode_name(),
+        }),
     }
 }
 

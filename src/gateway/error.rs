@@ -31,6 +31,18 @@ pub enum GatewayError {
         server: ServerKey,
         mode: &'static str,
     },
+    #[error(
+        "{server} is in forward mode and needs the caller's own bearer token; this request has none (forward mode works with `--identity oidc`)"
+    )]
+    ForwardWithoutToken { server: ServerKey },
+    #[error(
+        "{server} accepts forwarded tokens only for the audiences [{allowed}]; the caller's token is for [{presented}]"
+    )]
+    ForwardAudience {
+        server: ServerKey,
+        allowed: String,
+        presented: String,
+    },
     #[error("no usable credentials for {server}: {source}")]
     Token {
         server: ServerKey,
@@ -157,7 +169,9 @@ impl GatewayError {
             | GatewayError::NotMcp { .. }
             | GatewayError::UpstreamStatus { .. }
             | GatewayError::SessionStart { .. } => StatusCode::BAD_GATEWAY,
-            GatewayError::InsufficientScope { .. } => StatusCode::FORBIDDEN,
+            GatewayError::InsufficientScope { .. }
+            | GatewayError::ForwardWithoutToken { .. }
+            | GatewayError::ForwardAudience { .. } => StatusCode::FORBIDDEN,
             GatewayError::UpstreamRejected { status, .. } => StatusCode::from_u16(*status)
                 .ok()
                 .filter(StatusCode::is_client_error)
@@ -181,6 +195,9 @@ impl GatewayError {
             GatewayError::BodyTooLarge { .. } => "body_too_large",
             GatewayError::BodyRead(_) | GatewayError::InvalidMessage(_) => "bad_request",
             GatewayError::ModeNotSupported { .. } => "unsupported_mode",
+            GatewayError::ForwardWithoutToken { .. } | GatewayError::ForwardAudience { .. } => {
+                "forward_refused"
+            }
             GatewayError::Token { .. } => "token_error",
             GatewayError::Challenge { .. } => "challenge_error",
             GatewayError::Unreachable { .. } => "upstream_unreachable",

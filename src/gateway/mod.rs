@@ -12,6 +12,7 @@ pub mod config;
 pub mod connector;
 pub mod credentials;
 pub mod error;
+pub mod forward;
 pub mod handler;
 pub mod headers;
 pub mod jsonrpc;

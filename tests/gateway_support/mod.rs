@@ -98,6 +98,21 @@ impl Gateway {
         key
     }
 
+    /// Register `default/<name>` in forward mode: the caller's token goes upstream when its
+    /// audience is one of `audiences`.
+    pub fn register_forward(&self, name: &str, mcp_url: &str, audiences: &[&str]) -> ServerKey {
+        let key = ServerKey::new("default", name);
+        self.manager().register_server(ServerRegistration {
+            key: key.clone(),
+            url: Url::parse(mcp_url).expect("server url"),
+            auth: AuthSettings::Forward(mcp_oauth_operator::registry::ForwardSettings {
+                audiences: audiences.iter().map(|a| (*a).to_owned()).collect(),
+            }),
+            generation: 1,
+        });
+        key
+    }
+
     /// The gateway endpoint of `default/<name>`.
     pub fn mcp_url(&self, name: &str) -> String {
         self.url(&format!("/mcp/default/{name}"))
