@@ -11,7 +11,7 @@ use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::oneshot;
 
 /// How long a component may take to print its READY line.
-const READY_TIMEOUT: Duration = Duration::from_secs(20);
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
 /// How many output lines are kept for failure messages.
 const LOG_LINES: usize = 200;
 
@@ -75,8 +75,14 @@ impl NodeProcess {
         for (key, value) in env {
             command.env(key, value);
         }
+        Self::spawn(name, command).await
+    }
+
+    /// Spawns a prepared component command (stdio piped, killed on drop) and waits for its
+    /// first stdout line `READY <value>`; shared by the node components and the Python server.
+    pub async fn spawn(name: &'static str, mut command: Command) -> Self {
         let mut child = command.spawn().unwrap_or_else(|err| {
-            panic!("{name}: cannot run `node` ({err}); run scripts/setup-test-deps.sh first")
+            panic!("{name}: cannot start ({err}); run scripts/setup-test-deps.sh first")
         });
 
         let stdin = child.stdin.take().expect("stdin is piped");

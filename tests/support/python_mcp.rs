@@ -4,21 +4,12 @@
 //! [`super::McpServer`]: stateless Streamable HTTP, IdP-issued JWTs whose `aud` is its own
 //! `/mcp` URL, tools `whoami` and `echo`.
 
-use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt as _, AsyncRead, BufReader};
-use tokio::process::{Child, ChildStdin, Command};
-use tokio::sync::oneshot;
+use tokio::process::Command;
 
-/// Python start-up (imports of the SDK) is slower than node's.
-const READY_TIMEOUT: Duration = Duration::from_secs(60);
-const LOG_LINES: usize = 200;
-
-type Logs = Arc<Mutex<VecDeque<String>>>;
+use super::node::NodeProcess;
 
 /// The venv's python (same rule as `scripts/setup-test-deps.sh`).
 pub fn venv_python() -> PathBuf {
@@ -39,10 +30,8 @@ pub fn python_dir() -> PathBuf {
 /// A running Python SDK server; killed on drop (and it exits by itself when our end of its
 /// stdin closes, should the test process die without dropping it).
 pub struct PythonMcpServer {
-    child: Child,
-    _stdin: ChildStdin,
+    process: NodeProcess,
     url: String,
-    logs: Logs,
 }
 
 impl PythonMcpServer {
@@ -71,40 +60,9 @@ impl PythonMcpServer {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        let mut child = command
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {} ({e})", python.display()));
-        let stdin = child.stdin.take().expect("stdin is piped");
-        let logs: Logs = Arc::new(Mutex::new(VecDeque::new()));
-        let (ready_tx, ready_rx) = oneshot::channel();
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let stderr = child.stderr.take().expect("stderr is piped");
-        tokio::spawn(drain(stdout, Arc::clone(&logs), Some(ready_tx)));
-        tokio::spawn(drain(stderr, Arc::clone(&logs), None));
-        let url = match tokio::time::timeout(READY_TIMEOUT, ready_rx).await {
-            Ok(Ok(url)) => url,
-            Ok(Err(_)) => {
-                let status = child.wait().await.ok();
-                panic!(
-                    "python-mcp exited before it was ready (status {status:?}); if the `mcp` \
-                     package is missing run scripts/setup-test-deps.sh. Output:\n{}",
-                    tail(&logs)
-                )
-            }
-            Err(_) => {
-                let _ = child.start_kill();
-                panic!(
-                    "python-mcp did not print READY within {READY_TIMEOUT:?}. Output:\n{}",
-                    tail(&logs)
-                )
-            }
-        };
-        Self {
-            child,
-            _stdin: stdin,
-            url,
-            logs,
-        }
+        let process = NodeProcess::spawn("python-mcp", command).await;
+        let url = process.ready_value().to_owned();
+        Self { process, url }
     }
 
     /// The MCP endpoint and OAuth resource identifier, `http://127.0.0.1:<port>/mcp`.
@@ -120,19 +78,12 @@ impl PythonMcpServer {
 
     /// The most recent output lines.
     pub fn logs(&self) -> String {
-        tail(&self.logs)
+        self.process.logs()
     }
 
     /// Kills the process and waits until it is gone.
-    pub async fn stop(mut self) {
-        let _ = self.child.start_kill();
-        let _ = self.child.wait().await;
-    }
-}
-
-impl Drop for PythonMcpServer {
-    fn drop(&mut self) {
-        let _ = self.child.start_kill();
+    pub async fn stop(self) {
+        self.process.stop().await;
     }
 }
 
@@ -142,32 +93,4 @@ impl std::fmt::Debug for PythonMcpServer {
             .field("url", &self.url)
             .finish_non_exhaustive()
     }
-}
-
-/// Reads lines until EOF, keeps the last ones, echoes them to stderr and hands the first
-/// `READY <url>` line to `ready`.
-async fn drain(
-    stream: impl AsyncRead + Unpin,
-    logs: Logs,
-    mut ready: Option<oneshot::Sender<String>>,
-) {
-    let mut lines = BufReader::new(stream).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
-        if let Some(value) = line.strip_prefix("READY ")
-            && let Some(sender) = ready.take()
-        {
-            let _ = sender.send(value.trim().to_owned());
-        }
-        eprintln!("[python-mcp] {line}");
-        let mut logs = logs.lock().expect("log buffer lock");
-        if logs.len() == LOG_LINES {
-            logs.pop_front();
-        }
-        logs.push_back(line);
-    }
-}
-
-fn tail(logs: &Logs) -> String {
-    let logs = logs.lock().expect("log buffer lock");
-    logs.iter().cloned().collect::<Vec<_>>().join("\n")
 }
