@@ -26,7 +26,9 @@ use tokio::sync::watch;
 /// How long a reconcile may take to show (the apiserver, watch and status round trip).
 const SOON: Duration = Duration::from_secs(20);
 /// Lease duration of the election test: short, so a hand-over is quick.
-const LEASE_DURATION: Duration = Duration::from_secs(3);
+// Long enough that renewals on a loaded 2-core CI machine do not lapse; hand-over on shutdown
+// releases the Lease, so tests do not wait for it to expire.
+const LEASE_DURATION: Duration = Duration::from_secs(8);
 
 /// One in-process operator replica.
 struct Operator {
@@ -724,6 +726,11 @@ async fn the_lease_holder_writes_status_and_hands_over_when_it_stops() {
     apply_plain_server(&kube, "one").await;
     wait_ready(&api, "one", "True", "Registered").await;
     let (leader, follower) = if first == "replica-a" { (a, b) } else { (b, a) };
+    assert_eq!(
+        holder().await.as_deref(),
+        Some(first.as_str()),
+        "the Lease stayed with one replica"
+    );
     assert!(leader.status_writes("RemoteMCPServer") >= 1);
     assert_eq!(follower.status_writes("RemoteMCPServer"), 0);
     assert!(
