@@ -168,6 +168,25 @@ fn condition_of<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Cond
 
 /// Waits until the server's Ready condition has `status` and `reason` for its current
 /// generation; returns the object.
+/// The reconcile count of `kind` once it has stopped changing for a second; panics when it is
+/// still growing after 15 s (a reconcile loop).
+async fn settled_reconciles(op: &Operator, kind: &str) -> u64 {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let mut last = op.reconciles(kind);
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = op.reconciles(kind);
+        if now == last {
+            return now;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "reconcile loop: {kind} reconciles keep growing ({last} -> {now})"
+        );
+        last = now;
+    }
+}
+
 async fn wait_ready(
     api: &Api<RemoteMCPServer>,
     name: &str,
@@ -289,7 +308,10 @@ async fn resources_are_registered_reported_and_unregistered() {
     let since = ready.last_transition_time.clone();
 
     // Status writes do not wake the controller up again: nothing happens while nothing changes.
-    let reconciles = op.reconciles("RemoteMCPServer");
+    // The watch events of our own finalizer and status writes may still be in flight under
+    // load (one more reconcile that changes nothing), so the count must first settle — a loop
+    // never does — and then stay put for a whole quiet window.
+    let reconciles = settled_reconciles(&op, "RemoteMCPServer").await;
     let writes = op.status_writes("RemoteMCPServer");
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(
