@@ -300,6 +300,11 @@ pub struct ValkeyArgs {
     /// Connections in the pool.
     #[arg(long, env = "MCPOAUTH_VALKEY_POOL_SIZE", default_value_t = 4)]
     pub valkey_pool_size: usize,
+    /// How long (milliseconds) a token read from Valkey is reused from memory by the request
+    /// path; `0` reads Valkey on every request. Writes through this replica drop the entry at
+    /// once; writes by other replicas (a logout there) are seen after at most this long.
+    #[arg(long, env = "MCPOAUTH_VALKEY_TOKEN_CACHE_MS", default_value_t = 2000)]
+    pub valkey_token_cache_ms: u64,
     /// Connection timeout in milliseconds.
     #[arg(
         long,
@@ -432,6 +437,10 @@ pub struct ServerArgs {
     /// How long discovered authorization-server metadata is cached, in seconds.
     #[arg(long, env = "MCPOAUTH_METADATA_CACHE_TTL_SECS", default_value_t = 900)]
     pub metadata_cache_ttl_secs: u64,
+    /// PEM file of CA certificates trusted (in addition to the system's) for the token
+    /// endpoints of `TokenExchangePolicy` resources, e.g. a private CA of an mTLS endpoint.
+    #[arg(long, env = "MCPOAUTH_EXCHANGE_CA_FILE")]
+    pub exchange_ca_file: Option<PathBuf>,
     #[command(flatten)]
     pub gateway: GatewayArgs,
 }

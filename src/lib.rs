@@ -9,6 +9,7 @@ pub mod cli;
 pub mod controller;
 pub mod crd;
 pub mod crypto;
+pub mod exchange;
 pub mod gateway;
 pub mod http;
 pub mod identity;

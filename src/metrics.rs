@@ -73,6 +73,8 @@ pub struct Metrics {
     pub keyring_generation: Gauge,
     /// Requests through the gateway (`/mcp/{namespace}/{name}`).
     pub gateway: crate::gateway::GatewayMetrics,
+    /// RFC 8693 token exchanges (cache hits, misses, errors) and token-endpoint latency.
+    pub exchange: crate::exchange::ExchangeMetrics,
     store_stats: OnceLock<Arc<crate::store::valkey::ValkeyStoreStats>>,
 }
 
@@ -169,6 +171,7 @@ impl Metrics {
             self.keyring_generation.clone(),
         );
         self.gateway.register(&mut r);
+        self.exchange.register(&mut r);
         if let Some(stats) = self.store_stats.get() {
             r.register_collector(Box::new(StoreStatsCollector(stats.clone())));
         }

@@ -5,17 +5,23 @@
 //! - `oauth`: the caller's stored token for the server's issuer, refreshed near expiry by the
 //!   [`Manager`]; none stored → the user must authorize.
 //! - `forward`: the caller's own token when its audience is allowed ([`super::forward`]).
-//! - `exchange`: not supported yet; a clear JSON-RPC error (the seam where it plugs in).
+//! - `exchange`: the caller's token exchanged (RFC 8693) per the server's `TokenExchangePolicy`
+//!   by the manager's [`crate::exchange::Exchanger`] (cached); a refused exchanged token is
+//!   evicted and exchanged again once.
 
 use super::error::GatewayError;
 use super::headers;
+use crate::exchange::Exchanged;
 use crate::identity::{Authenticated, Caller};
 use crate::manager::{AccessToken, Manager};
-use crate::registry::{AuthSettings, ServerKey, ServerRegistration};
+use crate::registry::{
+    AuthSettings, ExchangeSettings, PolicyRegistration, ServerKey, ServerRegistration,
+};
 use crate::store::TokenRecord;
 use crate::telemetry::short;
 use http::HeaderValue;
 use secrecy::ExposeSecret as _;
+use std::sync::Arc;
 
 /// What to send upstream.
 #[derive(Debug)]
@@ -28,6 +34,8 @@ pub enum Credentials {
     AuthorizationRequired,
     /// `forward` mode: the caller's own token (its audience checked), as a header value.
     Forwarded(HeaderValue),
+    /// `exchange` mode: a token obtained by RFC 8693 exchange of the caller's token.
+    Exchanged(Exchanged),
 }
 
 impl Credentials {
@@ -36,6 +44,7 @@ impl Credentials {
         match self {
             Credentials::OAuth(token) => headers::bearer(token.value.expose_secret()),
             Credentials::Forwarded(value) => Some(value.clone()),
+            Credentials::Exchanged(ex) => headers::bearer(ex.token.expose_secret()),
             Credentials::Anonymous | Credentials::AuthorizationRequired => None,
         }
     }
@@ -55,10 +64,81 @@ pub async fn resolve(
             Err(source) => Err(GatewayError::token(&reg.key, source)),
         },
         AuthSettings::Forward(settings) => super::forward::credentials(&reg.key, settings, auth),
-        AuthSettings::Exchange(_) => Err(GatewayError::ModeNotSupported {
+        AuthSettings::Exchange(settings) => {
+            let (policy, subject) = exchange_inputs(manager, &reg.key, settings, auth)?;
+            manager
+                .exchanger()
+                .exchange(&policy, &auth.caller.user, subject)
+                .await
+                .map(Credentials::Exchanged)
+                .map_err(|source| exchange_error(&reg.key, &policy, source))
+        }
+    }
+}
+
+/// The remote server answered 401 to an exchanged token: evict it from the cache and exchange
+/// again (once; the caller decides about further retries).
+pub async fn after_exchange_rejection(
+    manager: &Manager,
+    reg: &ServerRegistration,
+    auth: &Authenticated,
+    rejected: &Exchanged,
+) -> Result<Credentials, GatewayError> {
+    let AuthSettings::Exchange(settings) = &reg.auth else {
+        return Err(GatewayError::UpstreamRejected {
             server: reg.key.clone(),
+            status: 401,
             mode: reg.auth.mode_name(),
-        }),
+        });
+    };
+    let (policy, subject) = exchange_inputs(manager, &reg.key, settings, auth)?;
+    tracing::info!(server = %reg.key, policy = %policy.key, "remote server rejected the exchanged token; exchanging again");
+    manager
+        .exchanger()
+        .after_rejection(&policy, &auth.caller.user, subject, rejected)
+        .await
+        .map(Credentials::Exchanged)
+        .map_err(|source| exchange_error(&reg.key, &policy, source))
+}
+
+/// The remote server refused the re-exchanged token too: drop it, so that the next request
+/// exchanges afresh instead of replaying it.
+pub async fn drop_exchanged(manager: &Manager, rejected: &Exchanged) {
+    manager.exchanger().evict(rejected).await;
+}
+
+/// The policy of an exchange-mode server and the caller's token to exchange.
+fn exchange_inputs<'a>(
+    manager: &Manager,
+    server: &ServerKey,
+    settings: &ExchangeSettings,
+    auth: &'a Authenticated,
+) -> Result<(Arc<PolicyRegistration>, &'a secrecy::SecretString), GatewayError> {
+    let Some(subject) = &auth.bearer else {
+        return Err(GatewayError::ExchangeWithoutToken {
+            server: server.clone(),
+        });
+    };
+    // Policies are looked up in the server's own namespace only.
+    let policy_key = ServerKey::new(server.namespace.clone(), settings.policy.clone());
+    let policy = manager.registry().policy(&policy_key).ok_or_else(|| {
+        GatewayError::ExchangePolicyMissing {
+            server: server.clone(),
+            policy: policy_key,
+        }
+    })?;
+    Ok((policy, subject))
+}
+
+fn exchange_error(
+    server: &ServerKey,
+    policy: &PolicyRegistration,
+    source: crate::exchange::ExchangeError,
+) -> GatewayError {
+    GatewayError::Exchange {
+        server: server.clone(),
+        policy: policy.key.clone(),
+        source: Box::new(source),
     }
 }
 

@@ -3,6 +3,7 @@
 //! (never a token, a URL or a header value). The HTTP status tells proxies and logs the same.
 
 use super::upstream::UpstreamError;
+use crate::exchange::ExchangeError;
 use crate::manager::{ChallengeError, TokenAccessError};
 use crate::registry::ServerKey;
 use axum::response::{IntoResponse, Response};
@@ -42,6 +43,24 @@ pub enum GatewayError {
         server: ServerKey,
         allowed: String,
         presented: String,
+    },
+    #[error(
+        "{server} is in exchange mode and needs the caller's own bearer token to exchange; this request has none (exchange mode works with `--identity oidc`)"
+    )]
+    ExchangeWithoutToken { server: ServerKey },
+    #[error(
+        "{server} uses the TokenExchangePolicy {policy}, which is not registered (missing, or invalid: see its status)"
+    )]
+    ExchangePolicyMissing {
+        server: ServerKey,
+        policy: ServerKey,
+    },
+    #[error("token exchange for {server} (TokenExchangePolicy {policy}) failed: {source}")]
+    Exchange {
+        server: ServerKey,
+        policy: ServerKey,
+        #[source]
+        source: Box<ExchangeError>,
     },
     #[error("no usable credentials for {server}: {source}")]
     Token {
@@ -152,6 +171,11 @@ impl GatewayError {
             GatewayError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             GatewayError::BodyRead(_) | GatewayError::InvalidMessage(_) => StatusCode::BAD_REQUEST,
             GatewayError::ModeNotSupported { .. } => StatusCode::NOT_IMPLEMENTED,
+            GatewayError::ExchangePolicyMissing { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            GatewayError::Exchange { source, .. } if source.is_transient() => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            GatewayError::Exchange { .. } => StatusCode::BAD_GATEWAY,
             GatewayError::Token { source, .. } => match **source {
                 TokenAccessError::Store(_) | TokenAccessError::RefreshBusy => {
                     StatusCode::SERVICE_UNAVAILABLE
@@ -171,7 +195,8 @@ impl GatewayError {
             | GatewayError::SessionStart { .. } => StatusCode::BAD_GATEWAY,
             GatewayError::InsufficientScope { .. }
             | GatewayError::ForwardWithoutToken { .. }
-            | GatewayError::ForwardAudience { .. } => StatusCode::FORBIDDEN,
+            | GatewayError::ForwardAudience { .. }
+            | GatewayError::ExchangeWithoutToken { .. } => StatusCode::FORBIDDEN,
             GatewayError::UpstreamRejected { status, .. } => StatusCode::from_u16(*status)
                 .ok()
                 .filter(StatusCode::is_client_error)
@@ -198,6 +223,9 @@ impl GatewayError {
             GatewayError::ForwardWithoutToken { .. } | GatewayError::ForwardAudience { .. } => {
                 "forward_refused"
             }
+            GatewayError::ExchangeWithoutToken { .. } => "exchange_refused",
+            GatewayError::ExchangePolicyMissing { .. } => "exchange_policy_missing",
+            GatewayError::Exchange { .. } => "exchange_failed",
             GatewayError::Token { .. } => "token_error",
             GatewayError::Challenge { .. } => "challenge_error",
             GatewayError::Unreachable { .. } => "upstream_unreachable",
@@ -292,6 +320,43 @@ mod tests {
             UpstreamError::Connect("Connection refused (os error 111)".into()),
         );
         assert_eq!(plain.outcome(), "upstream_unreachable");
+    }
+
+    #[test]
+    fn exchange_failures_name_server_and_policy_and_say_what_to_do() {
+        let policy = ServerKey::new("team-a", "cluster-b");
+        let err = GatewayError::Exchange {
+            server: key(),
+            policy: policy.clone(),
+            source: Box::new(ExchangeError::Rejected {
+                error: "invalid_grant".into(),
+                description: None,
+            }),
+        };
+        let msg = err.to_string();
+        assert!(
+            msg.contains("team-a/github")
+                && msg.contains("team-a/cluster-b")
+                && msg.contains("sign in"),
+            "{msg}"
+        );
+        assert_eq!(err.status(), StatusCode::BAD_GATEWAY);
+        assert_eq!(err.outcome(), "exchange_failed");
+        let busy = GatewayError::Exchange {
+            server: key(),
+            policy: policy.clone(),
+            source: Box::new(ExchangeError::Unavailable(503)),
+        };
+        assert_eq!(busy.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let missing = GatewayError::ExchangePolicyMissing {
+            server: key(),
+            policy,
+        };
+        assert_eq!(missing.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(missing.to_string().contains("not registered"));
+        let none = GatewayError::ExchangeWithoutToken { server: key() };
+        assert_eq!(none.status(), StatusCode::FORBIDDEN);
+        assert!(none.to_string().contains("--identity oidc"));
     }
 
     #[tokio::test]

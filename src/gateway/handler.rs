@@ -170,6 +170,19 @@ impl Call<'_> {
             let Some(refusal) = refusal(&resp) else {
                 return Ok(self.respond(resp, session.as_deref()));
             };
+            if let (Credentials::Exchanged(rejected), Refusal::Unauthorized(_)) = (&creds, &refusal)
+            {
+                // An exchanged token refused: evict it, exchange again, retry once.
+                let manager = &self.gw.manager;
+                if !retried {
+                    retried = true;
+                    creds =
+                        credentials::after_exchange_rejection(manager, reg, &self.auth, rejected)
+                            .await?;
+                    continue;
+                }
+                credentials::drop_exchanged(manager, rejected).await;
+            }
             let Credentials::OAuth(token) = &creds else {
                 return Err(GatewayError::UpstreamRejected {
                     server: self.server.clone(),

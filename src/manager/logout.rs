@@ -155,6 +155,9 @@ impl Manager {
     ) -> Result<LogoutReport, LogoutError> {
         let entries = self.tokens_to_revoke(caller, everywhere).await?;
         let deleted = if everywhere {
+            // Exchanged tokens are cached per user (not per session): only a sign-out
+            // everywhere drops them; they are not stored and have no refresh token to revoke.
+            self.exchanger.invalidate_user(&caller.user);
             self.tokens.delete_by_user(&caller.user).await
         } else {
             self.tokens.delete_by_session(&caller.session).await

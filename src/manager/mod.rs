@@ -19,6 +19,7 @@ pub use logout::{LogoutError, LogoutReport, LogoutScope, RevocationFailure};
 pub use status::{START_PATH, ServerAuthStatus, StatusError};
 pub use tokens::AccessToken;
 
+use crate::exchange::{ExchangeConfig, ExchangeCounts, Exchanger};
 use crate::metrics::Metrics;
 use crate::net::OutboundClient;
 use crate::oauth::{Discovery, TokenClient};
@@ -63,6 +64,8 @@ pub struct Manager {
     hook: RwLock<Option<CompletionHook>>,
     /// Every scope a flow has requested, for the Client ID Metadata Document.
     scopes_seen: DashSet<String>,
+    /// RFC 8693 exchanges for `exchange`-mode servers, with their cache.
+    exchanger: Exchanger,
 }
 
 /// Bound on remembered scopes (they come from remote servers' challenges).
@@ -88,7 +91,9 @@ impl Manager {
     ) -> Self {
         let discovery = Discovery::new(outbound.clone(), cfg.discovery);
         let pending_ttl = Duration::from_secs(crate::store::FLOW_TTL_SECS.saturating_sub(60));
+        let exchanger = Exchanger::new(ExchangeConfig::default(), metrics.clone());
         Self {
+            exchanger,
             discovery,
             token_client: TokenClient::new(outbound),
             registry,
@@ -110,6 +115,23 @@ impl Manager {
             scopes_seen: DashSet::new(),
             cfg,
         }
+    }
+
+    /// Replace the token-exchange settings (cache bound, margin, extra CA roots). Meant for
+    /// start-up: the exchange cache starts empty.
+    pub fn with_exchange_config(mut self, cfg: ExchangeConfig) -> Self {
+        self.exchanger = Exchanger::new(cfg, self.metrics.clone());
+        self
+    }
+
+    /// The token exchanger (`exchange` auth mode).
+    pub fn exchanger(&self) -> &Exchanger {
+        &self.exchanger
+    }
+
+    /// Cache hits and misses of the `TokenExchangePolicy` `policy` since start (for its status).
+    pub fn exchange_counts(&self, policy: &ServerKey) -> ExchangeCounts {
+        self.exchanger.counts(policy)
     }
 
     pub fn config(&self) -> &ManagerConfig {

@@ -52,6 +52,20 @@ pub enum ServeError {
     Store(#[from] stores::StoreSetupError),
 }
 
+/// Token-exchange settings: the outbound limits, plus the extra CA file when given.
+fn exchange_config(args: &ServerArgs) -> Result<crate::exchange::ExchangeConfig, ServeError> {
+    let mut cfg = crate::exchange::ExchangeConfig::default();
+    cfg.client.timeout = Duration::from_secs(args.outbound_timeout_secs);
+    cfg.client.max_body_bytes = args.outbound_max_body_bytes;
+    let Some(path) = &args.exchange_ca_file else {
+        return Ok(cfg);
+    };
+    let pem = std::fs::read(path)
+        .map_err(|e| ServeError::Config(format!("--exchange-ca-file {}: {e}", path.display())))?;
+    cfg.with_ca_bundle(&pem)
+        .map_err(|e| ServeError::Config(format!("--exchange-ca-file {}: {e}", path.display())))
+}
+
 impl Registrations {
     /// The API server connection, for `run` (reads the key-ring Secret).
     fn kube_client(&self) -> Option<&kube::Client> {
@@ -152,15 +166,19 @@ pub async fn start(
         allow_insecure_http: args.allow_insecure_http,
         ..DiscoveryConfig::default()
     };
-    let manager = Arc::new(Manager::new(
-        cfg,
-        registry.clone(),
-        stores.tokens.clone(),
-        stores.flows.clone(),
-        stores.lock.clone(),
-        outbound,
-        metrics.clone(),
-    ));
+    let exchange_cfg = exchange_config(args).inspect_err(|_| cancel.cancel())?;
+    let manager = Arc::new(
+        Manager::new(
+            cfg,
+            registry.clone(),
+            stores.tokens.clone(),
+            stores.flows.clone(),
+            stores.lock.clone(),
+            outbound,
+            metrics.clone(),
+        )
+        .with_exchange_config(exchange_cfg),
+    );
 
     start_registrations(registrations, &manager, &readiness, &metrics, &cancel);
 

@@ -36,6 +36,9 @@ pub struct IdpOptions {
     pub disable_dcr: bool,
     /// Refresh grants return no new refresh token (the old one stays valid).
     pub no_refresh_rotation: bool,
+    /// Lifetime in seconds of tokens issued by the RFC 8693 exchange grant (default: the
+    /// access-token lifetime).
+    pub exchange_token_ttl: Option<u64>,
 }
 
 /// The IdP's record of Client ID Metadata Document fetches (`GET /test/cimd-fetches`).
@@ -85,6 +88,9 @@ impl Idp {
         }
         if opts.no_refresh_rotation {
             env.push(("ROTATE_REFRESH_TOKENS", "0".to_owned()));
+        }
+        if let Some(ttl) = opts.exchange_token_ttl {
+            env.push(("EXCHANGE_TOKEN_TTL", ttl.to_string()));
         }
         if opts.disable_dcr {
             env.push(("ENABLE_DCR", "0".to_owned()));

@@ -61,6 +61,21 @@ impl McpServer {
             .expect("stats shape")
     }
 
+    /// From now on, refuse (401) every token accepted so far, as after a revocation.
+    pub async fn revoke_tokens(&self) {
+        let origin = self.url.trim_end_matches("/mcp");
+        let status = reqwest::Client::new()
+            .post(format!("{origin}/test/revoke-tokens"))
+            .send()
+            .await
+            .expect("POST /test/revoke-tokens")
+            .status();
+        assert!(
+            status.is_success(),
+            "POST /test/revoke-tokens answered {status}"
+        );
+    }
+
     /// The node process (logs, pid).
     pub fn process(&self) -> &NodeProcess {
         &self.process

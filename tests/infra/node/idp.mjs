@@ -13,6 +13,8 @@
 //                      pre-registered clients (loopback ones need none: see below)
 //   ENABLE_CIMD        "0" disables Client ID Metadata Documents (default on)
 //   ENABLE_DCR         "0" disables dynamic client registration (default on)
+//   EXCHANGE_TOKEN_TTL lifetime in seconds of tokens issued by the RFC 8693
+//                      token-exchange grant (default: ACCESS_TOKEN_TTL)
 //
 // Prints exactly one line `READY <issuer>` on stdout once it accepts requests.
 //
@@ -70,6 +72,7 @@ const REFRESH_TOKEN_TTL = envSeconds('REFRESH_TOKEN_TTL', 86400);
 const EXTRA_REDIRECT_URIS = (process.env.REDIRECT_URIS ?? '').split(',').map((s) => s.trim()).filter(Boolean);
 const ENABLE_CIMD = process.env.ENABLE_CIMD !== '0';
 const ENABLE_DCR = process.env.ENABLE_DCR !== '0';
+const EXCHANGE_TOKEN_TTL = process.env.EXCHANGE_TOKEN_TTL ? envSeconds('EXCHANGE_TOKEN_TTL', undefined) : undefined;
 // ROTATE_REFRESH_TOKENS=0: the refresh grant returns no new refresh token (the old one stays valid).
 const ROTATE_REFRESH_TOKENS = process.env.ROTATE_REFRESH_TOKENS !== '0';
 
@@ -224,7 +227,12 @@ async function main() {
   const jwk = signingKey();
   const provider = new Provider(issuer, configuration(jwk));
   const { d: _private, ...publicJwk } = jwk;
-  registerTokenExchange(provider, { issuer, publicJwks: { keys: [publicJwk] }, resourceServerInfo });
+  registerTokenExchange(provider, {
+    issuer,
+    publicJwks: { keys: [publicJwk] },
+    resourceServerInfo,
+    exchangeTokenTTL: EXCHANGE_TOKEN_TTL,
+  });
 
   app = express();
   app.disable('x-powered-by');

@@ -11,6 +11,8 @@
 //
 // Tools: `whoami` returns the token's `sub`; `echo {text}` returns "<sub>: <text>".
 // Test-only endpoint: GET /test/stats {mcp_requests, authorized_requests}.
+// Test-only endpoint: POST /test/revoke-tokens — every token accepted so far is
+// refused from now on (401 invalid_token), as after a revocation the server learned of.
 
 import * as http from 'node:http';
 
@@ -28,6 +30,9 @@ const ISSUER = process.env.ISSUER;
 const REQUIRED_SCOPES = (process.env.REQUIRED_SCOPES ?? 'mcp:tools').split(' ').filter(Boolean);
 
 const stats = { mcp_requests: 0, authorized_requests: 0 };
+// Tokens accepted so far, and those revoked by POST /test/revoke-tokens (bounded: a test fixture).
+const acceptedTokens = new Set();
+const revokedTokens = new Set();
 
 async function discover(issuer) {
   const response = await fetch(`${issuer}/.well-known/openid-configuration`);
@@ -51,6 +56,12 @@ function jwtVerifier(metadata, resource) {
         ({ payload } = await jose.jwtVerify(token, jwks, { issuer: metadata.issuer, audience: resource }));
       } catch (err) {
         throw new InvalidTokenError(`token rejected: ${err.code ?? 'ERR_JWT_INVALID'}`);
+      }
+      if (revokedTokens.has(token)) {
+        throw new InvalidTokenError('token rejected: revoked');
+      }
+      if (acceptedTokens.size < 10000) {
+        acceptedTokens.add(token);
       }
       return {
         token,
@@ -116,6 +127,13 @@ async function main() {
   app = express();
   app.disable('x-powered-by');
   app.get('/test/stats', (_req, res) => res.json(stats));
+  app.post('/test/revoke-tokens', (_req, res) => {
+    for (const token of acceptedTokens) {
+      revokedTokens.add(token);
+    }
+    acceptedTokens.clear();
+    res.status(204).end();
+  });
   app.use(mcpAuthMetadataRouter({
     oauthMetadata: metadata,
     resourceServerUrl: new URL(resource),

@@ -24,9 +24,10 @@ const PARAMETERS = [
 
 /**
  * @param {import('oidc-provider').Provider} provider
- * @param {{ issuer: string, publicJwks: object, resourceServerInfo: (resource: string) => object | undefined }} options
+ * @param {{ issuer: string, publicJwks: object, resourceServerInfo: (resource: string) => object | undefined, exchangeTokenTTL?: number }} options
+ *   exchangeTokenTTL: lifetime (seconds) of exchanged tokens; default: the resource's access-token TTL
  */
-export function registerTokenExchange(provider, { issuer, publicJwks, resourceServerInfo }) {
+export function registerTokenExchange(provider, { issuer, publicJwks, resourceServerInfo, exchangeTokenTTL }) {
   const localJwks = jose.createLocalJWKSet(publicJwks);
 
   async function subjectOf(subjectToken) {
@@ -73,7 +74,7 @@ export function registerTokenExchange(provider, { issuer, publicJwks, resourceSe
       client,
       scope,
       gty: 'token_exchange',
-      expiresIn: info.accessTokenTTL,
+      expiresIn: exchangeTokenTTL ?? info.accessTokenTTL,
     });
     token.resourceServer = new provider.ResourceServer(target, info);
 

@@ -1,0 +1,233 @@
+//! RFC 8693 token exchange (`exchange` auth mode): the caller's token is swapped, per a
+//! `TokenExchangePolicy`, for a token of another identity provider, and that token is sent to
+//! the remote MCP server.
+//!
+//! [`request`] builds the form, [`client`] sends it (SSRF-guarded, mTLS when configured),
+//! [`response`] checks the answer (token type, issuer), [`cache`] keeps the result until shortly
+//! before it expires, [`stats`] counts hits and misses per policy.
+
+pub mod cache;
+pub mod client;
+mod error;
+mod metrics;
+pub mod request;
+pub mod response;
+mod stats;
+
+pub use cache::{CacheKey, DEFAULT_MARGIN, DEFAULT_MAX_ENTRIES, Source};
+pub use client::ClientConfig;
+pub use error::ExchangeError;
+pub use metrics::ExchangeMetrics;
+pub use stats::{ExchangeCounts, ExchangeStats};
+
+use crate::metrics::Metrics;
+use crate::registry::{PolicyRegistration, ServerKey};
+use crate::time::unix_now;
+use cache::{CachedToken, ExchangeCache};
+use client::PolicyClients;
+use secrecy::{ExposeSecret as _, SecretString};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Settings of the [`Exchanger`].
+#[derive(Debug, Clone)]
+pub struct ExchangeConfig {
+    /// Bound on cached tokens.
+    pub max_entries: u64,
+    /// A cached token is served until this long before it expires.
+    pub margin: Duration,
+    pub client: ClientConfig,
+}
+
+impl Default for ExchangeConfig {
+    fn default() -> Self {
+        Self {
+            max_entries: DEFAULT_MAX_ENTRIES,
+            margin: DEFAULT_MARGIN,
+            client: ClientConfig::default(),
+        }
+    }
+}
+
+impl ExchangeConfig {
+    /// Reads a PEM bundle of CA certificates to trust for token endpoints (in addition to the
+    /// platform's roots).
+    pub fn with_ca_bundle(mut self, pem: &[u8]) -> Result<Self, ExchangeError> {
+        let certs = reqwest::Certificate::from_pem_bundle(pem)
+            .map_err(|_| ExchangeError::ClientSetup("the CA bundle is not valid PEM".into()))?;
+        if certs.is_empty() {
+            return Err(ExchangeError::ClientSetup(
+                "the CA bundle holds no certificate".into(),
+            ));
+        }
+        self.client.extra_roots = certs;
+        Ok(self)
+    }
+}
+
+/// An exchanged token and what it is cached under.
+#[derive(Clone)]
+pub struct Exchanged {
+    pub token: SecretString,
+    pub key: CacheKey,
+    pub source: Source,
+}
+
+impl std::fmt::Debug for Exchanged {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Exchanged")
+            .field("key", &self.key)
+            .field("source", &self.source)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Exchanges callers' tokens per policy, with a cache.
+pub struct Exchanger {
+    cfg: ExchangeConfig,
+    clients: PolicyClients,
+    cache: ExchangeCache,
+    stats: ExchangeStats,
+    metrics: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for Exchanger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Exchanger")
+            .field("cache", &self.cache)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Exchanger {
+    pub fn new(cfg: ExchangeConfig, metrics: Arc<Metrics>) -> Self {
+        Self {
+            clients: PolicyClients::new(cfg.client.clone()),
+            cache: ExchangeCache::new(cfg.max_entries),
+            stats: ExchangeStats::new(),
+            metrics,
+            cfg,
+        }
+    }
+
+    /// A token for `user` per `policy`, from the cache or by exchanging `subject_token`.
+    pub async fn exchange(
+        &self,
+        policy: &PolicyRegistration,
+        user: &str,
+        subject_token: &SecretString,
+    ) -> Result<Exchanged, ExchangeError> {
+        let scope = request::scope_of(policy);
+        let key = CacheKey::new(policy, user, &scope);
+        let result = self
+            .cache
+            .get_or_exchange(key.clone(), self.call(policy, subject_token, &scope))
+            .await;
+        let policy_name = policy.key.to_string();
+        match result {
+            Ok((cached, source)) => {
+                match source {
+                    Source::Cache => {
+                        self.stats.hit(&policy.key);
+                        self.metrics.exchange.count(&policy_name, "hit");
+                    }
+                    Source::Exchange => {
+                        self.stats.miss(&policy.key);
+                        self.metrics.exchange.count(&policy_name, "miss");
+                    }
+                }
+                Ok(Exchanged {
+                    token: cached.token,
+                    key,
+                    source,
+                })
+            }
+            Err(e) => {
+                self.stats.miss(&policy.key);
+                self.metrics.exchange.count(&policy_name, "error");
+                Err(e)
+            }
+        }
+    }
+
+    /// The remote server refused `rejected`: drop it from the cache (unless a newer token
+    /// replaced it already) and exchange again.
+    pub async fn after_rejection(
+        &self,
+        policy: &PolicyRegistration,
+        user: &str,
+        subject_token: &SecretString,
+        rejected: &Exchanged,
+    ) -> Result<Exchanged, ExchangeError> {
+        self.cache
+            .evict_rejected(&rejected.key, &rejected.token)
+            .await;
+        self.exchange(policy, user, subject_token).await
+    }
+
+    /// Drop `rejected` from the cache (when it is still the cached token).
+    pub async fn evict(&self, rejected: &Exchanged) {
+        self.cache
+            .evict_rejected(&rejected.key, &rejected.token)
+            .await;
+    }
+
+    /// Forget every exchanged token of `user` (sign-out everywhere).
+    pub fn invalidate_user(&self, user: &str) {
+        self.cache.invalidate_user(user);
+    }
+
+    /// Hit and miss counts of `policy` since start.
+    pub fn counts(&self, policy: &ServerKey) -> ExchangeCounts {
+        self.stats.counts(policy)
+    }
+
+    /// Tokens currently cached (approximate).
+    pub fn cached_entries(&self) -> u64 {
+        self.cache.entry_count()
+    }
+
+    /// One call of the token endpoint.
+    async fn call(
+        &self,
+        policy: &PolicyRegistration,
+        subject_token: &SecretString,
+        scope: &str,
+    ) -> Result<CachedToken, ExchangeError> {
+        let started = Instant::now();
+        let result = self.call_inner(policy, subject_token, scope).await;
+        let label = if result.is_ok() { "ok" } else { "error" };
+        self.metrics.exchange.observe(label, started.elapsed());
+        match &result {
+            Ok(_) => tracing::debug!(policy = %policy.key, "token exchanged"),
+            Err(e) => {
+                tracing::warn!(policy = %policy.key, kind = e.kind(), error = %e, "token exchange failed")
+            }
+        }
+        result
+    }
+
+    async fn call_inner(
+        &self,
+        policy: &PolicyRegistration,
+        subject_token: &SecretString,
+        scope: &str,
+    ) -> Result<CachedToken, ExchangeError> {
+        let http = self.clients.for_policy(policy)?;
+        let req = request::build(policy, subject_token.expose_secret(), scope);
+        let resp = client::post(&http, policy, &req).await?;
+        let issued = response::parse(
+            resp.status.as_u16(),
+            &resp.body,
+            response::Expectations {
+                requested_token_type: policy.requested_token_type.as_deref(),
+                expected_issuer: &policy.expected_issuer,
+                now: unix_now(),
+            },
+        )?;
+        Ok(CachedToken {
+            keep_for: cache::keep_for(issued.lifetime, self.cfg.margin),
+            token: issued.access_token,
+        })
+    }
+}

@@ -1,0 +1,497 @@
+//! `exchange` mode end to end: with `oidc` identity, the caller's token is exchanged (RFC 8693)
+//! at a remote identity provider per a `TokenExchangePolicy`, and the issued token reaches a
+//! remote MCP server that accepts only tokens for its own audience.
+//! Real parts: node-oidc-provider with its token-exchange grant, the TypeScript-SDK MCP server
+//! (`whoami` names the token's user), and for mutual TLS an HTTPS proxy requiring a client
+//! certificate in front of the IdP's token endpoint.
+
+mod gateway_support;
+mod support;
+
+use gateway_support::Gateway;
+use mcp_oauth_operator::exchange::ExchangeCounts;
+use mcp_oauth_operator::identity::Caller;
+use mcp_oauth_operator::registry::{
+    AuthSettings, ClientAuthMethod, ExchangeSettings, PolicyClientAuth, PolicyRegistration,
+    ServerKey, ServerRegistration, SubjectTokenType,
+};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use std::path::Path;
+use std::time::Duration;
+use support::idp::{CONFIDENTIAL_CLIENT_ID, CONFIDENTIAL_CLIENT_SECRET, PUBLIC_CLIENT_ID};
+use support::node::NodeProcess;
+use support::{Idp, IdpOptions, McpServer};
+use url::Url;
+
+/// The audience of the callers' tokens for the gateway itself.
+const GATEWAY_AUDIENCE: &str = "http://127.0.0.1/gateway";
+const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
+
+async fn gateway(idp: &Idp, extra: &[&str]) -> Gateway {
+    let mut flags = vec![
+        "--identity",
+        "oidc",
+        "--oidc-issuer",
+        idp.issuer(),
+        "--oidc-audience",
+        GATEWAY_AUDIENCE,
+    ];
+    flags.extend_from_slice(extra);
+    Gateway::start_with(&flags).await
+}
+
+/// A policy exchanging access tokens at `token_endpoint` for tokens for `resource`, as the
+/// IdP's confidential client (HTTP Basic).
+fn policy(
+    name: &str,
+    token_endpoint: &str,
+    expected_issuer: &str,
+    resource: &str,
+) -> PolicyRegistration {
+    PolicyRegistration {
+        key: ServerKey::new("default", name),
+        token_endpoint: Url::parse(token_endpoint).expect("token endpoint"),
+        expected_issuer: expected_issuer.to_owned(),
+        connector_id: None,
+        audience: None,
+        resource: Some(resource.to_owned()),
+        scopes: vec!["mcp:tools".to_owned()],
+        subject_token_type: SubjectTokenType::AccessToken,
+        requested_token_type: Some(ACCESS_TOKEN_TYPE.to_owned()),
+        client_auth: Some(PolicyClientAuth::Secret {
+            client_id: CONFIDENTIAL_CLIENT_ID.to_owned(),
+            client_secret: SecretString::from(CONFIDENTIAL_CLIENT_SECRET.to_owned()),
+            method: ClientAuthMethod::Basic,
+        }),
+        allow_private_networks: true,
+        generation: 1,
+    }
+}
+
+/// Registers `policy` and a server `default/<name>` at `mcp_url` using it.
+fn register(gw: &Gateway, name: &str, mcp_url: &str, policy: PolicyRegistration) {
+    let policy_name = policy.key.name.clone();
+    gw.manager().registry().upsert_policy(policy);
+    gw.manager().register_server(ServerRegistration {
+        key: ServerKey::new("default", name),
+        url: Url::parse(mcp_url).expect("server url"),
+        auth: AuthSettings::Exchange(ExchangeSettings {
+            policy: policy_name,
+        }),
+        generation: 1,
+    });
+}
+
+async fn call_whoami(url: &str, bearer: &str) -> (reqwest::StatusCode, Value) {
+    let resp = reqwest::Client::new()
+        .post(url)
+        .header("Accept", "application/json, text/event-stream")
+        .header("MCP-Protocol-Version", "2025-06-18")
+        .bearer_auth(bearer)
+        .json(&json!({"jsonrpc": "2.0", "id": 5, "method": "tools/call",
+                      "params": {"name": "whoami", "arguments": {}}}))
+        .send()
+        .await
+        .expect("gateway answers");
+    let status = resp.status();
+    let body = resp.json().await.expect("JSON body");
+    (status, body)
+}
+
+/// `whoami` through the gateway must succeed and name `alice`.
+async fn assert_alice(url: &str, bearer: &str) {
+    let (status, body) = call_whoami(url, bearer).await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{body}");
+    assert_eq!(body["result"]["content"][0]["text"], "alice", "{body}");
+}
+
+/// The JSON-RPC error message of a refused call, after checking its status.
+async fn refused(url: &str, bearer: &str, status: reqwest::StatusCode) -> String {
+    let (got, body) = call_whoami(url, bearer).await;
+    assert_eq!(got, status, "{body}");
+    assert_eq!(body["id"], 5, "{body}");
+    let message = body["error"]["message"]
+        .as_str()
+        .expect("error message")
+        .to_owned();
+    assert!(
+        !message.contains(bearer),
+        "the caller's token is never echoed"
+    );
+    message
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exchange_reaches_the_server_as_the_user_and_is_cached_until_near_expiry() {
+    // Exchanged tokens live 33 s; with the 30 s margin the cache serves them for 3 s.
+    let idp = Idp::start(IdpOptions {
+        exchange_token_ttl: Some(33),
+        ..IdpOptions::default()
+    })
+    .await;
+    let mcp = McpServer::start(idp.issuer()).await;
+    let gw = gateway(&idp, &[]).await;
+    register(
+        &gw,
+        "ex",
+        mcp.url(),
+        policy("idp-b", &idp.token_endpoint(), idp.issuer(), mcp.url()),
+    );
+    let policy_key = ServerKey::new("default", "idp-b");
+    let subject = idp.user_access_token("alice", GATEWAY_AUDIENCE).await;
+    idp.reset_stats().await;
+
+    // A token for the gateway is not one the MCP server accepts: only the exchanged one is.
+    assert_alice(&gw.mcp_url("ex"), &subject).await;
+    assert_eq!(idp.stats().await.token_requests, 1, "one exchange");
+    assert_alice(&gw.mcp_url("ex"), &subject).await;
+    assert_eq!(idp.stats().await.token_requests, 1, "served from the cache");
+    assert_eq!(
+        gw.manager().exchange_counts(&policy_key),
+        ExchangeCounts { hits: 1, misses: 1 }
+    );
+
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    assert_alice(&gw.mcp_url("ex"), &subject).await;
+    assert_eq!(
+        idp.stats().await.token_requests,
+        2,
+        "expired entry: exchanged again"
+    );
+
+    // Sign-out everywhere forgets the user's exchanged tokens.
+    assert_alice(&gw.mcp_url("ex"), &subject).await;
+    assert_eq!(idp.stats().await.token_requests, 2);
+    gw.manager()
+        .logout(&Caller::new("alice", "any-session"), true)
+        .await
+        .expect("logout");
+    assert_alice(&gw.mcp_url("ex"), &subject).await;
+    assert_eq!(
+        idp.stats().await.token_requests,
+        3,
+        "exchanged again after logout"
+    );
+    assert_eq!(
+        gw.manager().exchange_counts(&policy_key),
+        ExchangeCounts { hits: 2, misses: 3 }
+    );
+
+    let metrics = reqwest::get(gw.url("/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics body");
+    assert!(
+        metrics
+            .contains(r#"mcpoauth_token_exchanges_total{policy="default/idp-b",result="hit"} 2"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics
+            .contains(r#"mcpoauth_token_exchanges_total{policy="default/idp-b",result="miss"} 3"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"mcpoauth_token_exchange_seconds_count{result="ok"} 3"#),
+        "{metrics}"
+    );
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_the_server_rejects_is_evicted_and_exchanged_again_once() {
+    let idp = Idp::start(IdpOptions::default()).await;
+    let mcp = McpServer::start(idp.issuer()).await;
+    let gw = gateway(&idp, &[]).await;
+    register(
+        &gw,
+        "ex",
+        mcp.url(),
+        policy("idp-b", &idp.token_endpoint(), idp.issuer(), mcp.url()),
+    );
+    let subject = idp.user_access_token("alice", GATEWAY_AUDIENCE).await;
+    idp.reset_stats().await;
+
+    assert_alice(&gw.mcp_url("ex"), &subject).await;
+    assert_eq!(idp.stats().await.token_requests, 1);
+    let before = mcp.stats().await;
+
+    // The remote server now refuses the cached token (401): evicted, exchanged again, retried.
+    mcp.revoke_tokens().await;
+    assert_alice(&gw.mcp_url("ex"), &subject).await;
+    assert_eq!(
+        idp.stats().await.token_requests,
+        2,
+        "exactly one re-exchange"
+    );
+    let after = mcp.stats().await;
+    assert_eq!(
+        after.mcp_requests - before.mcp_requests,
+        2,
+        "refused once, then accepted"
+    );
+    assert_eq!(after.authorized_requests - before.authorized_requests, 1);
+
+    // The new token is cached.
+    assert_alice(&gw.mcp_url("ex"), &subject).await;
+    assert_eq!(idp.stats().await.token_requests, 2);
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn misconfigured_policies_are_refused_with_clear_errors() {
+    let idp = Idp::start(IdpOptions::default()).await;
+    let mcp = McpServer::start(idp.issuer()).await;
+    let gw = gateway(&idp, &[]).await;
+    let endpoint = idp.token_endpoint();
+
+    // The issued token's issuer is not the one the policy expects.
+    register(
+        &gw,
+        "wrong-iss",
+        mcp.url(),
+        policy(
+            "other-issuer",
+            &endpoint,
+            "https://idp-b.example.com",
+            mcp.url(),
+        ),
+    );
+    // A loopback token endpoint without allowPrivateNetworks.
+    let mut private = policy("private", &endpoint, idp.issuer(), mcp.url());
+    private.allow_private_networks = false;
+    register(&gw, "private", mcp.url(), private);
+    // A server naming a policy that is not registered.
+    gw.manager().register_server(ServerRegistration {
+        key: ServerKey::new("default", "no-policy"),
+        url: Url::parse(mcp.url()).expect("url"),
+        auth: AuthSettings::Exchange(ExchangeSettings {
+            policy: "missing".into(),
+        }),
+        generation: 1,
+    });
+    let subject = idp.user_access_token("alice", GATEWAY_AUDIENCE).await;
+    idp.reset_stats().await;
+    let mcp_before = mcp.stats().await.mcp_requests;
+
+    let message = refused(
+        &gw.mcp_url("wrong-iss"),
+        &subject,
+        reqwest::StatusCode::BAD_GATEWAY,
+    )
+    .await;
+    assert!(
+        message.contains(idp.issuer())
+            && message.contains("https://idp-b.example.com")
+            && message.contains("default/other-issuer"),
+        "{message}"
+    );
+    assert_eq!(idp.stats().await.token_requests, 1, "the IdP did answer");
+
+    let message = refused(
+        &gw.mcp_url("private"),
+        &subject,
+        reqwest::StatusCode::BAD_GATEWAY,
+    )
+    .await;
+    assert!(message.contains("allowPrivateNetworks"), "{message}");
+    assert_eq!(
+        idp.stats().await.token_requests,
+        1,
+        "never connected to the IdP"
+    );
+
+    let message = refused(
+        &gw.mcp_url("no-policy"),
+        &subject,
+        reqwest::StatusCode::SERVICE_UNAVAILABLE,
+    )
+    .await;
+    assert!(
+        message.contains("default/missing") && message.contains("not registered"),
+        "{message}"
+    );
+
+    assert_eq!(
+        mcp.stats().await.mcp_requests,
+        mcp_before,
+        "nothing reached the remote server"
+    );
+    gw.shutdown().await;
+}
+
+/// Runs `openssl` with `args` in `dir`.
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl runs");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A CA, a server certificate for 127.0.0.1 and a client certificate (CN gateway-client),
+/// all P-256.
+fn make_certs(dir: &Path) {
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+            "-subj",
+            "/CN=exchange-test-ca",
+            "-days",
+            "2",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ],
+    );
+    for (name, cn, ext) in [
+        (
+            "server",
+            "127.0.0.1",
+            "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+        ),
+        ("client", "gateway-client", "extendedKeyUsage=clientAuth\n"),
+    ] {
+        std::fs::write(
+            dir.join(format!("{name}.ext")),
+            format!("basicConstraints=CA:FALSE\n{ext}"),
+        )
+        .expect("ext file");
+        openssl(
+            dir,
+            &[
+                "req",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                &format!("{name}.key"),
+                "-out",
+                &format!("{name}.csr"),
+                "-subj",
+                &format!("/CN={cn}"),
+            ],
+        );
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &format!("{name}.csr"),
+                "-CA",
+                "ca.crt",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                &format!("{name}.crt"),
+                "-days",
+                "2",
+                "-extfile",
+                &format!("{name}.ext"),
+            ],
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutual_tls_client_authentication_reaches_an_endpoint_requiring_a_client_certificate() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    make_certs(dir.path());
+    let file = |n: &str| dir.path().join(n).to_string_lossy().into_owned();
+    let read = |n: &str| std::fs::read_to_string(dir.path().join(n)).expect("pem");
+
+    let idp = Idp::start(IdpOptions::default()).await;
+    let mcp = McpServer::start(idp.issuer()).await;
+    let mut origin = Url::parse(idp.issuer()).expect("issuer");
+    origin.set_path("");
+    let proxy = NodeProcess::start(
+        "mtls-proxy",
+        &["mtls-proxy.mjs"],
+        &[
+            ("TARGET", origin.as_str().trim_end_matches('/').to_owned()),
+            ("CERT_FILE", file("server.crt")),
+            ("KEY_FILE", file("server.key")),
+            ("CA_FILE", file("ca.crt")),
+        ],
+    )
+    .await;
+    let proxied_endpoint = format!("{}/token", proxy.ready_value());
+    let ca = file("ca.crt");
+    let gw = gateway(&idp, &["--exchange-ca-file", &ca]).await;
+
+    // The gateway authenticates with its certificate; the IdP knows the client as public.
+    // Through a proxy the endpoint's origin is not the issuer: expectedIssuer says which is.
+    let mut mtls = policy("mtls", &proxied_endpoint, idp.issuer(), mcp.url());
+    mtls.client_auth = Some(PolicyClientAuth::MutualTls {
+        client_id: Some(PUBLIC_CLIENT_ID.to_owned()),
+        cert_pem: SecretString::from(read("client.crt")),
+        key_pem: SecretString::from(read("client.key")),
+    });
+    register(&gw, "mtls", mcp.url(), mtls);
+    // The same endpoint without a client certificate: the TLS handshake fails.
+    let mut no_cert = policy("no-cert", &proxied_endpoint, idp.issuer(), mcp.url());
+    no_cert.client_auth = None;
+    register(&gw, "no-cert", mcp.url(), no_cert);
+
+    let subject = idp.user_access_token("alice", GATEWAY_AUDIENCE).await;
+    assert_alice(&gw.mcp_url("mtls"), &subject).await;
+    let stats: Value = reqwest::Client::builder()
+        .tls_certs_merge([reqwest::Certificate::from_pem(read("ca.crt").as_bytes()).expect("ca")])
+        .identity(
+            reqwest::Identity::from_pem(
+                format!("{}{}", read("client.crt"), read("client.key")).as_bytes(),
+            )
+            .expect("identity"),
+        )
+        .build()
+        .expect("client")
+        .get(format!("{}/test/stats", proxy.ready_value()))
+        .send()
+        .await
+        .expect("proxy stats")
+        .json()
+        .await
+        .expect("stats JSON");
+    assert_eq!(stats["forwarded"], 1, "{stats}");
+    assert_eq!(
+        stats["client_subjects"],
+        json!(["gateway-client"]),
+        "{stats}"
+    );
+
+    let message = refused(
+        &gw.mcp_url("no-cert"),
+        &subject,
+        reqwest::StatusCode::BAD_GATEWAY,
+    )
+    .await;
+    assert!(
+        message.contains("default/no-cert") && message.contains("CertificateRequired"),
+        "{message}"
+    );
+    gw.shutdown().await;
+}
