@@ -1,29 +1,54 @@
 //! The `TokenExchangePolicy` reconciler: validate (reading its Secrets, same namespace only) →
-//! apply (registry) → status → Event. Servers that use a policy are reconciled again from the
-//! policy watch itself (see `run.rs`), and check the policy on their own, so they never depend
-//! on the order in which the two reconcilers run.
+//! check the endpoint against the issuer's metadata ([`super::policy_probe`]) → apply (registry:
+//! registered unless the check refused it) → status (with the replica's exchange cache
+//! counters) → Event. Servers that use a policy are reconciled again from the policy watch
+//! itself (see `run.rs`), and check the policy on their own (spec, and a refusal in its status,
+//! see [`refusal`]), so they never depend on the order in which the two reconcilers run.
+//!
+//! Every replica checks the endpoint itself, because the outcome decides whether the policy is
+//! registered there; outcomes are remembered ([`ProbeCache`]) so the frequent reconciles that
+//! refresh the counters do not fetch metadata each time.
 
 use super::conditions::Verdict;
 use super::context::Ctx;
 use super::error::Error;
 use super::finalizer::{self, Registered};
+use super::policy_probe::{self, Outcome, ProbeCache, ProbeInput};
 use super::server::spec_verdict;
-use super::{PolicyObject, status};
+use super::{PolicyObject, events, status};
 use crate::crd::TokenExchangePolicy;
 use crate::crd::condition::READY;
 use crate::crd::validate::validate_policy;
-use crate::registry::ServerKey;
+use crate::net::OutboundClient;
+use crate::registry::{PolicyRegistration, ServerKey};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use k8s_openapi::jiff::Timestamp;
+use kube::Resource as _;
+use kube::api::Api;
 use kube::runtime::controller::Action;
-use std::sync::Arc;
-use std::time::Duration;
+use kube::runtime::events::EventType;
+use kube::runtime::reflector::ObjectRef;
+use std::sync::{Arc, LazyLock};
+use std::time::{Duration, Instant};
 
 /// Resource kind, for metrics and logs.
 pub const KIND: &str = "TokenExchangePolicy";
-/// How often a healthy policy is reconciled anyway (drift repair).
-pub const RESYNC: Duration = Duration::from_secs(3600);
-/// Ready reason of a valid policy.
-pub const REGISTERED: &str = "Registered";
+/// How often a healthy policy is reconciled anyway on a replica that does not lead (drift
+/// repair, endpoint re-check).
+pub const RESYNC: Duration = policy_probe::RECHECK_VERIFIED;
+/// How often the leader refreshes `status.cache` (at most one status write per interval).
+pub const COUNTERS_INTERVAL: Duration = Duration::from_secs(60);
+
+/// The endpoint checks' client and remembered outcomes, shared by every scope of the process.
+struct Probes {
+    client: Result<OutboundClient, crate::net::FetchError>,
+    cache: ProbeCache,
+}
+
+static PROBES: LazyLock<Probes> = LazyLock::new(|| Probes {
+    client: policy_probe::probe_client(),
+    cache: ProbeCache::default(),
+});
 
 /// Reconciles one `TokenExchangePolicy`.
 pub async fn reconcile(obj: Arc<PolicyObject>, ctx: Arc<Ctx>) -> Result<Action, Error> {
@@ -45,6 +70,21 @@ pub fn retry_key(key: &ServerKey) -> String {
     finalizer::retry_key::<TokenExchangePolicy>(key)
 }
 
+/// The `Ready` condition of `policy` when its status says the endpoint check refused the
+/// policy for its current generation. Servers using the policy are not ready then; any other
+/// state of the policy they judge from its spec themselves.
+pub fn refusal(policy: &TokenExchangePolicy) -> Option<&Condition> {
+    let status = policy.status.as_ref()?;
+    if status.observed_generation != policy.metadata.generation {
+        return None;
+    }
+    status.conditions.iter().find(|c| {
+        c.type_ == READY
+            && c.status == "False"
+            && policy_probe::reason::REFUSALS.contains(&c.reason.as_str())
+    })
+}
+
 impl Registered for TokenExchangePolicy {
     const KIND: &'static str = KIND;
 
@@ -56,48 +96,169 @@ impl Registered for TokenExchangePolicy {
         if ctx.registry().remove_policy(key) {
             tracing::info!(policy = %key, "policy removed (resource deleted)");
         }
+        PROBES.cache.forget(key);
         ctx.retries.reset(&retry_key(key));
     }
 
     async fn apply(&self, ctx: &Ctx, key: &ServerKey) -> Result<Action, Error> {
         let policy = self;
-        match validate_policy(policy, &ctx.secrets) {
-            Ok(reg) => {
-                ctx.registry().upsert_policy(reg);
-                let ready = Verdict::new(
-                    READY,
-                    true,
-                    REGISTERED,
-                    "the policy is valid and its Secrets were read",
-                );
-                write_status(policy, ctx, &ready).await?;
-                ctx.retries.reset(&retry_key(key));
-                Ok(Action::requeue(RESYNC))
-            }
+        let reg = match validate_policy(policy, &ctx.secrets) {
+            Ok(reg) => reg,
             Err(errs) => {
                 if ctx.registry().remove_policy(key) {
                     tracing::info!(policy = %key, "policy removed: the resource is no longer valid");
                 }
                 let ready = spec_verdict(&errs);
-                write_status(policy, ctx, &ready).await?;
-                Err(Error::InvalidSpec {
+                write_status(policy, ctx, &ready, false).await?;
+                return Err(Error::InvalidSpec {
                     reason: ready.reason,
-                })
+                });
             }
+        };
+        let outcome = check_endpoint(key, &reg).await;
+        if !still_current(policy, ctx) {
+            // Deleted while the check ran: the delete already removed it.
+            return Ok(Action::await_change());
         }
+        if outcome.usable {
+            ctx.registry().upsert_policy(reg);
+        } else if ctx.registry().remove_policy(key) {
+            tracing::warn!(policy = %key, reason = %outcome.verdict.reason, "policy removed: its endpoint check failed (see its status)");
+        }
+        write_status(policy, ctx, &outcome.verdict, outcome.warning).await?;
+        ctx.retries.reset(&retry_key(key));
+        Ok(Action::requeue(next_reconcile(ctx, &outcome)))
     }
 }
 
+/// The remembered outcome of the endpoint check, or a fresh check.
+async fn check_endpoint(key: &ServerKey, reg: &PolicyRegistration) -> Outcome {
+    let input = ProbeInput {
+        expected_issuer: reg.expected_issuer.clone(),
+        token_endpoint: reg.token_endpoint.clone(),
+        allow_private_networks: reg.allow_private_networks,
+    };
+    let probes = &*PROBES;
+    if let Some(outcome) = probes.cache.fresh(key, &input, Instant::now()) {
+        return outcome;
+    }
+    let outcome = match &probes.client {
+        Ok(client) => policy_probe::probe(client, &input).await,
+        Err(e) => policy_probe::decide(
+            &input,
+            &policy_probe::Fetched::Unavailable {
+                detail: format!("the HTTP client could not be built: {e}"),
+            },
+        ),
+    };
+    tracing::debug!(policy = %key, reason = %outcome.verdict.reason, "endpoint checked");
+    probes
+        .cache
+        .remember(key, input, outcome.clone(), Instant::now());
+    outcome
+}
+
+/// The leader comes back every [`COUNTERS_INTERVAL`] to refresh the counters; every replica
+/// comes back when the endpoint is due for another check.
+fn next_reconcile(ctx: &Ctx, outcome: &Outcome) -> Duration {
+    if ctx.is_leader() {
+        COUNTERS_INTERVAL.min(outcome.recheck)
+    } else {
+        outcome.recheck
+    }
+}
+
+/// Whether the object this reconcile started from is still the one in the store (not deleted,
+/// not re-created under the same name).
+fn still_current(policy: &TokenExchangePolicy, ctx: &Ctx) -> bool {
+    let (Some(name), Some(namespace)) = (&policy.metadata.name, &policy.metadata.namespace) else {
+        return false;
+    };
+    let Some(stored) = ctx.policies.get(&ObjectRef::new(name).within(namespace)) else {
+        return false;
+    };
+    stored.meta().uid == policy.metadata.uid && stored.meta().deletion_timestamp.is_none()
+}
+
+/// Writes the status when it changed (leader only), and publishes an Event when the Ready
+/// outcome changed: a Warning when the policy is refused, or usable with a `warning`.
 async fn write_status(
     policy: &TokenExchangePolicy,
     ctx: &Ctx,
     ready: &Verdict,
+    warning: bool,
 ) -> Result<(), Error> {
     if !ctx.is_leader() {
         return Ok(());
     }
+    let key = finalizer::object_key(policy);
     let current = policy.status.as_ref();
-    let desired =
-        status::policy_status(current, policy.metadata.generation, ready, Timestamp::now());
-    finalizer::write_changed_status(policy, ctx, current, &desired, ready).await
+    let desired = status::policy_status(
+        current,
+        policy.metadata.generation,
+        ready,
+        Some(status::cache_status(ctx.manager.exchange_counts(&key))),
+        Timestamp::now(),
+    );
+    if !status::differs(current, &desired) {
+        return Ok(());
+    }
+    let api = Api::<PolicyObject>::namespaced(ctx.client.clone(), &key.namespace);
+    status::apply::<TokenExchangePolicy>(&api, &key.name, &desired)
+        .await
+        .map_err(Error::Kube)?;
+    ctx.count_status_write(KIND);
+    let before = current.map(|s| s.conditions.as_slice()).unwrap_or_default();
+    if status::ready_outcome_changed(before, &desired.conditions) {
+        let mut event = events::outcome_event(ready);
+        if warning {
+            event.type_ = EventType::Warning;
+        }
+        events::publish(&ctx.recorder, &event, &policy.object_ref(&())).await;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controller::test_objects;
+    use crate::crd::TokenExchangePolicyStatus;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+    fn with_ready(observed: i64, status: &str, reason: &str) -> TokenExchangePolicy {
+        let mut policy = test_objects::policy("team-a", "p", None)
+            .0
+            .expect("decodes");
+        policy.status = Some(TokenExchangePolicyStatus {
+            observed_generation: Some(observed),
+            cache: None,
+            conditions: vec![Condition {
+                type_: READY.to_owned(),
+                status: status.to_owned(),
+                reason: reason.to_owned(),
+                message: "m".to_owned(),
+                observed_generation: Some(observed),
+                last_transition_time: Time(Timestamp::UNIX_EPOCH),
+            }],
+        });
+        policy
+    }
+
+    #[test]
+    fn only_a_current_endpoint_refusal_counts_against_servers() {
+        let refused = with_ready(1, "False", policy_probe::reason::ISSUER_MISMATCH);
+        assert_eq!(
+            refusal(&refused).map(|c| c.reason.as_str()),
+            Some("IssuerMismatch")
+        );
+        // Spec problems the servers see for themselves, from the spec.
+        assert!(refusal(&with_ready(1, "False", "SecretNotFound")).is_none());
+        // A status about an older generation says nothing about this one.
+        assert!(refusal(&with_ready(0, "False", "AddressRefused")).is_none());
+        assert!(refusal(&with_ready(1, "True", "MetadataUnavailable")).is_none());
+        let mut none = refused.clone();
+        none.status = None;
+        assert!(refusal(&none).is_none());
+    }
 }

@@ -32,6 +32,8 @@ pub mod reason {
     pub const REGISTERED: &str = "Registered";
     pub const POLICY_NOT_FOUND: &str = "PolicyNotFound";
     pub const POLICY_INVALID: &str = "PolicyInvalid";
+    /// The policy's endpoint check refused it (see the policy's status).
+    pub const POLICY_NOT_READY: &str = "PolicyNotReady";
 }
 
 /// Reconciles one `RemoteMCPServer`.
@@ -142,9 +144,21 @@ fn check_policy(ctx: &Ctx, namespace: &str, name: &str) -> Result<(), Verdict> {
         Ok(policy) if policy.meta().deletion_timestamp.is_some() => {
             Err(not_found("is being deleted"))
         }
-        Ok(policy) => validate_policy(policy, &ctx.secrets)
-            .map(|_| ())
-            .map_err(|errs| invalid(join_messages(&errs))),
+        Ok(policy) => {
+            validate_policy(policy, &ctx.secrets).map_err(|errs| invalid(join_messages(&errs)))?;
+            match super::policy::refusal(policy) {
+                Some(ready) => Err(Verdict::new(
+                    READY,
+                    false,
+                    reason::POLICY_NOT_READY,
+                    format!(
+                        "TokenExchangePolicy `{name}` is not ready ({}): {}",
+                        ready.reason, ready.message
+                    ),
+                )),
+                None => Ok(()),
+            }
+        }
     }
 }
 
