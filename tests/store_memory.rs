@@ -9,6 +9,18 @@ mod token_store {
     mcp_oauth_operator::token_store_conformance_tests!(MemoryTokenStore::new());
 }
 
+// The request path's read cache must not change any answer of the store behind it.
+mod token_store_cached {
+    use super::MemoryTokenStore;
+    mcp_oauth_operator::token_store_conformance_tests!(
+        mcp_oauth_operator::store::CachedTokenStore::new(
+            std::sync::Arc::new(MemoryTokenStore::new()),
+            std::time::Duration::from_secs(60),
+            1000,
+        )
+    );
+}
+
 mod flow_store {
     use super::MemoryFlowStore;
     mcp_oauth_operator::flow_store_conformance_tests!(MemoryFlowStore::new());

@@ -119,6 +119,17 @@ mod token_store_encrypted {
     );
 }
 
+// The request path's read cache in front of the encrypted store must not change any answer.
+mod token_store_cached {
+    mcp_oauth_operator::token_store_conformance_tests!(
+        mcp_oauth_operator::store::CachedTokenStore::new(
+            std::sync::Arc::new(super::stores(super::encrypted()).await.tokens),
+            std::time::Duration::from_secs(60),
+            1000,
+        )
+    );
+}
+
 mod flow_store_encrypted {
     mcp_oauth_operator::flow_store_conformance_tests!(
         super::stores(super::encrypted()).await.flows

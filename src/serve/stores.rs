@@ -17,7 +17,7 @@ use crate::store::memory::{MemoryFlowStore, MemoryTokenStore};
 use crate::store::valkey::{
     Codec, ValkeyClient, ValkeyConfig, ValkeyStores, ValkeyTopology, connect,
 };
-use crate::store::{FlowStore, ProcessLocalLock, RefreshLock, TokenStore};
+use crate::store::{CachedTokenStore, FlowStore, ProcessLocalLock, RefreshLock, TokenStore};
 use secrecy::SecretString;
 use std::sync::Arc;
 use std::time::Duration;
@@ -209,6 +209,7 @@ pub async fn build(
                 )))
             };
             let (tokens, flows, lock) = stores.handles();
+            let tokens = token_cache(tokens, args.valkey_token_cache_ms);
             Ok(Stores {
                 tokens,
                 flows,
@@ -222,6 +223,21 @@ pub async fn build(
             })
         }
     }
+}
+
+/// Sessions whose tokens the request-path cache holds at most.
+const TOKEN_CACHE_SESSIONS: u64 = 100_000;
+
+/// `tokens` behind the request path's short-lived read cache, unless it is turned off.
+fn token_cache(tokens: Arc<dyn TokenStore>, ttl_ms: u64) -> Arc<dyn TokenStore> {
+    if ttl_ms == 0 {
+        return tokens;
+    }
+    Arc::new(CachedTokenStore::new(
+        tokens,
+        Duration::from_millis(ttl_ms),
+        TOKEN_CACHE_SESSIONS,
+    ))
 }
 
 /// Background work: expiry sweeps, Valkey readiness, following the key ring (file or Secret)

@@ -3,6 +3,7 @@
 //! Both are traits so that the in-memory implementations (default, one replica) and the Valkey
 //! implementations (several replicas) are interchangeable and pass the same conformance tests.
 
+mod cached;
 pub mod conformance;
 mod flow;
 mod lock;
@@ -10,6 +11,7 @@ pub mod memory;
 mod token;
 pub mod valkey;
 
+pub use cached::CachedTokenStore;
 pub use flow::*;
 pub use lock::*;
 pub use token::*;
