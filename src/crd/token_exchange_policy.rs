@@ -242,8 +242,11 @@ pub struct TokenExchangePolicyStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache: Option<ExchangeCacheStatus>,
 
-    /// Current state. `Ready`: the policy is valid and its Secrets were read. One entry per
-    /// `type`.
+    /// Current state. `Ready` True: the policy is valid, its Secrets were read and its endpoint
+    /// is in use (reason `EndpointVerified`, `ExchangeGrantNotAdvertised` or
+    /// `MetadataUnavailable`); False: not used, the reason says why (`IssuerMismatch`,
+    /// `TokenEndpointMismatch`, `AddressRefused`, or a spec reason such as `SecretNotFound`).
+    /// One entry per `type`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<Condition>,
