@@ -16,7 +16,6 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioIo;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::net::TcpStream;
@@ -68,9 +67,9 @@ pub fn build(cfg: &GatewayConfig) -> Result<UpstreamConnector, std::io::Error> {
         inner: tcp,
         policy: cfg.address_policy,
     };
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let tls = crate::net::platform_client_config().map_err(std::io::Error::other)?;
     Ok(HttpsConnectorBuilder::new()
-        .with_provider_and_platform_verifier(provider)?
+        .with_tls_config(tls)
         .https_or_http()
         .enable_all_versions()
         .wrap_connector(guarded))

@@ -8,7 +8,9 @@ mod outbound;
 pub mod ssrf;
 #[cfg(test)]
 pub(crate) mod testing;
+mod tls;
 
 pub use guard::{GuardedResolver, check_url, guard_reqwest};
 pub use outbound::*;
 pub use ssrf::{AddressClass, AddressPolicy, AddressRefused};
+pub use tls::platform_client_config;

@@ -107,7 +107,12 @@ pub struct OutboundClient {
 
 impl OutboundClient {
     pub fn new(cfg: OutboundConfig) -> Result<Self, FetchError> {
-        Self::with_builder(cfg, reqwest::Client::builder)
+        let mut tls = super::tls::platform_client_config().map_err(FetchError::Setup)?;
+        // reqwest speaks both; with a preconfigured TLS config it offers what the config says.
+        tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Self::with_builder(cfg, || {
+            reqwest::Client::builder().use_preconfigured_tls(tls.clone())
+        })
     }
 
     /// A client whose `reqwest` clients start from `builder()` (called once per policy), for

@@ -10,6 +10,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod browser;
+pub mod certs;
 pub mod controller_env;
 pub mod idp;
 pub mod kube;

@@ -7,7 +7,8 @@
 //   TARGET     origin to forward to, e.g. http://127.0.0.1:41234 (required)
 //   CERT_FILE  server certificate (PEM) for 127.0.0.1 (required)
 //   KEY_FILE   its private key (PEM) (required)
-//   CA_FILE    CA whose client certificates are accepted (PEM) (required)
+//   CA_FILE    CA whose client certificates are accepted (PEM); without it no client
+//              certificate is asked for (a plain HTTPS front, for server-side TLS tests)
 //   PORT       listen port on 127.0.0.1 (default 0 = a free port)
 //
 // Prints exactly one line `READY https://127.0.0.1:<port>`.
@@ -55,9 +56,9 @@ function main() {
     {
       cert: fs.readFileSync(required('CERT_FILE')),
       key: fs.readFileSync(required('KEY_FILE')),
-      ca: fs.readFileSync(required('CA_FILE')),
-      requestCert: true,
-      rejectUnauthorized: true,
+      ca: process.env.CA_FILE ? fs.readFileSync(process.env.CA_FILE) : undefined,
+      requestCert: Boolean(process.env.CA_FILE),
+      rejectUnauthorized: Boolean(process.env.CA_FILE),
     },
     (req, res) => {
       if (req.method === 'GET' && req.url === '/test/stats') {
