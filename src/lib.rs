@@ -10,6 +10,7 @@ pub mod controller;
 pub mod crd;
 pub mod crypto;
 pub mod exchange;
+pub mod fswatch;
 pub mod gateway;
 pub mod http;
 pub mod identity;

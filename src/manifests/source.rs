@@ -9,26 +9,22 @@
 //! report and in the log.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use notify::event::{AccessKind, AccessMode, ModifyKind};
-use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
+use notify::RecommendedWatcher;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::load::{DirContents, load_contents, read_dir};
 use super::report::{LoadReport, ManifestProblem, Severity};
+use crate::fswatch::{FALLBACK_POLL, debounce, watch_folder};
 use crate::registry::{Registry, Snapshot};
 
-/// Quiet time after the last filesystem event before reloading.
-const DEBOUNCE: Duration = Duration::from_millis(250);
-/// Longest a stream of events can delay a reload.
-const MAX_DEBOUNCE: Duration = Duration::from_secs(2);
-/// Poll interval when no watcher is available.
-const FALLBACK_POLL: Duration = Duration::from_secs(2);
+/// How the watched folder is named in logs.
+const MANIFESTS: &str = "manifests folder";
 /// Re-read interval while a watcher runs, as a safety net for missed events.
 const SAFETY_POLL: Duration = Duration::from_secs(30);
 
@@ -47,7 +43,7 @@ impl ManifestsSource {
         let dir = dir.into();
         // Watch before the first read, so a change made right after this returns is not missed.
         let (events_tx, events) = mpsc::channel::<()>(1);
-        let watcher = start_watcher(&dir, &events_tx, true);
+        let watcher = watch_folder(&dir, &events_tx, true, MANIFESTS);
         let contents = read_dir(&dir);
         let report = Arc::new(load_contents(&contents));
         publish(&registry, None, &report);
@@ -100,7 +96,7 @@ impl Follow {
             // A watch dies with its folder: poll until the folder is back, then watch again
             // (before reading, so nothing changed in between is missed).
             if self.watcher.is_none() {
-                self.watcher = start_watcher(&self.dir, &self.events_tx, false);
+                self.watcher = watch_folder(&self.dir, &self.events_tx, false, MANIFESTS);
             }
             let dir = self.dir.clone();
             let contents = match tokio::task::spawn_blocking(move || read_dir(&dir)).await {
@@ -130,63 +126,6 @@ impl Follow {
             self.contents = contents;
             self.tx.send_replace(report);
         }
-    }
-}
-
-/// Waits until no event arrived for [`DEBOUNCE`] (at most [`MAX_DEBOUNCE`], so a file that is
-/// written continuously still gets loaded); `false` when cancelled meanwhile.
-async fn debounce(events: &mut mpsc::Receiver<()>, cancel: &CancellationToken) -> bool {
-    let deadline = tokio::time::Instant::now() + MAX_DEBOUNCE;
-    loop {
-        let quiet_until = (tokio::time::Instant::now() + DEBOUNCE).min(deadline);
-        tokio::select! {
-            () = cancel.cancelled() => return false,
-            () = tokio::time::sleep_until(quiet_until) => return true,
-            Some(()) = events.recv() => {}
-        }
-    }
-}
-
-/// Watches `dir` (non-recursively). `None` when the platform watcher cannot be set up; the
-/// caller then polls. Only the first failure is logged at WARN, so polling stays quiet.
-fn start_watcher(dir: &Path, events: &mpsc::Sender<()>, first: bool) -> Option<RecommendedWatcher> {
-    let tx = events.clone();
-    let handler = move |res: notify::Result<notify::Event>| {
-        let relevant = match res {
-            Ok(event) => is_change(&event.kind),
-            // A watcher error may mean missed events: re-read to be safe.
-            Err(_) => true,
-        };
-        if relevant {
-            // Full means a reload is already pending; dropping this one coalesces.
-            let _ = tx.try_send(());
-        }
-    };
-    let result = notify::recommended_watcher(handler)
-        .and_then(|mut w| w.watch(dir, RecursiveMode::NonRecursive).map(|()| w));
-    match result {
-        Ok(w) => {
-            tracing::debug!(dir = %dir.display(), "watching manifests folder");
-            Some(w)
-        }
-        Err(e) if first => {
-            tracing::warn!(dir = %dir.display(), error = %e, poll_secs = FALLBACK_POLL.as_secs(), "cannot watch manifests folder; polling it instead");
-            None
-        }
-        Err(e) => {
-            tracing::debug!(dir = %dir.display(), error = %e, "cannot watch manifests folder yet");
-            None
-        }
-    }
-}
-
-/// Events that can change what a reload reads. Opens and reads (our own reloads cause them)
-/// and metadata-only changes are not.
-fn is_change(kind: &EventKind) -> bool {
-    match kind {
-        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
-        EventKind::Access(_) | EventKind::Modify(ModifyKind::Metadata(_)) => false,
-        _ => true,
     }
 }
 
@@ -249,40 +188,4 @@ fn fingerprints(snapshot: &Snapshot) -> BTreeMap<String, String> {
         .iter()
         .map(|(k, v)| (format!("TokenExchangePolicy {k}"), format!("{v:?}")));
     servers.chain(policies).collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use notify::event::{AccessMode, CreateKind, DataChange, MetadataKind, ModifyKind, RenameMode};
-
-    #[test]
-    fn our_own_reads_do_not_count_as_changes() {
-        assert!(!is_change(&EventKind::Access(AccessKind::Open(
-            AccessMode::Any
-        ))));
-        assert!(!is_change(&EventKind::Access(AccessKind::Close(
-            AccessMode::Read
-        ))));
-        assert!(!is_change(&EventKind::Modify(ModifyKind::Metadata(
-            MetadataKind::Any
-        ))));
-    }
-
-    #[test]
-    fn writes_creates_and_renames_count() {
-        assert!(is_change(&EventKind::Access(AccessKind::Close(
-            AccessMode::Write
-        ))));
-        assert!(is_change(&EventKind::Create(CreateKind::File)));
-        assert!(is_change(&EventKind::Modify(ModifyKind::Data(
-            DataChange::Any
-        ))));
-        assert!(is_change(&EventKind::Modify(ModifyKind::Name(
-            RenameMode::To
-        ))));
-        assert!(is_change(&EventKind::Remove(
-            notify::event::RemoveKind::File
-        )));
-    }
 }

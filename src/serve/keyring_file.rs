@@ -10,8 +10,7 @@
 
 use super::keyring_reload::KeyRingReloader;
 use crate::crypto::KeyRing;
-use notify::event::{AccessKind, AccessMode, ModifyKind};
-use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
+use crate::fswatch::{FALLBACK_POLL, debounce, watch_folder};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,14 +18,10 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-/// Quiet time after the last event before re-reading (a Secret update is several events).
-const DEBOUNCE: Duration = Duration::from_millis(200);
-/// Longest a stream of events can delay a re-read.
-const MAX_DEBOUNCE: Duration = Duration::from_secs(2);
 /// Re-read interval while a watcher runs.
 const SAFETY_POLL: Duration = Duration::from_secs(30);
-/// Re-read interval when no watcher could be set up.
-const FALLBACK_POLL: Duration = Duration::from_secs(2);
+/// How the watched folder is named in logs.
+const FOLDER: &str = "key ring's folder";
 
 /// Follows `path` (a key ring file or directory) until `cancel` fires.
 pub fn spawn(
@@ -38,7 +33,7 @@ pub fn spawn(
     let (tx, mut events) = mpsc::channel::<()>(1);
     // Watch before returning, and re-read once right away: a change made between the start-up
     // load and this point is not missed.
-    let mut watcher = watch(&folder, &tx, true);
+    let mut watcher = watch_folder(&folder, &tx, true, FOLDER);
     let _ = tx.try_send(());
     tokio::spawn(async move {
         let mut last_problem: Option<String> = None;
@@ -58,7 +53,7 @@ pub fn spawn(
                 () = tokio::time::sleep(poll) => {}
             }
             if watcher.is_none() {
-                watcher = watch(&folder, &tx, false);
+                watcher = watch_folder(&folder, &tx, false, FOLDER);
             }
             let read_path = path.clone();
             let loaded = match tokio::task::spawn_blocking(move || KeyRing::load(&read_path)).await
@@ -95,51 +90,6 @@ fn watched_folder(path: &Path) -> PathBuf {
     match path.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
         _ => PathBuf::from("."),
-    }
-}
-
-/// Waits until no event arrived for [`DEBOUNCE`] (at most [`MAX_DEBOUNCE`]); `false` when
-/// cancelled meanwhile.
-async fn debounce(events: &mut mpsc::Receiver<()>, cancel: &CancellationToken) -> bool {
-    let deadline = tokio::time::Instant::now() + MAX_DEBOUNCE;
-    loop {
-        let quiet_until = (tokio::time::Instant::now() + DEBOUNCE).min(deadline);
-        tokio::select! {
-            () = cancel.cancelled() => return false,
-            () = tokio::time::sleep_until(quiet_until) => return true,
-            Some(()) = events.recv() => {}
-        }
-    }
-}
-
-/// Watches `folder` (not recursively); `None` when that is impossible (the caller polls).
-fn watch(folder: &Path, events: &mpsc::Sender<()>, first: bool) -> Option<RecommendedWatcher> {
-    let tx = events.clone();
-    let handler = move |res: notify::Result<notify::Event>| {
-        // A watcher error may mean missed events: re-read to be safe.
-        if res.map(|e| is_change(&e.kind)).unwrap_or(true) {
-            // Full means a re-read is already pending.
-            let _ = tx.try_send(());
-        }
-    };
-    let result = notify::recommended_watcher(handler)
-        .and_then(|mut w| w.watch(folder, RecursiveMode::NonRecursive).map(|()| w));
-    match result {
-        Ok(w) => Some(w),
-        Err(e) if first => {
-            tracing::warn!(folder = %folder.display(), error = %e, poll_secs = FALLBACK_POLL.as_secs(), "cannot watch the key ring's folder; polling it instead");
-            None
-        }
-        Err(_) => None,
-    }
-}
-
-/// Events that can change what a re-read finds; our own reads are not among them.
-fn is_change(kind: &EventKind) -> bool {
-    match kind {
-        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
-        EventKind::Access(_) | EventKind::Modify(ModifyKind::Metadata(_)) => false,
-        _ => true,
     }
 }
 
