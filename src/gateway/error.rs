@@ -27,11 +27,6 @@ pub enum GatewayError {
     BodyRead(String),
     #[error("the request is not a JSON-RPC message: {0}")]
     InvalidMessage(String),
-    #[error("auth mode {mode} (server {server}) is not yet supported by this gateway")]
-    ModeNotSupported {
-        server: ServerKey,
-        mode: &'static str,
-    },
     #[error(
         "{server} is in forward mode and needs the caller's own bearer token; this request has none (forward mode works with `--identity oidc`)"
     )]
@@ -170,7 +165,6 @@ impl GatewayError {
             GatewayError::UnknownServer(_) | GatewayError::UnknownSession => StatusCode::NOT_FOUND,
             GatewayError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             GatewayError::BodyRead(_) | GatewayError::InvalidMessage(_) => StatusCode::BAD_REQUEST,
-            GatewayError::ModeNotSupported { .. } => StatusCode::NOT_IMPLEMENTED,
             GatewayError::ExchangePolicyMissing { .. } => StatusCode::SERVICE_UNAVAILABLE,
             GatewayError::Exchange { source, .. } if source.is_transient() => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -219,7 +213,6 @@ impl GatewayError {
             GatewayError::UnknownServer(_) => "unknown_server",
             GatewayError::BodyTooLarge { .. } => "body_too_large",
             GatewayError::BodyRead(_) | GatewayError::InvalidMessage(_) => "bad_request",
-            GatewayError::ModeNotSupported { .. } => "unsupported_mode",
             GatewayError::ForwardWithoutToken { .. } | GatewayError::ForwardAudience { .. } => {
                 "forward_refused"
             }
@@ -379,12 +372,6 @@ mod tests {
         let large = GatewayError::BodyTooLarge { limit: 10 };
         assert_eq!(large.status(), StatusCode::PAYLOAD_TOO_LARGE);
         assert_eq!(large.code(), INVALID_REQUEST);
-        let mode = GatewayError::ModeNotSupported {
-            server: key(),
-            mode: "exchange",
-        };
-        assert_eq!(mode.status(), StatusCode::NOT_IMPLEMENTED);
-        assert!(mode.to_string().contains("not yet supported"));
         assert_eq!(
             GatewayError::UnknownServer(key()).status(),
             StatusCode::NOT_FOUND
