@@ -6,7 +6,6 @@
 mod support;
 
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::Api;
 use mcp_oauth_operator::cli::{Cli, Command};
 use mcp_oauth_operator::controller::{ControllerConfig, FINALIZER, KubeSource, Leadership};
@@ -17,8 +16,8 @@ use mcp_oauth_operator::metrics::{KindLabel, ReconcileLabels};
 use mcp_oauth_operator::registry::{AuthSettings, ClientIdentity, ServerKey};
 use mcp_oauth_operator::serve::{self, Registrations, RunningServer};
 use secrecy::ExposeSecret as _;
-use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use support::controller_env::{condition_of, eventually};
 use support::kube::KubeApi;
 use support::{Idp, IdpOptions, McpServer};
 use tokio::sync::watch;
@@ -144,26 +143,6 @@ impl Operator {
         })
         .await;
     }
-}
-
-/// Polls `check` until it yields a value, panicking after `timeout`.
-async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-fn condition_of<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Condition> {
-    conditions.iter().find(|c| c.type_ == type_)
 }
 
 /// Waits until the server's Ready condition has `status` and `reason` for its current

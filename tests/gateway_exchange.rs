@@ -8,7 +8,7 @@
 mod gateway_support;
 mod support;
 
-use gateway_support::Gateway;
+use gateway_support::{Gateway, call_whoami};
 use mcp_oauth_operator::exchange::ExchangeCounts;
 use mcp_oauth_operator::identity::Caller;
 use mcp_oauth_operator::registry::{
@@ -83,22 +83,6 @@ fn register(gw: &Gateway, name: &str, mcp_url: &str, policy: PolicyRegistration)
     });
 }
 
-async fn call_whoami(url: &str, bearer: &str) -> (reqwest::StatusCode, Value) {
-    let resp = reqwest::Client::new()
-        .post(url)
-        .header("Accept", "application/json, text/event-stream")
-        .header("MCP-Protocol-Version", "2025-06-18")
-        .bearer_auth(bearer)
-        .json(&json!({"jsonrpc": "2.0", "id": 5, "method": "tools/call",
-                      "params": {"name": "whoami", "arguments": {}}}))
-        .send()
-        .await
-        .expect("gateway answers");
-    let status = resp.status();
-    let body = resp.json().await.expect("JSON body");
-    (status, body)
-}
-
 /// `whoami` through the gateway must succeed and name `alice`.
 async fn assert_alice(url: &str, bearer: &str) {
     let (status, body) = call_whoami(url, bearer).await;
@@ -110,7 +94,7 @@ async fn assert_alice(url: &str, bearer: &str) {
 async fn refused(url: &str, bearer: &str, status: reqwest::StatusCode) -> String {
     let (got, body) = call_whoami(url, bearer).await;
     assert_eq!(got, status, "{body}");
-    assert_eq!(body["id"], 5, "{body}");
+    assert_eq!(body["id"], 3, "{body}");
     let message = body["error"]["message"]
         .as_str()
         .expect("error message")

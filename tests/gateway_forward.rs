@@ -6,25 +6,8 @@
 mod gateway_support;
 mod support;
 
-use gateway_support::Gateway;
-use serde_json::{Value, json};
+use gateway_support::{Gateway, call_whoami};
 use support::{Idp, IdpOptions, McpServer};
-
-async fn call_whoami(url: &str, bearer: &str) -> (reqwest::StatusCode, Value) {
-    let resp = reqwest::Client::new()
-        .post(url)
-        .header("Accept", "application/json, text/event-stream")
-        .header("MCP-Protocol-Version", "2025-06-18")
-        .bearer_auth(bearer)
-        .json(&json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
-                      "params": {"name": "whoami", "arguments": {}}}))
-        .send()
-        .await
-        .expect("gateway answers");
-    let status = resp.status();
-    let body = resp.json().await.expect("JSON body");
-    (status, body)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forward_sends_the_callers_token_only_for_an_allowed_audience() {

@@ -226,3 +226,23 @@ pub async fn start_login(
 pub async fn whoami(mcp_url: &str, token: &str) -> String {
     call_tool(mcp_url, token, "whoami", serde_json::json!({})).await
 }
+
+/// Calls the test MCP server's `whoami` tool through the gateway at `url` with `bearer`;
+/// returns the status and the JSON body.
+pub async fn call_whoami(url: &str, bearer: &str) -> (reqwest::StatusCode, serde_json::Value) {
+    let resp = reqwest::Client::new()
+        .post(url)
+        .header("Accept", "application/json, text/event-stream")
+        .header("MCP-Protocol-Version", "2025-06-18")
+        .bearer_auth(bearer)
+        .json(
+            &serde_json::json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+                      "params": {"name": "whoami", "arguments": {}}}),
+        )
+        .send()
+        .await
+        .expect("gateway answers");
+    let status = resp.status();
+    let body = resp.json().await.expect("JSON body");
+    (status, body)
+}
