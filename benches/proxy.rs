@@ -14,6 +14,12 @@
 //! Run: `scripts/bench-proxy.sh` (builds the release binary, then `cargo bench --bench proxy`).
 //! Without cargo bench's `--bench` argument the binary exits at once (so `cargo test
 //! --all-targets` does not run it). `PROXY_BENCH_SECS` sets the seconds per wrk run (default 5).
+//!
+//! Layouts (`PROXY_BENCH_LAYOUT`): `shared` (default) leaves every process free to run on both
+//! cores, so wrk, the upstream and the gateway compete for them; `pinned` puts this process (the
+//! fast upstream), wrk and every other helper on CPU 0 and the gateway alone on CPU 1 — the
+//! gateway has a core of its own, as a gateway pod does, and the direct runs get the same CPU 0
+//! that wrk and the upstream have in the gateway runs.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -36,6 +42,17 @@ const KEY_B64: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 fn main() -> ExitCode {
     if !std::env::args().any(|a| a == "--bench") {
         return ExitCode::SUCCESS;
+    }
+    if pinned() {
+        // Before the runtime exists, so every thread and child process inherits the mask.
+        let pinned_self = Command::new("taskset")
+            .args(["-a", "-c", "-p", CPU_WORLD, &std::process::id().to_string()])
+            .stdout(Stdio::null())
+            .status();
+        if !pinned_self.is_ok_and(|s| s.success()) {
+            eprintln!("proxy bench: taskset of this process failed (apt install util-linux)");
+            return ExitCode::FAILURE;
+        }
     }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -65,6 +82,15 @@ fn main() -> ExitCode {
 }
 
 type BenchResult<T> = Result<T, String>;
+
+/// CPU of wrk, the upstreams and this process in the `pinned` layout.
+const CPU_WORLD: &str = "0";
+/// CPU of the gateway in the `pinned` layout.
+const CPU_GATEWAY: &str = "1";
+
+fn pinned() -> bool {
+    std::env::var("PROXY_BENCH_LAYOUT").is_ok_and(|v| v == "pinned")
+}
 
 /// The fast upstream: `open` answers every call; `protected` wants a bearer token first.
 async fn start_fast_upstream(issuer: String) -> BenchResult<u16> {
@@ -139,7 +165,14 @@ impl Gateway {
     fn start(binary: &Path, manifests: &Path, extra: &[String]) -> BenchResult<Self> {
         let port = free_port();
         let started = Instant::now();
-        let child = Command::new(binary)
+        let mut cmd = if pinned() {
+            let mut c = Command::new("taskset");
+            c.args(["-c", CPU_GATEWAY]).arg(binary);
+            c
+        } else {
+            Command::new(binary)
+        };
+        let child = cmd
             .arg("serve")
             .arg("--manifests")
             .arg(manifests)
@@ -440,8 +473,16 @@ async fn run() -> BenchResult<String> {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "## Gateway request path (wrk, {secs} s per run, {} cores)\n",
-        std::thread::available_parallelism().map_or(0, |n| n.get())
+        "## Gateway request path (wrk, {secs} s per run, {} cores, layout: {})\n",
+        std::fs::read_to_string("/proc/cpuinfo").map_or(0, |c| c
+            .lines()
+            .filter(|l| l.starts_with("processor"))
+            .count()),
+        if pinned() {
+            "pinned: gateway on CPU 1, wrk + upstreams on CPU 0"
+        } else {
+            "shared: nothing pinned"
+        }
     );
 
     // Start → ready, five times (memory store).
@@ -555,9 +596,9 @@ async fn run() -> BenchResult<String> {
     let _ = writeln!(out, "\n### Against the targets\n");
     let _ = writeln!(
         out,
-        "| store | CPU µs per proxied tools/call, token injected, 16 conns (≤ 40) | added p50 at 1 conn, µs (≤ 60) | added p99 at 1 conn, µs |\n|---|---|---|---|"
+        "| store | CPU µs per proxied tools/call, token injected, 16 conns (≤ 40) | added p50 at 1 conn, µs (≤ 60) | added p99 at 1 conn, µs | throughput ÷ direct, 16 conns, token injected (≥ 0.80) | same, auth none |\n|---|---|---|---|---|---|"
     );
-    for (store, c, d, g, _) in &summary {
+    for (store, c, d, g, n) in &summary {
         if *c == 16 {
             let one = summary
                 .iter()
@@ -565,12 +606,13 @@ async fn run() -> BenchResult<String> {
                 .map(|(_, _, d1, g1, _)| (g1.p50_us - d1.p50_us, g1.p99_us - d1.p99_us));
             let _ = writeln!(
                 out,
-                "| {store} | {} | {} | {} |",
+                "| {store} | {} | {} | {} | {:.2} | {:.2} |",
                 g.cpu_per_req_us.map_or("–".into(), |c| format!("{c:.1}")),
                 one.map_or("–".into(), |(p50, _)| format!("{p50:+.0}")),
                 one.map_or("–".into(), |(_, p99)| format!("{p99:+.0}")),
+                g.rps / d.rps.max(1.0),
+                n.rps / d.rps.max(1.0),
             );
-            let _ = d;
         }
     }
     let _ = writeln!(

@@ -7,6 +7,7 @@
 
 use crate::store::{FlowId, TokenKey};
 use sha2::{Digest as _, Sha256};
+use std::borrow::Cow;
 
 /// Names of every key this store writes, all under one configurable prefix.
 ///
@@ -75,20 +76,26 @@ impl KeySpace {
 
 /// The hash field of a token: escaped issuer, `|`, scope.
 pub fn token_field(issuer: &str, scope: &str) -> String {
-    let mut field = escape_issuer(issuer);
+    let issuer = escape_issuer(issuer);
+    let mut field = String::with_capacity(issuer.len() + 1 + scope.len());
+    field.push_str(&issuer);
     field.push('|');
     field.push_str(scope);
     field
 }
 
-/// `(issuer, scope)` of a token hash field; `None` for a field we did not write.
-pub fn parse_token_field(field: &str) -> Option<(String, &str)> {
+/// `(issuer, scope)` of a token hash field; `None` for a field we did not write. Borrows from
+/// `field` unless the issuer was escaped (rare: only issuers containing `%` or `|`).
+pub fn parse_token_field(field: &str) -> Option<(Cow<'_, str>, &str)> {
     let (issuer, scope) = field.split_once('|')?;
     Some((unescape_issuer(issuer)?, scope))
 }
 
-fn escape_issuer(issuer: &str) -> String {
-    let mut out = String::with_capacity(issuer.len());
+fn escape_issuer(issuer: &str) -> Cow<'_, str> {
+    if !issuer.contains(['%', '|']) {
+        return Cow::Borrowed(issuer);
+    }
+    let mut out = String::with_capacity(issuer.len() + 4);
     for c in issuer.chars() {
         match c {
             '%' => out.push_str("%25"),
@@ -96,11 +103,14 @@ fn escape_issuer(issuer: &str) -> String {
             c => out.push(c),
         }
     }
-    out
+    Cow::Owned(out)
 }
 
 /// Inverse of [`escape_issuer`]; rejects any `%` sequence it would not have produced.
-fn unescape_issuer(escaped: &str) -> Option<String> {
+fn unescape_issuer(escaped: &str) -> Option<Cow<'_, str>> {
+    if !escaped.contains('%') {
+        return Some(Cow::Borrowed(escaped));
+    }
     let mut out = String::with_capacity(escaped.len());
     let mut rest = escaped;
     while let Some(pos) = rest.find('%') {
@@ -114,7 +124,7 @@ fn unescape_issuer(escaped: &str) -> Option<String> {
         rest = &rest[pos + 3..];
     }
     out.push_str(rest);
-    Some(out)
+    Some(Cow::Owned(out))
 }
 
 /// Escape the glob metacharacters of SCAN MATCH so a prefix matches only itself.
@@ -204,12 +214,23 @@ mod tests {
     }
 
     #[test]
+    fn plain_issuers_are_borrowed_not_copied() {
+        assert!(matches!(escape_issuer("https://idp"), Cow::Borrowed(_)));
+        assert!(matches!(escape_issuer("https://idp|x"), Cow::Owned(_)));
+        let field = token_field("https://idp", "s");
+        assert!(matches!(
+            parse_token_field(&field),
+            Some((Cow::Borrowed(_), "s"))
+        ));
+    }
+
+    #[test]
     fn foreign_fields_are_rejected() {
         assert_eq!(parse_token_field("no-separator"), None);
         assert_eq!(parse_token_field("bad%escape|s"), None);
         assert_eq!(parse_token_field("short%7|s"), None);
         assert_eq!(
-            parse_token_field("plain|").map(|(i, s)| (i, s.to_owned())),
+            parse_token_field("plain|").map(|(i, s)| (i.into_owned(), s.to_owned())),
             Some(("plain".to_owned(), String::new()))
         );
     }
@@ -235,7 +256,7 @@ mod tests {
         #[test]
         fn any_issuer_and_scope_round_trip(issuer in ".*", scope in ".*") {
             let field = token_field(&issuer, &scope);
-            let parsed = parse_token_field(&field);
+            let parsed = parse_token_field(&field).map(|(i, s)| (i.into_owned(), s));
             prop_assert_eq!(parsed, Some((issuer.clone(), scope.as_str())));
         }
 

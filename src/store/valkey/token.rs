@@ -53,12 +53,19 @@ impl ValkeyTokenStore {
         field: &str,
         stored: &[u8],
     ) -> Result<(TokenKey, TokenRecord, Option<Vec<u8>>), StoreError> {
-        let (issuer, scope) = parse_token_field(field).ok_or_else(|| {
-            StoreError::Corrupt(format!(
-                "token hash of session {} has a field that is not `issuer|scope`",
-                short(session)
-            ))
-        })?;
+        let (issuer, scope) = parse_token_field(field).ok_or_else(|| not_a_field(session))?;
+        self.decode_parsed(hash_key, session, field, (&issuer, scope), stored)
+    }
+
+    /// [`Self::decode`] of a field already split into `(issuer, scope)`.
+    fn decode_parsed(
+        &self,
+        hash_key: &str,
+        session: &str,
+        field: &str,
+        (issuer, scope): (&str, &str),
+        stored: &[u8],
+    ) -> Result<(TokenKey, TokenRecord, Option<Vec<u8>>), StoreError> {
         let key = TokenKey::new(session, issuer, scope);
         let place = || {
             format!(
@@ -99,30 +106,41 @@ impl ValkeyTokenStore {
             .hgetall(&hash_key)
             .await
             .map_err(|e| self.shared.client.error("HGETALL", &e))?;
+        // Callers that re-encrypt do not compare-and-delete, and only those need `raw`.
+        let keep_raw = !rewrap;
         let mut read = SessionRead {
             entries: Vec::with_capacity(all.len()),
             undecodable: 0,
-            raw: Vec::with_capacity(all.len()),
+            raw: Vec::with_capacity(if keep_raw { all.len() } else { 0 }),
         };
         let mut rewraps: Vec<Rewrap> = Vec::new();
         for (field, stored) in all {
-            let Ok(field) = String::from_utf8(field.to_vec()) else {
+            let Ok(field) = std::str::from_utf8(&field) else {
                 read.undecodable += 1;
                 continue;
             };
-            read.raw.push((field.clone(), stored.clone()));
-            if let Some(wanted) = issuer
-                && parse_token_field(&field).is_none_or(|(i, _)| i != wanted)
-            {
+            if keep_raw {
+                read.raw.push((field.to_owned(), stored.clone()));
+            }
+            let Some((entry_issuer, scope)) = parse_token_field(field) else {
+                // Not ours; reported only where every entry was asked for.
+                if issuer.is_none() {
+                    read.undecodable += 1;
+                    tracing::warn!(error = %not_a_field(session), "skipping a stored token that cannot be read");
+                }
+                continue;
+            };
+            if issuer.is_some_and(|wanted| wanted != entry_issuer) {
                 continue;
             }
-            match self.decode(&hash_key, session, &field, &stored) {
+            let parts = (entry_issuer.as_ref(), scope);
+            match self.decode_parsed(&hash_key, session, field, parts, &stored) {
                 Ok((key, record, rewrapped)) => {
                     if let Some(new) = rewrapped {
-                        rewraps.push((field.clone(), stored.clone(), new));
+                        rewraps.push((field.to_owned(), stored.clone(), new));
                     }
                     read.entries.push(Entry {
-                        field,
+                        field: field.to_owned(),
                         stored,
                         key,
                         record,
@@ -190,6 +208,13 @@ impl ValkeyTokenStore {
         }
         Ok(Some(record))
     }
+}
+
+fn not_a_field(session: &str) -> StoreError {
+    StoreError::Corrupt(format!(
+        "token hash of session {} has a field that is not `issuer|scope`",
+        short(session)
+    ))
 }
 
 #[async_trait]
