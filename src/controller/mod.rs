@@ -29,6 +29,7 @@ pub mod sweep;
 #[cfg(test)]
 mod test_objects;
 pub mod triggers;
+pub mod trim;
 
 pub use config::{ControllerConfig, KubeSource, Leadership, Scope};
 pub use error::Error;

@@ -320,6 +320,7 @@ where
     let mut relist = RelistBuffer::default();
     watcher::watcher(api, watcher::Config::default())
         .default_backoff()
+        .modify(super::trim::bookkeeping)
         .reflect(writer)
         .filter_map(move |event| {
             future::ready(match event {
