@@ -7,17 +7,16 @@ mod support;
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
-use mcp_oauth_operator::cli::{Cli, Command};
-use mcp_oauth_operator::controller::{ControllerConfig, FINALIZER, KubeSource, Leadership};
+use mcp_oauth_operator::controller::{FINALIZER, Leadership};
 use mcp_oauth_operator::crd::{
     RemoteMCPServer, RemoteMCPServerStatus, TokenExchangePolicy, condition,
 };
 use mcp_oauth_operator::metrics::{KindLabel, ReconcileLabels};
 use mcp_oauth_operator::registry::{AuthSettings, ClientIdentity, ServerKey};
-use mcp_oauth_operator::serve::{self, Registrations, RunningServer};
+use mcp_oauth_operator::serve::RunningServer;
 use secrecy::ExposeSecret as _;
 use std::time::Duration;
-use support::controller_env::{condition_of, eventually};
+use support::controller_env::{condition_of, eventually, start_replica};
 use support::kube::KubeApi;
 use support::{Idp, IdpOptions, McpServer};
 use tokio::sync::watch;
@@ -61,36 +60,9 @@ impl Operator {
         leadership: Leadership,
         namespaces: &[&str],
     ) -> Self {
-        // `RUST_LOG=mcp_oauth_operator=debug` shows the operator's logs of a failing test.
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-            .with_test_writer()
-            .try_init();
-        let cli = Cli::try_parse_with_defaults([
-            "mcp-oauth-operator",
-            "run",
-            "--listen",
-            "127.0.0.1:0",
-            "--identity",
-            "anonymous",
-            // The test IdP and MCP servers listen on loopback.
-            "--outbound-allow-private-networks",
-        ])
-        .expect("run args parse");
-        let Command::Run(args) = cli.command else {
-            unreachable!("run was requested")
-        };
-        let source = KubeSource {
-            client: kube.client(),
-            config: ControllerConfig {
-                namespaces: namespaces.iter().map(|n| (*n).to_owned()).collect(),
-                identity: identity.to_owned(),
-                leadership,
-            },
-        };
-        let server = serve::start(&args.server, Registrations::Kubernetes(source))
-            .await
-            .expect("operator starts");
+        // The test IdP and MCP servers listen on loopback.
+        let extra = ["--outbound-allow-private-networks"];
+        let server = start_replica(kube, identity, leadership, namespaces, &extra).await;
         Self {
             server,
             leader: None,

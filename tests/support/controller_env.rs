@@ -26,35 +26,8 @@ pub struct LeadingOperator {
 impl LeadingOperator {
     /// Starts the replica and waits until its watches have listed everything once.
     pub async fn start(kube: &KubeApi) -> Self {
-        // `RUST_LOG=mcp_oauth_operator=debug` shows the operator's logs of a failing test.
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-            .with_test_writer()
-            .try_init();
-        let cli = Cli::try_parse_with_defaults([
-            "mcp-oauth-operator",
-            "run",
-            "--listen",
-            "127.0.0.1:0",
-            "--identity",
-            "anonymous",
-        ])
-        .expect("run args parse");
-        let Command::Run(args) = cli.command else {
-            unreachable!("run was requested")
-        };
         let (tx, rx) = watch::channel(true);
-        let source = KubeSource {
-            client: kube.client(),
-            config: ControllerConfig {
-                namespaces: Vec::new(),
-                identity: "replica-1".to_owned(),
-                leadership: Leadership::Fixed(rx),
-            },
-        };
-        let server = serve::start(&args.server, Registrations::Kubernetes(source))
-            .await
-            .expect("operator starts");
+        let server = start_replica(kube, "replica-1", Leadership::Fixed(rx), &[], &[]).await;
         let op = Self {
             server,
             _leader: tx,
@@ -81,6 +54,45 @@ impl LeadingOperator {
             .server(&ServerKey::new(namespace, name))
             .is_some()
     }
+}
+
+/// Starts an in-process operator replica (`run`, anonymous identity, its own port) against
+/// `kube`, watching `namespaces` (all when empty); `extra_args` are more `run` flags.
+pub async fn start_replica(
+    kube: &KubeApi,
+    identity: &str,
+    leadership: Leadership,
+    namespaces: &[&str],
+    extra_args: &[&str],
+) -> RunningServer {
+    // `RUST_LOG=mcp_oauth_operator=debug` shows the operator's logs of a failing test.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let base = [
+        "mcp-oauth-operator",
+        "run",
+        "--listen",
+        "127.0.0.1:0",
+        "--identity",
+        "anonymous",
+    ];
+    let cli = Cli::try_parse_with_defaults(base.iter().chain(extra_args)).expect("run args parse");
+    let Command::Run(args) = cli.command else {
+        unreachable!("run was requested")
+    };
+    let source = KubeSource {
+        client: kube.client(),
+        config: ControllerConfig {
+            namespaces: namespaces.iter().map(|n| (*n).to_owned()).collect(),
+            identity: identity.to_owned(),
+            leadership,
+        },
+    };
+    serve::start(&args.server, Registrations::Kubernetes(source))
+        .await
+        .expect("operator starts")
 }
 
 /// A kube-apiserver with the CRDs installed and `namespaces` created.
