@@ -13,7 +13,7 @@
 
 use super::error::ExchangeError;
 use crate::oauth::TokenError;
-use crate::oauth::token_response::parse_token_response;
+use crate::oauth::token_response;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use secrecy::SecretString;
@@ -57,21 +57,8 @@ pub fn parse(
     body: &[u8],
     want: Expectations<'_>,
 ) -> Result<IssuedToken, ExchangeError> {
-    if !(200..300).contains(&status) {
-        return Err(from_token_error(status, body));
-    }
-    let obj = match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(obj)) => obj,
-        _ => return Err(ExchangeError::Malformed("the body is not a JSON object")),
-    };
-    // Some servers answer errors with 200: classified like any other error answer.
-    if !obj.contains_key("access_token") && obj.contains_key("error") {
-        return Err(from_token_error(status, body));
-    }
-    let access_token = match obj.get("access_token") {
-        Some(Value::String(s)) if !s.is_empty() => s.as_str(),
-        _ => return Err(ExchangeError::Malformed("access_token is missing or empty")),
-    };
+    let obj = token_response::success_object(status, body).map_err(exchange_error)?;
+    let access_token = token_response::access_token(&obj).map_err(exchange_error)?;
     let issued_token_type = match obj.get("issued_token_type") {
         Some(Value::String(t)) if !t.is_empty() => t.as_str(),
         _ => return Err(ExchangeError::Malformed("issued_token_type is missing")),
@@ -95,7 +82,7 @@ pub fn parse(
         }
         _ => return Err(ExchangeError::Malformed("token_type is missing")),
     };
-    let expires_in = expires_in(obj.get("expires_in"))?;
+    let expires_in = token_response::expires_in(obj.get("expires_in")).map_err(exchange_error)?;
     let claims = jwt_claims(access_token);
     if let Some(claims) = &claims {
         check_issuer(claims, want.expected_issuer)?;
@@ -118,23 +105,21 @@ pub fn parse(
     })
 }
 
-fn from_token_error(status: u16, body: &[u8]) -> ExchangeError {
-    // A 2xx that reached here has no usable token; ask the parser as if it were an error.
-    let status = if (200..300).contains(&status) {
-        400
-    } else {
-        status
-    };
-    match parse_token_response(status, body) {
-        Err(TokenError::Rejected { error, description }) => {
+/// A token-endpoint error as an exchange error.
+fn exchange_error(e: TokenError) -> ExchangeError {
+    match e {
+        TokenError::Rejected { error, description } => {
             ExchangeError::Rejected { error, description }
         }
-        Err(TokenError::Unavailable) => ExchangeError::Unavailable(status),
-        Err(TokenError::UpstreamStatus(code)) if code == 429 || code >= 500 => {
+        TokenError::Unavailable => ExchangeError::Unavailable(503),
+        TokenError::UpstreamStatus(code) if code == 429 || code >= 500 => {
             ExchangeError::Unavailable(code)
         }
-        Err(TokenError::UpstreamStatus(code)) => ExchangeError::UpstreamStatus(code),
-        _ => ExchangeError::Malformed("the body is not a JSON object"),
+        TokenError::UpstreamStatus(code) => ExchangeError::UpstreamStatus(code),
+        TokenError::Malformed(what) => ExchangeError::Malformed(what),
+        TokenError::UnsupportedTokenType(t) => ExchangeError::UnsupportedTokenType(t),
+        // Not produced by parsing a body.
+        TokenError::Fetch(_) => ExchangeError::Malformed("the answer could not be read"),
     }
 }
 
@@ -170,24 +155,9 @@ fn check_issuer(claims: &Map<String, Value>, expected: &str) -> Result<(), Excha
     }
 }
 
-fn expires_in(v: Option<&Value>) -> Result<Option<u64>, ExchangeError> {
-    const BAD: ExchangeError = ExchangeError::Malformed("expires_in is not a non-negative integer");
-    match v {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => n.as_u64().map(Some).ok_or(BAD),
-        Some(Value::String(s)) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
-            s.parse().map(Some).map_err(|_| BAD)
-        }
-        Some(_) => Err(BAD),
-    }
-}
-
 /// Server text made safe to show: control characters replaced, at most 200 characters.
 fn clean(s: &str) -> String {
-    s.chars()
-        .take(200)
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect()
+    token_response::clean(s, 200)
 }
 
 #[cfg(test)]
@@ -324,6 +294,11 @@ pub(crate) mod tests {
             parse(200, b"[1]", want(None)).expect_err("x"),
             ExchangeError::Malformed(_)
         ));
+        // A 200 carrying an `error` that is no RFC 6749 error code is no answer at all.
+        assert_eq!(
+            parse(200, br#"{"error":"bad\ncode"}"#, want(None)).expect_err("x"),
+            ExchangeError::Malformed("an error answer without a valid error code")
+        );
         let body = json!({"issued_token_type": AT, "token_type": "Bearer"});
         assert!(matches!(
             parse(200, body.to_string().as_bytes(), want(None)).expect_err("x"),

@@ -84,22 +84,8 @@ impl TokenError {
 /// Classifies a token-endpoint answer. Some servers (GitHub) answer errors with 200, so a 2xx
 /// body carrying `error` and no `access_token` is a rejection too.
 pub fn parse_token_response(status: u16, body: &[u8]) -> Result<TokenResponse, TokenError> {
-    if !(200..300).contains(&status) {
-        return Err(non_success(status, body));
-    }
-    let obj = match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(obj)) => obj,
-        _ => return Err(TokenError::Malformed("the body is not a JSON object")),
-    };
-    if !obj.contains_key("access_token") && obj.contains_key("error") {
-        return Err(oauth_error(&obj).unwrap_or(TokenError::Malformed(
-            "an error answer without a valid error code",
-        )));
-    }
-    let access_token = match obj.get("access_token") {
-        Some(Value::String(s)) if !s.is_empty() => SecretString::from(s.as_str()),
-        _ => return Err(TokenError::Malformed("access_token is missing or empty")),
-    };
+    let obj = success_object(status, body)?;
+    let access_token = SecretString::from(access_token(&obj)?);
     let token_type = match obj.get("token_type") {
         Some(Value::String(t)) if t.eq_ignore_ascii_case("bearer") => "Bearer".to_owned(),
         Some(Value::String(t)) if !t.is_empty() => {
@@ -117,6 +103,34 @@ pub fn parse_token_response(status: u16, body: &[u8]) -> Result<TokenResponse, T
         id_token: optional_string(&obj, "id_token", "id_token is not a string")?
             .map(SecretString::from),
     })
+}
+
+/// The JSON object of a successful token-endpoint answer (RFC 6749 §5.1), or the error it is:
+/// a non-2xx status, a body that is not a JSON object, or a 2xx carrying `error` and no
+/// `access_token` (some servers, GitHub among them, answer errors with 200). Shared by every
+/// grant's parser (authorization code, refresh, RFC 8693 exchange).
+pub(crate) fn success_object(status: u16, body: &[u8]) -> Result<Map<String, Value>, TokenError> {
+    if !(200..300).contains(&status) {
+        return Err(non_success(status, body));
+    }
+    let obj = match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(obj)) => obj,
+        _ => return Err(TokenError::Malformed("the body is not a JSON object")),
+    };
+    if !obj.contains_key("access_token") && obj.contains_key("error") {
+        return Err(oauth_error(&obj).unwrap_or(TokenError::Malformed(
+            "an error answer without a valid error code",
+        )));
+    }
+    Ok(obj)
+}
+
+/// The non-empty `access_token` of a successful answer.
+pub(crate) fn access_token(obj: &Map<String, Value>) -> Result<&str, TokenError> {
+    match obj.get("access_token") {
+        Some(Value::String(s)) if !s.is_empty() => Ok(s),
+        _ => Err(TokenError::Malformed("access_token is missing or empty")),
+    }
 }
 
 /// Classifies a revocation answer (RFC 7009 §2.2: 200 whether or not the token was valid).
@@ -158,7 +172,8 @@ fn oauth_error(obj: &Map<String, Value>) -> Option<TokenError> {
     })
 }
 
-fn expires_in(v: Option<&Value>) -> Result<Option<u64>, TokenError> {
+/// `expires_in` in seconds, if present (RFC 6749 §5.1).
+pub(crate) fn expires_in(v: Option<&Value>) -> Result<Option<u64>, TokenError> {
     const BAD: TokenError = TokenError::Malformed("expires_in is not a non-negative integer");
     match v {
         None | Some(Value::Null) => Ok(None),
@@ -185,7 +200,7 @@ fn optional_string(
 }
 
 /// Server text made safe to show: control characters replaced, at most `max` characters.
-fn clean(s: &str, max: usize) -> String {
+pub(crate) fn clean(s: &str, max: usize) -> String {
     s.chars()
         .take(max)
         .map(|c| if c.is_control() { ' ' } else { c })
