@@ -761,3 +761,39 @@ async fn a_refresh_the_idp_rejects_drops_the_token_and_asks_for_authorization() 
         .await
         .expect("new challenge");
 }
+
+/// `header` identity: the authenticating proxy names the user on browser requests too, so a
+/// sign-in link opened by another user is refused before it binds — a link planted on someone
+/// else cannot make their authorization land in the planter's session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn header_mode_refuses_a_link_opened_by_another_user() {
+    let w = world_with(IdpOptions::default(), &["--identity", "header"]).await;
+    let server = w.gw.register_oauth("echo", w.mcp.url());
+    let mallory = mcp_oauth_operator::identity::Caller::new("mallory", "mallory");
+    let challenge =
+        w.gw.manager()
+            .create_auth_challenge(&server, &mallory, None)
+            .await
+            .expect("challenge");
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let open = |user: &'static str| {
+        http.get(challenge.auth_url.as_str())
+            .header("X-Forwarded-User", user)
+            .send()
+    };
+
+    let resp = open("alice").await.expect("connect as alice");
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    let body = resp.text().await.expect("page");
+    assert!(body.contains("another user"), "{body}");
+
+    // Refused before binding: the flow's own user can still use the link.
+    let resp = open("mallory").await.expect("connect as mallory");
+    assert_eq!(resp.status(), StatusCode::FOUND);
+    let location = resp.headers()["location"].to_str().expect("location");
+    assert!(location.starts_with(w.idp.issuer()), "{location}");
+    assert_eq!(stored_count(&w).await, 0);
+}

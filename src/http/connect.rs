@@ -5,7 +5,7 @@ use super::{AppState, BROWSER_COOKIE, query};
 use crate::manager::ConnectError;
 use crate::store::BrowserBinding;
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use base64::Engine as _;
@@ -16,6 +16,7 @@ const COOKIE_MAX_AGE_SECS: i64 = crate::store::FLOW_TTL_SECS as i64;
 
 pub(super) async fn connect(
     State(app): State<AppState>,
+    headers: HeaderMap,
     jar: CookieJar,
     RawQuery(raw): RawQuery,
 ) -> Response {
@@ -33,7 +34,12 @@ pub(super) async fn connect(
         .filter(|v| valid_secret(v))
         .unwrap_or_else(new_secret);
     let binding = BrowserBinding::from_cookie_secret(&secret);
-    match app.manager.begin_connect(&flow, binding).await {
+    let browser_user = app.identity.browser_user(&headers);
+    match app
+        .manager
+        .begin_connect(&flow, binding, browser_user)
+        .await
+    {
         Ok(url) => {
             let cookie = Cookie::build((BROWSER_COOKIE, secret))
                 .path("/oauth")
@@ -83,6 +89,10 @@ fn error_page(e: &ConnectError) -> Response {
         ConnectError::OtherBrowser => (
             StatusCode::BAD_REQUEST,
             "This sign-in link was already opened in another browser. Links cannot be shared: retry the request in your MCP client to get your own link.",
+        ),
+        ConnectError::OtherUser => (
+            StatusCode::FORBIDDEN,
+            "This sign-in link was started by another user. Links cannot be shared: retry the request in your MCP client to get your own link.",
         ),
         ConnectError::ServerGone => (
             StatusCode::NOT_FOUND,

@@ -42,6 +42,12 @@ impl HeaderConfig {
 
     /// The caller named by `headers`. A configured session header is required (it is not
     /// silently replaced by the user).
+    /// The user the proxy names in `headers`, if it names one validly (browser requests carry
+    /// the user header but not always the session header).
+    pub fn user<'a>(&self, headers: &'a HeaderMap) -> Option<&'a str> {
+        header_value(headers, &self.user_header).ok()
+    }
+
     pub fn caller(&self, headers: &HeaderMap) -> Result<Caller, IdentityError> {
         let user = header_value(headers, &self.user_header)?;
         let session = match &self.session_header {

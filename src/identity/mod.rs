@@ -161,6 +161,17 @@ impl Authenticator {
         self.oidc_validator().map(OidcAuthenticator::issuer)
     }
 
+    /// The gateway user a *browser* request comes from, where the mode can tell: in `header`
+    /// mode the authenticating proxy names the user on browser requests too. `None` in
+    /// `anonymous` mode (one user) and `oidc` mode (browsers carry no bearer token), and when
+    /// the proxy names nobody.
+    pub fn browser_user<'a>(&self, headers: &'a HeaderMap) -> Option<&'a str> {
+        match &self.mode {
+            Mode::Header(cfg) => cfg.user(headers),
+            Mode::Anonymous | Mode::Oidc(_) => None,
+        }
+    }
+
     /// Who sent a request with these headers.
     pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Authenticated, IdentityError> {
         match &self.mode {

@@ -16,8 +16,22 @@ impl Manager {
         &self,
         flow: &str,
         browser: BrowserBinding,
+        browser_user: Option<&str>,
     ) -> Result<Url, ConnectError> {
         let id = FlowId::parse(flow).ok_or(ConnectError::MalformedFlow)?;
+        if let Some(user) = browser_user {
+            // The browser is known to belong to a user (an authenticating proxy says so): only
+            // the flow's own user may continue, and a stranger must not bind it either.
+            let pending = self
+                .flows
+                .get(&id)
+                .await?
+                .ok_or(ConnectError::UnknownFlow)?;
+            if pending.user != user {
+                tracing::warn!(flow = %id.short(), "flow link opened by another user; refused");
+                return Err(ConnectError::OtherUser);
+            }
+        }
         let pkce = PkcePair::generate();
         let flow = match self.flows.bind(&id, browser, pkce.verifier.clone()).await? {
             BindOutcome::Bound(flow) => flow,

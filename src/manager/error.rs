@@ -46,6 +46,8 @@ pub enum ConnectError {
     UnknownFlow,
     #[error("this sign-in link was already opened in another browser")]
     OtherBrowser,
+    #[error("this sign-in link was started by another user")]
+    OtherUser,
     #[error("the server this sign-in link was for is no longer registered")]
     ServerGone,
     #[error("the authorization server could not be reached: {0}")]
