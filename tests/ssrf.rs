@@ -227,19 +227,8 @@ async fn redirects_from_a_metadata_location_are_not_followed() {
 
 /// The gateway as `run` starts it (anonymous callers, no cluster), with `extra` flags.
 async fn run_gateway(extra: &[&str]) -> Gateway {
-    let mut argv = vec![
-        "mcp-oauth-operator",
-        "run",
-        "--listen",
-        "127.0.0.1:0",
-        "--identity",
-        "anonymous",
-    ];
-    argv.extend_from_slice(extra);
-    let Command::Run(args) = Cli::try_parse_with_defaults(argv).unwrap().command else {
-        unreachable!("run was requested")
-    };
-    let server = serve::start(&args.server, Registrations::Programmatic)
+    let args = support::controller_env::run_args(extra);
+    let server = serve::start(&args, Registrations::Programmatic)
         .await
         .expect("gateway starts");
     Gateway { server }

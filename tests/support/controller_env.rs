@@ -4,7 +4,7 @@
 use super::kube::KubeApi;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::Api;
-use mcp_oauth_operator::cli::{Cli, Command};
+use mcp_oauth_operator::cli::{Cli, Command, ServerArgs};
 use mcp_oauth_operator::controller::{ControllerConfig, KubeSource, Leadership};
 use mcp_oauth_operator::crd::{RemoteMCPServer, TokenExchangePolicy, condition};
 use mcp_oauth_operator::registry::ServerKey;
@@ -56,6 +56,24 @@ impl LeadingOperator {
     }
 }
 
+/// The server flags of `run` as the binary parses them (anonymous callers, its own port), with
+/// `extra` flags on top.
+pub fn run_args(extra: &[&str]) -> ServerArgs {
+    let base = [
+        "mcp-oauth-operator",
+        "run",
+        "--listen",
+        "127.0.0.1:0",
+        "--identity",
+        "anonymous",
+    ];
+    let cli = Cli::try_parse_with_defaults(base.iter().chain(extra)).expect("run args parse");
+    let Command::Run(args) = cli.command else {
+        unreachable!("run was requested")
+    };
+    args.server
+}
+
 /// Starts an in-process operator replica (`run`, anonymous identity, its own port) against
 /// `kube`, watching `namespaces` (all when empty); `extra_args` are more `run` flags.
 pub async fn start_replica(
@@ -70,18 +88,7 @@ pub async fn start_replica(
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_test_writer()
         .try_init();
-    let base = [
-        "mcp-oauth-operator",
-        "run",
-        "--listen",
-        "127.0.0.1:0",
-        "--identity",
-        "anonymous",
-    ];
-    let cli = Cli::try_parse_with_defaults(base.iter().chain(extra_args)).expect("run args parse");
-    let Command::Run(args) = cli.command else {
-        unreachable!("run was requested")
-    };
+    let args = run_args(extra_args);
     let source = KubeSource {
         client: kube.client(),
         config: ControllerConfig {
@@ -90,7 +97,7 @@ pub async fn start_replica(
             leadership,
         },
     };
-    serve::start(&args.server, Registrations::Kubernetes(source))
+    serve::start(&args, Registrations::Kubernetes(source))
         .await
         .expect("operator starts")
 }
