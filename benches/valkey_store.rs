@@ -35,12 +35,16 @@
 //! `cargo test --benches` and `cargo nextest run --all-targets` also build and start this binary;
 //! without cargo bench's `--bench` argument it lists no tests and exits at once.
 
+#[path = "valkey_store/raw_resp.rs"]
+mod raw_resp;
+
 use bytes::Bytes;
 use fred::prelude::*;
 use fred::types::Key;
 use mcp_oauth_operator::crypto::{KeyRing, aad};
 use mcp_oauth_operator::store::valkey::{Codec, ValkeyConfig, ValkeyStores, ValkeyTokenStore};
 use mcp_oauth_operator::store::{StoreError, TokenKey, TokenRecord, TokenStore};
+use raw_resp::{RawError, RawOp};
 use secrecy::SecretString;
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -73,6 +77,8 @@ const SESSION_TTL_MS: i64 = 30 * 24 * 3600 * 1000;
 const KEY_B64: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 const ENC_PREFIX: &str = "enc:";
 const PLAIN_PREFIX: &str = "plain:";
+/// Keys written by the ceiling reference (`raw_resp`).
+const RAW_PREFIX: &str = "raw:";
 const CPU_SERVER: &str = "1";
 const CPU_CLIENT: &str = "0";
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -110,6 +116,8 @@ enum BenchError {
     Proc(String),
     #[error("a benchmark task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
+    #[error("{0}")]
+    Raw(#[from] RawError),
 }
 
 fn io(what: &'static str) -> impl FnOnce(std::io::Error) -> BenchError {
@@ -590,6 +598,26 @@ async fn measure_ours(
     })
 }
 
+/// One run of the ceiling reference: `op` over `concurrency` connections of the raw client.
+async fn measure_raw(
+    ctx: &Ctx,
+    spec: &raw_resp::Spec,
+    op: RawOp,
+    concurrency: usize,
+    total: usize,
+) -> Result<Measure, BenchError> {
+    let meter = CpuMeter::start(ctx.server_pid)?;
+    let (mut latencies, elapsed) = raw_resp::run(spec, op, concurrency, total).await?;
+    let cpu = meter.stop(latencies.len(), false, ctx.tick)?;
+    latencies.sort_unstable();
+    Ok(Measure {
+        ops_per_sec: latencies.len() as f64 / elapsed.as_secs_f64(),
+        p50_us: percentile(&latencies, 50),
+        p99_us: percentile(&latencies, 99),
+        cpu,
+    })
+}
+
 /// Stores over a fresh pool of `pool_size` connections, connected and warmed up.
 async fn stores(
     ctx: &Ctx,
@@ -621,7 +649,12 @@ async fn fred_only(
     sha: &str,
     sealed_len: usize,
 ) -> Result<Target, BenchError> {
+    // The store's settings that change how commands travel: no Nagle, and a command timeout
+    // (with one, fred's callers await a timer as well as the reply, which changes the order in
+    // which the runtime wakes tasks; leaving it out measurably changes throughput at 8 callers).
+    let timeout = ValkeyConfig::new(Vec::new()).command_timeout;
     let pool = Builder::from_config(Config::from_url(&ctx.url)?)
+        .with_performance_config(|perf| perf.default_command_timeout = timeout)
         .with_connection_config(|conn| conn.tcp.nodelay = Some(true))
         .build_pool(pool_size)?;
     pool.init().await?;
@@ -739,6 +772,8 @@ enum Series {
     Encrypted(Op),
     Plaintext(Op),
     Fred(Op),
+    /// The ceiling reference (`raw_resp`): no client library.
+    Raw(RawOp),
 }
 
 /// The reference commands' arguments.
@@ -895,6 +930,15 @@ async fn bench(
     let sha: String = raw.script_load(PUT_LUA).await?;
     raw.quit().await?;
     let commands = Commands::new(&field, sealed_len, &sha);
+    let raw_spec = raw_resp::Spec {
+        addr: std::net::SocketAddr::from(([127, 0, 0, 1], ctx.port)),
+        prefix: RAW_PREFIX.to_owned(),
+        field: field.clone(),
+        value_len: sealed_len,
+        ttl_ms: SESSION_TTL_MS,
+        script_sha: sha.clone(),
+        sessions: SESSIONS,
+    };
     let pools = [
         Pools::store(&ctx, ENC_PREFIX, &encrypted).await?,
         Pools::store(&ctx, PLAIN_PREFIX, &Codec::Plaintext).await?,
@@ -957,6 +1001,10 @@ async fn bench(
                 if round % 2 == 0 {
                     run_op(&ctx, &mut results, op, c, &pools).await?;
                 }
+            }
+            for op in RawOp::ALL {
+                let m = measure_raw(&ctx, &raw_spec, op, c, ops_for(c)).await?;
+                push(&mut results, Series::Raw(op), c, m);
             }
         }
         last_round = round_started.elapsed();
@@ -1274,6 +1322,8 @@ fn render(setup: &Setup, results: &Results, micro: &Micro) -> String {
         s.push('\n');
     }
 
+    render_ceiling(&mut s, &runs);
+
     let _ = writeln!(
         s,
         "#### Where the client's CPU goes (µs per operation; same commands on each row)\n"
@@ -1364,4 +1414,49 @@ fn render(setup: &Setup, results: &Results, micro: &Micro) -> String {
         }
     }
     s
+}
+
+/// The ceiling table: what an atomic put reaches with no client library, next to `HSET`.
+fn render_ceiling<'a>(s: &mut String, runs: &impl Fn(Series, usize) -> &'a Vec<Measure>) {
+    let _ = writeln!(
+        s,
+        "#### The ceiling for an atomic put (raw client: no library, one connection per caller, \
+         one write per operation)\n"
+    );
+    let _ = writeln!(
+        s,
+        "| callers | valkey-benchmark HSET ops/s | raw HSET ops/s | raw MULTI/EXEC put ops/s | \
+         ÷ raw HSET | ÷ valkey-benchmark HSET | raw EVALSHA put ops/s | ÷ raw HSET | \
+         ÷ valkey-benchmark HSET | server CPU µs/op: HSET / MULTI put / EVALSHA put | \
+         ours put ÷ raw MULTI/EXEC put |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|"
+    );
+    for c in CONCURRENCY {
+        let vb = runs(Series::Reference(Reference::Hset), c);
+        let hset = runs(Series::Raw(RawOp::Hset), c);
+        let multi = runs(Series::Raw(RawOp::MultiPut), c);
+        let script = runs(Series::Raw(RawOp::ScriptPut), c);
+        let ours = runs(Series::Encrypted(Op::Put), c);
+        let ratio = |a: &[Measure], b: &[Measure]| {
+            let (r, lo, hi) = ratios(a, b);
+            format!("{r:.2} ({lo:.2}–{hi:.2})")
+        };
+        let _ = writeln!(
+            s,
+            "| {c} | {:.0} | {:.0} | {:.0} | {} | **{}** | {:.0} | {} | {} | {:.1} / {:.1} / {:.1} | {} |",
+            med(vb, |m| m.ops_per_sec),
+            med(hset, |m| m.ops_per_sec),
+            med(multi, |m| m.ops_per_sec),
+            ratio(multi, hset),
+            ratio(multi, vb),
+            med(script, |m| m.ops_per_sec),
+            ratio(script, hset),
+            ratio(script, vb),
+            med(hset, |m| m.cpu.server),
+            med(multi, |m| m.cpu.server),
+            med(script, |m| m.cpu.server),
+            ratio(ours, multi),
+        );
+    }
+    s.push('\n');
 }
