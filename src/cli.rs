@@ -380,6 +380,19 @@ pub struct ServerArgs {
     /// `oidc`: scopes advertised in the gateway's protected-resource metadata, comma-separated.
     #[arg(long, env = "MCPOAUTH_OIDC_SCOPE", value_delimiter = ',')]
     pub oidc_scope: Vec<String>,
+    /// `oidc`: the gateway's own client at `--oidc-issuer` (redirect URI
+    /// `{public-url}/oauth/callback`). When set, a browser that opens a sign-in link first signs
+    /// in there, and only the user who started the link may continue.
+    #[arg(long, env = "MCPOAUTH_OIDC_CLIENT_ID")]
+    pub oidc_client_id: Option<String>,
+    /// `oidc`: file holding the secret of `--oidc-client-id` (sent with HTTP Basic); without
+    /// it the client is public (PKCE only).
+    #[arg(
+        long,
+        env = "MCPOAUTH_OIDC_CLIENT_SECRET_FILE",
+        requires = "oidc_client_id"
+    )]
+    pub oidc_client_secret_file: Option<PathBuf>,
     /// `header`: request header naming the authenticated user.
     #[arg(
         long,

@@ -99,3 +99,154 @@ async fn two_users_never_see_each_others_tokens() {
 
     gw.shutdown().await;
 }
+
+/// Starts a gateway in `oidc` mode whose browsers sign in with the IdP's confidential client
+/// before following a sign-in link.
+async fn gateway_with_sign_in(idp: &Idp, secret_dir: &std::path::Path, secret: &str) -> Gateway {
+    let secret_file = secret_dir.join("client-secret");
+    std::fs::write(&secret_file, format!("{secret}\n")).expect("write the client secret file");
+    let secret = secret_file;
+    let secret = secret.to_str().expect("utf-8 temp path").to_owned();
+    Gateway::start_with(&[
+        "--identity",
+        "oidc",
+        "--oidc-issuer",
+        idp.issuer(),
+        "--oidc-client-id",
+        support::idp::CONFIDENTIAL_CLIENT_ID,
+        "--oidc-client-secret-file",
+        &secret,
+    ])
+    .await
+}
+
+/// `Location` of a redirect response.
+fn location(resp: &reqwest::Response) -> String {
+    assert!(
+        resp.status().is_redirection(),
+        "expected a redirect, got {}",
+        resp.status()
+    );
+    resp.headers()[reqwest::header::LOCATION]
+        .to_str()
+        .expect("ASCII Location")
+        .to_owned()
+}
+
+fn query_value(url: &url::Url, name: &str) -> Option<String> {
+    url.query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_sign_in_client_only_the_links_own_user_can_follow_it() {
+    let idp = Idp::start(IdpOptions::default()).await;
+    let mcp = McpServer::start(idp.issuer()).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let gw = gateway_with_sign_in(&idp, dir.path(), support::idp::CONFIDENTIAL_CLIENT_SECRET).await;
+    gw.register_oauth("whoami", mcp.url());
+    let url = gw.mcp_url("whoami");
+    let alice = idp.user_access_token("alice", &url).await;
+    let (_, body) = call_whoami(&url, Some(&alice)).await;
+    let link = auth_url(&body);
+
+    // Bob is handed alice's link. His browser is sent to sign in at the gateway's issuer first
+    // (the gateway's own client, scope openid, a nonce), as bob, and is refused.
+    let bob = Browser::new();
+    let sign_in = bob.login_at_idp(&link, "bob").await;
+    let state = query_value(&sign_in, "state").expect("state in the sign-in answer");
+    assert!(state.starts_with("signin."), "a sign-in answer: {sign_in}");
+    let (status, _, page) = bob.get_text(sign_in.as_str()).await;
+    assert_eq!(status, reqwest::StatusCode::FORBIDDEN, "{page}");
+    assert!(page.contains("different user"), "{page}");
+    // Nothing reached the remote authorization server for alice's session, and the link is
+    // spent: it is refused now, and alice's next request brings a new one.
+    let (status, _, page) = Browser::new().get_text(&link).await;
+    assert_eq!(status, reqwest::StatusCode::BAD_REQUEST, "{page}");
+    let (_, body) = call_whoami(&url, Some(&alice)).await;
+    let fresh = auth_url(&body);
+    assert_ne!(fresh, link, "a refused link is not handed out again");
+
+    // Alice follows her own link: sign-in as alice, then on to the remote server's
+    // authorization, then her call goes through as alice.
+    let browser = Browser::new();
+    let sign_in = browser.login_at_idp(&fresh, "alice").await;
+    let onward = browser.get(sign_in.as_str()).await;
+    let remote = location(&onward);
+    let remote_url = url::Url::parse(&remote).expect("remote authorization URL");
+    assert_eq!(
+        query_value(&remote_url, "client_id").as_deref(),
+        Some(format!("{}/.well-known/oauth-client.json", gw.base()).as_str()),
+        "the remote leg uses the gateway's CIMD client, not the sign-in client"
+    );
+    assert!(
+        !query_value(&remote_url, "state").is_some_and(|s| s.starts_with("signin.")),
+        "the remote leg's state is the bare flow id"
+    );
+    let callback = browser.login_at_idp(&remote, "alice").await;
+    let (status, _, page) = browser.get_text(callback.as_str()).await;
+    assert!(status.is_success(), "callback {status}: {page}");
+    let (_, body) = call_whoami(&url, Some(&alice)).await;
+    assert_eq!(tool_text(&body), "alice");
+
+    // A sign-in answer cannot be replayed into another browser, nor forged without a flow.
+    let (status, _, _) = Browser::new().get_text(sign_in.as_str()).await;
+    assert_eq!(status, reqwest::StatusCode::BAD_REQUEST);
+    let forged = format!(
+        "{}/oauth/callback?state=signin.{}&code=x",
+        gw.base(),
+        "A".repeat(43)
+    );
+    let (status, _, _) = browser.get_text(&forged).await;
+    assert_eq!(status, reqwest::StatusCode::BAD_REQUEST);
+
+    gw.shutdown().await;
+}
+
+/// A sign-in that cannot be completed never lets the browser on: a client secret the IdP
+/// refuses gives a 502 page at the callback, and an unreachable IdP a 502 page at the link.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_sign_in_stops_the_link_with_a_page() {
+    let idp = Idp::start(IdpOptions::default()).await;
+    let mcp = McpServer::start(idp.issuer()).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let gw = gateway_with_sign_in(&idp, dir.path(), "not-the-secret").await;
+    gw.register_oauth("whoami", mcp.url());
+    let url = gw.mcp_url("whoami");
+    let alice = idp.user_access_token("alice", &url).await;
+    let (_, body) = call_whoami(&url, Some(&alice)).await;
+    let link = auth_url(&body);
+
+    let browser = Browser::new();
+    let sign_in = browser.login_at_idp(&link, "alice").await;
+    let (status, headers, page) = browser.get_text(sign_in.as_str()).await;
+    assert_eq!(status, reqwest::StatusCode::BAD_GATEWAY, "{page}");
+    assert!(headers.get(reqwest::header::LOCATION).is_none());
+    assert!(page.contains("identity provider"), "{page}");
+    assert!(!page.contains("not-the-secret"), "{page}");
+    let (_, body) = call_whoami(&url, Some(&alice)).await;
+    assert_eq!(
+        body["result"]["structuredContent"]["status"], "auth_required",
+        "{body}"
+    );
+
+    // A gateway whose browsers have not signed in yet (the issuer's metadata is not loaded)
+    // when the IdP goes away: the link answers 502, not a redirect. The callers' keys stay
+    // cached, so the flow itself can still be created.
+    let fresh_gw =
+        gateway_with_sign_in(&idp, dir.path(), support::idp::CONFIDENTIAL_CLIENT_SECRET).await;
+    fresh_gw.register_oauth("whoami", mcp.url());
+    let fresh_url = fresh_gw.mcp_url("whoami");
+    let bearer = idp.user_access_token("alice", &fresh_url).await;
+    let (_, body) = call_whoami(&fresh_url, Some(&bearer)).await;
+    let fresh_link = auth_url(&body);
+    idp.stop().await;
+    let (status, headers, page) = Browser::new().get_text(&fresh_link).await;
+    assert_eq!(status, reqwest::StatusCode::BAD_GATEWAY, "{page}");
+    assert!(headers.get(reqwest::header::LOCATION).is_none());
+    assert!(page.contains("could not be reached"), "{page}");
+
+    gw.shutdown().await;
+    fresh_gw.shutdown().await;
+}

@@ -13,7 +13,8 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use mcp_oauth_operator::identity::{
-    Authenticator, Caller, HeaderConfig, IdentityError, OidcConfig, TokenRejection, unauthorized,
+    Authenticator, Caller, HeaderConfig, IdentityError, OidcConfig, SignInClient, TokenRejection,
+    unauthorized,
 };
 use mcp_oauth_operator::net::{OutboundClient, OutboundConfig};
 use secrecy::ExposeSecret as _;
@@ -581,4 +582,94 @@ async fn run_without_an_issuer_refuses_to_start() {
         .await
         .expect("serve starts");
     server.shutdown().await;
+}
+
+/// `oidc` with a sign-in client (`--oidc-client-id`).
+fn with_sign_in(idp: &Idp, public: &Url, client_id: &str) -> Authenticator {
+    let mut cfg = config(idp, public);
+    cfg.sign_in = Some(SignInClient {
+        client_id: client_id.to_owned(),
+        client_secret: None,
+    });
+    Authenticator::oidc(cfg, client()).expect("oidc authenticator with sign-in")
+}
+
+fn rejected(result: Result<String, IdentityError>) -> TokenRejection {
+    match result {
+        Err(IdentityError::Rejected(r)) => r,
+        other => panic!("expected a rejection, got {other:?}"),
+    }
+}
+
+/// Browser sign-in: the ID token must be the issuer's, issued to the gateway's sign-in client,
+/// and carry this sign-in's nonce; the user is its `sub`. The issuer's metadata is loaded with
+/// the same checks as any authorization server's.
+#[tokio::test]
+async fn sign_in_id_tokens_are_checked_for_issuer_client_and_nonce() {
+    let idp = Idp::start(IdpOptions::default()).await;
+    let public = public_url();
+    assert!(
+        oidc(&idp, &public).sign_in().is_none(),
+        "no client, no sign-in"
+    );
+    let auth = with_sign_in(&idp, &public, support::idp::PUBLIC_CLIENT_ID);
+    let sign_in = auth.sign_in().expect("sign-in configured");
+
+    let md = sign_in.sign_in_metadata().await.expect("issuer metadata");
+    assert_eq!(md.issuer, idp.issuer());
+    assert_eq!(md.token_endpoint.as_str(), idp.token_endpoint());
+    assert_eq!(
+        md.authorization_endpoint.as_str(),
+        idp.authorization_endpoint()
+    );
+
+    let id_token = idp.user_id_token("alice", Some("nonce-one")).await;
+    let user = sign_in
+        .verify_id_token(&id_token, "nonce-one")
+        .await
+        .expect("a valid ID token");
+    assert_eq!(user, "alice");
+    // Another sign-in's nonce, or none at all, is refused.
+    assert_eq!(
+        rejected(sign_in.verify_id_token(&id_token, "nonce-two").await),
+        TokenRejection::InvalidClaim("nonce")
+    );
+    let no_nonce = idp.user_id_token("alice", None).await;
+    assert_eq!(
+        rejected(sign_in.verify_id_token(&no_nonce, "nonce-one").await),
+        TokenRejection::InvalidClaim("nonce")
+    );
+    // An access token is not an ID token for the sign-in client; nor is an ID token issued to
+    // another client.
+    let access = access_token(&idp, "alice", &resource(&public)).await;
+    assert_eq!(
+        rejected(sign_in.verify_id_token(&access, "nonce-one").await),
+        TokenRejection::WrongAudience
+    );
+    let other = with_sign_in(&idp, &public, "another-client");
+    let other = other.sign_in().expect("sign-in configured");
+    assert_eq!(
+        rejected(other.verify_id_token(&id_token, "nonce-one").await),
+        TokenRejection::WrongAudience
+    );
+    // A token signed with a key that is not the issuer's, under the issuer's key id.
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let forged = forge(
+        &json!({
+            "iss": idp.issuer(),
+            "sub": "alice",
+            "aud": support::idp::PUBLIC_CLIENT_ID,
+            "exp": now + 300,
+            "iat": now,
+            "nonce": "nonce-one",
+        }),
+        IDP_KID,
+    );
+    assert_eq!(
+        rejected(sign_in.verify_id_token(&forged, "nonce-one").await),
+        TokenRejection::BadSignature
+    );
 }

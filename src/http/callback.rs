@@ -3,8 +3,9 @@
 //! when the authorization server or our storage failed.
 
 use super::pages::Page;
+use super::redirect::redirect;
 use super::{AppState, BROWSER_COOKIE, query};
-use crate::manager::{CallbackError, CallbackParams};
+use crate::manager::{CallbackError, CallbackParams, sign_in_flow};
 use crate::oauth::TokenError;
 use crate::store::BrowserBinding;
 use axum::extract::{RawQuery, State};
@@ -43,6 +44,9 @@ pub(super) async fn callback(
     let binding = jar
         .get(BROWSER_COOKIE)
         .map(|c| BrowserBinding::from_cookie_secret(c.value()));
+    if params.state.as_deref().and_then(sign_in_flow).is_some() {
+        return sign_in_callback(&app, params, binding).await;
+    }
     match app.manager.complete_callback(params, binding).await {
         Ok(done) => Page {
             status: StatusCode::OK,
@@ -58,6 +62,25 @@ pub(super) async fn callback(
         Err((e, retry)) => {
             let retry_url = retry.map(|id| app.manager.config().connect_url(id.as_str()));
             failure_page(&e, retry_url.as_ref().map(|u| u.as_str()))
+        }
+    }
+}
+
+/// The answer to a browser sign-in (`state` = `signin.` + flow id): on to the remote
+/// authorization server, or a page saying why not.
+async fn sign_in_callback(
+    app: &AppState,
+    params: CallbackParams,
+    binding: Option<BrowserBinding>,
+) -> Response {
+    let Some(oidc) = app.identity.sign_in() else {
+        return failure_page(&CallbackError::MalformedState, None);
+    };
+    match app.manager.complete_sign_in(params, binding, oidc).await {
+        Ok(url) => redirect(&url),
+        Err(e) => {
+            tracing::warn!(reason = e.reason(), error = %e, "browser sign-in failed");
+            failure_page(&e, None)
         }
     }
 }
@@ -110,6 +133,14 @@ fn failure_page(e: &CallbackError, retry: Option<&str>) -> Response {
             "The token could not be saved, so sign-in did not complete. Try again in a moment.",
             None,
         ),
+        CallbackError::OtherUser => (
+            "You signed in as a different user than the one who started this sign-in link. Links cannot be shared: retry the request in your own MCP client to get your own link.",
+            None,
+        ),
+        CallbackError::SignIn(_) => (
+            "Signing in at the gateway's identity provider failed, so the link was not followed. Try again in a moment; if it keeps failing, tell the gateway's operator (the gateway's log says why).",
+            None,
+        ),
     };
     Page {
         status,
@@ -145,6 +176,8 @@ pub(super) fn status_for(e: &CallbackError) -> StatusCode {
             _ => StatusCode::BAD_GATEWAY,
         },
         CallbackError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+        CallbackError::OtherUser => StatusCode::FORBIDDEN,
+        CallbackError::SignIn(_) => StatusCode::BAD_GATEWAY,
     }
 }
 

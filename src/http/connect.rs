@@ -1,11 +1,12 @@
 //! `GET /oauth/connect?flow=…`: bind the browser (cookie), then 302 to the authorization server.
 
 use super::pages::Page;
+use super::redirect::redirect;
 use super::{AppState, BROWSER_COOKIE, query};
 use crate::manager::ConnectError;
 use crate::store::BrowserBinding;
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use base64::Engine as _;
@@ -34,12 +35,17 @@ pub(super) async fn connect(
         .filter(|v| valid_secret(v))
         .unwrap_or_else(new_secret);
     let binding = BrowserBinding::from_cookie_secret(&secret);
-    let browser_user = app.identity.browser_user(&headers);
-    match app
-        .manager
-        .begin_connect(&flow, binding, browser_user)
-        .await
-    {
+    let next = match app.identity.sign_in() {
+        // `oidc` with a sign-in client: the browser proves whose it is first.
+        Some(oidc) => app.manager.begin_sign_in(&flow, binding, oidc).await,
+        None => {
+            let browser_user = app.identity.browser_user(&headers);
+            app.manager
+                .begin_connect(&flow, binding, browser_user)
+                .await
+        }
+    };
+    match next {
         Ok(url) => {
             let cookie = Cookie::build((BROWSER_COOKIE, secret))
                 .path("/oauth")
@@ -48,14 +54,7 @@ pub(super) async fn connect(
                 .secure(app.secure_cookies())
                 .max_age(time_duration(COOKIE_MAX_AGE_SECS))
                 .build();
-            let mut resp = (jar.add(cookie), StatusCode::FOUND).into_response();
-            match HeaderValue::from_str(url.as_str()) {
-                Ok(loc) => {
-                    resp.headers_mut().insert(header::LOCATION, loc);
-                    resp
-                }
-                Err(_) => error_page(&ConnectError::UnknownFlow),
-            }
+            (jar.add(cookie), redirect(&url)).into_response()
         }
         Err(e) => {
             tracing::info!(error = %e, "connect refused");
@@ -101,6 +100,10 @@ fn error_page(e: &ConnectError) -> Response {
         ConnectError::Discovery(_) => (
             StatusCode::BAD_GATEWAY,
             "The authorization server could not be reached. Try again in a moment.",
+        ),
+        ConnectError::SignInUnavailable(_) => (
+            StatusCode::BAD_GATEWAY,
+            "The gateway's identity provider, where you sign in first, could not be reached. Try again in a moment.",
         ),
         ConnectError::Store(_) => (
             StatusCode::SERVICE_UNAVAILABLE,

@@ -11,6 +11,7 @@ mod pages;
 mod protected_resource;
 mod query;
 mod rate_limit;
+mod redirect;
 mod security_headers;
 mod status;
 

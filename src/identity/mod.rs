@@ -16,7 +16,7 @@ pub use challenge::{
     PROTECTED_RESOURCE_PATH, resource_for, resource_metadata_url, unauthorized, www_authenticate,
 };
 pub use header::HeaderConfig;
-pub use oidc::{OidcAuthenticator, OidcConfig};
+pub use oidc::{OidcAuthenticator, OidcConfig, SignInClient};
 pub use rejection::TokenRejection;
 pub use settings::from_server_args;
 
@@ -80,6 +80,8 @@ pub enum ConfigError {
     InvalidJwksUri(String),
     #[error("`{0}` is not a valid HTTP header name")]
     InvalidHeaderName(String),
+    #[error("the oidc sign-in client is not usable: {0}")]
+    SignInClient(String),
 }
 
 /// Authenticates callers per the configured identity mode.
@@ -159,6 +161,13 @@ impl Authenticator {
     /// The issuer callers log in at (`oidc` mode).
     pub fn issuer(&self) -> Option<&str> {
         self.oidc_validator().map(OidcAuthenticator::issuer)
+    }
+
+    /// The `oidc` validator when browsers must sign in before following a sign-in link
+    /// (`--oidc-client-id` is set).
+    pub fn sign_in(&self) -> Option<&OidcAuthenticator> {
+        self.oidc_validator()
+            .filter(|o| o.sign_in_client().is_some())
     }
 
     /// The gateway user a *browser* request comes from, where the mode can tell: in `header`

@@ -1,8 +1,9 @@
 //! The [`Authenticator`] the command line asks for.
 
-use super::{Authenticator, ConfigError, HeaderConfig, OidcConfig};
+use super::{Authenticator, ConfigError, HeaderConfig, OidcConfig, SignInClient};
 use crate::cli::{IdentityMode, ServerArgs};
 use crate::net::OutboundClient;
+use secrecy::SecretString;
 use std::time::Duration;
 use url::Url;
 
@@ -39,7 +40,43 @@ fn oidc_config(args: &ServerArgs, public_url: &Url) -> Result<OidcConfig, Config
     cfg.leeway = Duration::from_secs(args.oidc_leeway_secs);
     cfg.scopes_supported = trimmed(&args.oidc_scope);
     cfg.allow_insecure_http = args.allow_insecure_http;
+    cfg.sign_in = sign_in_client(args)?;
     Ok(cfg)
+}
+
+/// `--oidc-client-id` (and its secret file): the gateway's client for browser sign-in.
+fn sign_in_client(args: &ServerArgs) -> Result<Option<SignInClient>, ConfigError> {
+    let Some(client_id) = args
+        .oidc_client_id
+        .as_deref()
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+    else {
+        return Ok(None);
+    };
+    let client_secret = match &args.oidc_client_secret_file {
+        None => None,
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                ConfigError::SignInClient(format!(
+                    "cannot read the client secret file {}: {e}",
+                    path.display()
+                ))
+            })?;
+            let secret = text.trim();
+            if secret.is_empty() {
+                return Err(ConfigError::SignInClient(format!(
+                    "the client secret file {} is empty",
+                    path.display()
+                )));
+            }
+            Some(SecretString::from(secret.to_owned()))
+        }
+    };
+    Ok(Some(SignInClient {
+        client_id: client_id.to_owned(),
+        client_secret,
+    }))
 }
 
 /// Non-empty values, trimmed (`--oidc-audience ""` from a Helm chart means none).
@@ -57,6 +94,7 @@ mod tests {
     use super::*;
     use crate::cli::{Cli, Command};
     use crate::net::OutboundConfig;
+    use secrecy::ExposeSecret as _;
 
     fn args(argv: &[&str]) -> ServerArgs {
         let mut full = vec!["op"];
@@ -106,6 +144,83 @@ mod tests {
         ])
         .unwrap_err();
         assert!(matches!(err, ConfigError::InvalidJwksUri(_)), "{err}");
+    }
+
+    #[test]
+    fn the_sign_in_client_is_read_with_its_secret_file() {
+        let issuer = "https://idp.example.com";
+        let plain = build(&["run", "--oidc-issuer", issuer]).unwrap();
+        assert!(plain.sign_in().is_none(), "no client id, no sign-in");
+        let public = build(&["run", "--oidc-issuer", issuer, "--oidc-client-id", "gw"]).unwrap();
+        let client = public.sign_in().and_then(|o| o.sign_in_client()).unwrap();
+        assert_eq!(client.client_id, "gw");
+        assert!(client.client_secret.is_none(), "a public client");
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("secret");
+        std::fs::write(&file, "  s3cret\n").unwrap();
+        let path = file.to_str().unwrap();
+        let argv = [
+            "run",
+            "--oidc-issuer",
+            issuer,
+            "--oidc-client-id",
+            "gw",
+            "--oidc-client-secret-file",
+            path,
+        ];
+        let confidential = build(&argv).unwrap();
+        let client = confidential
+            .sign_in()
+            .and_then(|o| o.sign_in_client())
+            .unwrap();
+        let secret = client.client_secret.as_ref().unwrap();
+        assert_eq!(
+            secret.expose_secret(),
+            "s3cret",
+            "surrounding whitespace dropped"
+        );
+
+        std::fs::write(&file, "\n").unwrap();
+        let err = build(&argv).unwrap_err();
+        assert!(
+            matches!(&err, ConfigError::SignInClient(m) if m.contains("empty")),
+            "{err}"
+        );
+        let missing = dir.path().join("absent");
+        let argv_missing = [
+            "run",
+            "--oidc-issuer",
+            issuer,
+            "--oidc-client-id",
+            "gw",
+            "--oidc-client-secret-file",
+            missing.to_str().unwrap(),
+        ];
+        let err = build(&argv_missing).unwrap_err();
+        assert!(
+            matches!(&err, ConfigError::SignInClient(m) if m.contains("cannot read")),
+            "{err}"
+        );
+        let err = build(&[
+            "run",
+            "--oidc-issuer",
+            issuer,
+            "--oidc-client-id",
+            "a\u{7}b",
+        ])
+        .unwrap_err();
+        assert!(matches!(err, ConfigError::SignInClient(_)), "{err}");
+        // A secret without a client id is a command-line error.
+        let argv = [
+            "op",
+            "run",
+            "--oidc-issuer",
+            issuer,
+            "--oidc-client-secret-file",
+            path,
+        ];
+        assert!(Cli::try_parse_with_defaults(argv).is_err());
     }
 
     #[test]

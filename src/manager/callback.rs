@@ -9,7 +9,7 @@ use super::{CallbackError, CompletionEvent, Manager};
 use crate::oauth::{ClientCredentials, check_iss};
 use crate::registry::{AuthSettings, ClientIdentity, ServerKey};
 use crate::store::{
-    BrowserBinding, ConsumeOutcome, FlowId, TokenKey, TokenRecord, normalize_scope,
+    BrowserBinding, ConsumeOutcome, FlowId, PendingFlow, TokenKey, TokenRecord, normalize_scope,
 };
 use crate::telemetry::short;
 use crate::time::unix_now;
@@ -60,14 +60,7 @@ impl Manager {
             tracing::warn!(server = %server, flow = %id.short(), reason = e.reason(), error = %e, "authorization flow failed");
             e
         };
-        // The pending-flow cache must not hand out this (now consumed) flow again.
-        self.pending
-            .invalidate_entries_if({
-                let session = flow.session.clone();
-                let server = flow.server.clone();
-                move |k, _| k.0 == session && k.1 == server
-            })
-            .ok();
+        self.forget_pending(&flow);
 
         let md = match self.discovery.authorization_server(&flow.issuer).await {
             Ok(md) => md,
@@ -200,8 +193,19 @@ impl Manager {
         })
     }
 
+    /// The pending-flow cache must not hand out a consumed flow again.
+    pub(super) fn forget_pending(&self, flow: &PendingFlow) {
+        self.pending
+            .invalidate_entries_if({
+                let session = flow.session.clone();
+                let server = flow.server.clone();
+                move |k, _| k.0 == session && k.1 == server
+            })
+            .ok();
+    }
+
     /// Put a flow back after a transient failure (same browser binding, same expiry).
-    async fn restore_flow(&self, id: &FlowId, flow: crate::store::PendingFlow) -> Option<FlowId> {
+    async fn restore_flow(&self, id: &FlowId, flow: PendingFlow) -> Option<FlowId> {
         match self.flows.insert(id, flow).await {
             Ok(()) => Some(id.clone()),
             Err(e) => {

@@ -52,6 +52,8 @@ pub enum ConnectError {
     ServerGone,
     #[error("the authorization server could not be reached: {0}")]
     Discovery(#[from] DiscoveryError),
+    #[error("the gateway's identity provider cannot be used for sign-in: {0}")]
+    SignInUnavailable(String),
     #[error("could not read or update the pending flow: {0}")]
     Store(#[from] StoreError),
 }
@@ -86,6 +88,10 @@ pub enum CallbackError {
     TokenExchange(#[from] TokenError),
     #[error("the token could not be stored: {0}")]
     Store(#[from] StoreError),
+    #[error("the browser signed in as another user than the one who started this sign-in")]
+    OtherUser,
+    #[error("signing in at the gateway's identity provider failed: {0}")]
+    SignIn(String),
 }
 
 impl CallbackError {
@@ -104,6 +110,8 @@ impl CallbackError {
             CallbackError::Discovery(_) => "discovery_failed",
             CallbackError::TokenExchange(_) => "token_exchange_failed",
             CallbackError::Store(_) => "store_failed",
+            CallbackError::OtherUser => "other_user",
+            CallbackError::SignIn(_) => "sign_in_failed",
         }
     }
 }

@@ -8,6 +8,7 @@ mod config;
 mod connect;
 mod error;
 mod logout;
+mod sign_in;
 mod status;
 mod tokens;
 
@@ -16,6 +17,7 @@ pub use challenge::AuthChallenge;
 pub use config::{CimdScope, ManagerConfig};
 pub use error::{CallbackError, ChallengeError, ConnectError, TokenAccessError};
 pub use logout::{LogoutError, LogoutReport, LogoutScope, RevocationFailure};
+pub use sign_in::{SIGN_IN_STATE_PREFIX, sign_in_flow};
 pub use status::{START_PATH, ServerAuthStatus, StatusError};
 pub use tokens::AccessToken;
 

@@ -25,9 +25,9 @@ pub struct AuthorizeRequest<'a> {
     pub prompt: Option<&'a str>,
 }
 
-/// Query parameters this module sets; copies of them already in the endpoint URL are dropped so
-/// no parameter appears twice (RFC 6749 §3.1).
-const OWN_PARAMS: [&str; 9] = [
+/// Query parameters this module sets (and `nonce`, which the browser sign-in appends); copies
+/// of them already in the endpoint URL are dropped so no parameter appears twice (RFC 6749 §3.1).
+const OWN_PARAMS: [&str; 10] = [
     "response_type",
     "client_id",
     "redirect_uri",
@@ -37,6 +37,7 @@ const OWN_PARAMS: [&str; 9] = [
     "scope",
     "resource",
     "prompt",
+    "nonce",
 ];
 
 /// The URL to send the browser to: the server's `authorization_endpoint` with its own query

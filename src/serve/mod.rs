@@ -154,6 +154,14 @@ pub async fn start(
             cancel.cancel();
             ServeError::Config(e.to_string())
         })?;
+    if identity.oidc_validator().is_some() && identity.sign_in().is_none() {
+        tracing::warn!(
+            "identity oidc without --oidc-client-id: a sign-in link is bound to the first \
+             browser that opens it, not checked against its user; set --oidc-client-id (the \
+             gateway's client at the issuer, redirect URI {{public-url}}/oauth/callback) so \
+             browsers sign in first"
+        );
+    }
     let identity = Arc::new(identity);
     let mut cfg = ManagerConfig::new(public_url.clone());
     cfg.client_name = args.client_name.clone();

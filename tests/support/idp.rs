@@ -167,24 +167,51 @@ impl Idp {
         &self.process
     }
 
-    /// Kills the IdP and waits until its port is free.
     /// Logs `login` in through a fresh scripted browser with the public client and redeems the
     /// code for an access token bound to `resource` (RFC 8707): an ES256 JWT with
     /// `aud` = `resource` — what an MCP client holds to call the gateway in `oidc` mode.
     pub async fn user_access_token(&self, login: &str, resource: &str) -> String {
+        let body = self.user_tokens(login, Some(resource), None).await;
+        body["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_owned()
+    }
+
+    /// The OpenID Connect ID token of `login` for the public client (`aud` = it), carrying
+    /// `nonce` when given.
+    pub async fn user_id_token(&self, login: &str, nonce: Option<&str>) -> String {
+        let body = self.user_tokens(login, None, nonce).await;
+        body["id_token"].as_str().expect("id_token").to_owned()
+    }
+
+    /// The token response of an authorization-code flow of the public client with scope
+    /// `openid mcp:tools`, `login` logging in through a fresh scripted browser.
+    async fn user_tokens(
+        &self,
+        login: &str,
+        resource: Option<&str>,
+        nonce: Option<&str>,
+    ) -> serde_json::Value {
         let redirect_uri = format!("http://127.0.0.1:{}/oauth/callback", super::free_port());
         let pkce = super::Pkce::new();
         let mut start = Url::parse(&self.authorization_endpoint()).expect("authorization endpoint");
-        start
-            .query_pairs_mut()
-            .append_pair("response_type", "code")
-            .append_pair("client_id", PUBLIC_CLIENT_ID)
-            .append_pair("redirect_uri", &redirect_uri)
-            .append_pair("scope", "openid mcp:tools")
-            .append_pair("resource", resource)
-            .append_pair("code_challenge", &pkce.challenge)
-            .append_pair("code_challenge_method", "S256")
-            .append_pair("state", "user-access-token");
+        {
+            let mut q = start.query_pairs_mut();
+            q.append_pair("response_type", "code")
+                .append_pair("client_id", PUBLIC_CLIENT_ID)
+                .append_pair("redirect_uri", &redirect_uri)
+                .append_pair("scope", "openid mcp:tools")
+                .append_pair("code_challenge", &pkce.challenge)
+                .append_pair("code_challenge_method", "S256")
+                .append_pair("state", "user-tokens");
+            if let Some(resource) = resource {
+                q.append_pair("resource", resource);
+            }
+            if let Some(nonce) = nonce {
+                q.append_pair("nonce", nonce);
+            }
+        }
         let callback = super::Browser::new()
             .login_at_idp(start.as_str(), login)
             .await;
@@ -193,27 +220,27 @@ impl Idp {
             .find(|(k, _)| k == "code")
             .map(|(_, v)| v.into_owned())
             .expect("authorization response has a code");
+        let mut form = vec![
+            ("grant_type", "authorization_code"),
+            ("client_id", PUBLIC_CLIENT_ID),
+            ("code", code.as_str()),
+            ("redirect_uri", redirect_uri.as_str()),
+            ("code_verifier", pkce.verifier.as_str()),
+        ];
+        if let Some(resource) = resource {
+            form.push(("resource", resource));
+        }
         let response = reqwest::Client::new()
             .post(self.token_endpoint())
-            .form(&[
-                ("grant_type", "authorization_code"),
-                ("client_id", PUBLIC_CLIENT_ID),
-                ("code", code.as_str()),
-                ("redirect_uri", redirect_uri.as_str()),
-                ("code_verifier", pkce.verifier.as_str()),
-                ("resource", resource),
-            ])
+            .form(&form)
             .send()
             .await
             .expect("token request");
         assert!(response.status().is_success(), "token endpoint status");
-        let body: serde_json::Value = response.json().await.expect("token response JSON");
-        body["access_token"]
-            .as_str()
-            .expect("access_token")
-            .to_owned()
+        response.json().await.expect("token response JSON")
     }
 
+    /// Kills the IdP and waits until its port is free.
     pub async fn stop(self) {
         self.process.stop().await;
     }

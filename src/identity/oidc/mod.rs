@@ -4,10 +4,12 @@
 
 mod jwks;
 mod keys;
+mod sign_in;
 mod token;
 
 pub use jwks::JwksError;
 pub use keys::{ASYMMETRIC_ALGORITHMS, KeysError};
+pub use sign_in::{SignInClient, sign_in_nonce};
 pub use token::{AudiencePolicy, MAX_IDENTIFIER_BYTES, MAX_TOKEN_BYTES};
 
 use super::bearer::bearer_token;
@@ -26,7 +28,7 @@ pub const DEFAULT_JWKS_MIN_REFRESH: Duration = Duration::from_secs(60);
 pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(30);
 
 /// Settings of `oidc` mode.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct OidcConfig {
     /// The issuer identifier; tokens' `iss` must equal it exactly.
     pub issuer: String,
@@ -48,6 +50,10 @@ pub struct OidcConfig {
     pub scopes_supported: Vec<String>,
     /// Accept a plain-http issuer / JWKS on a non-loopback host (development only).
     pub allow_insecure_http: bool,
+    /// The gateway's own client at the issuer: browsers that open a sign-in link sign in with
+    /// it first, so only the link's own user can follow it. `None`: links are bound to the
+    /// first browser that opens them.
+    pub sign_in: Option<SignInClient>,
 }
 
 impl OidcConfig {
@@ -64,6 +70,7 @@ impl OidcConfig {
             algorithms: ASYMMETRIC_ALGORITHMS.to_vec(),
             scopes_supported: Vec::new(),
             allow_insecure_http: false,
+            sign_in: None,
         }
     }
 }
@@ -74,6 +81,9 @@ pub struct OidcAuthenticator {
     rules: TokenRules,
     jwks: jwks::JwksCache,
     scopes_supported: Vec<String>,
+    sign_in: Option<sign_in::SignIn>,
+    client: OutboundClient,
+    allow_insecure_http: bool,
 }
 
 impl OidcAuthenticator {
@@ -109,8 +119,15 @@ impl OidcAuthenticator {
             )
             .map_err(|e| ConfigError::InvalidJwksUri(e.to_string()))?;
         }
+        if let Some(c) = &cfg.sign_in
+            && !sign_in::valid_client_id(&c.client_id)
+        {
+            return Err(ConfigError::SignInClient(
+                "the client id is empty or contains control characters".to_owned(),
+            ));
+        }
         let jwks = jwks::JwksCache::new(
-            client,
+            client.clone(),
             cfg.issuer.clone(),
             cfg.jwks_uri,
             cfg.allow_insecure_http,
@@ -126,6 +143,9 @@ impl OidcAuthenticator {
             },
             jwks,
             scopes_supported: cfg.scopes_supported,
+            sign_in: cfg.sign_in.map(sign_in::SignIn::new),
+            client,
+            allow_insecure_http: cfg.allow_insecure_http,
         })
     }
 

@@ -162,6 +162,8 @@ struct Claims {
     sub: Option<String>,
     sid: Option<String>,
     aud: Option<OneOrMany>,
+    /// OpenID Connect ID tokens only (browser sign-in).
+    nonce: Option<String>,
 }
 
 /// A validated token's caller and audiences.
@@ -169,6 +171,7 @@ struct Claims {
 pub(crate) struct Verified {
     pub caller: Caller,
     pub audiences: Vec<String>,
+    pub nonce: Option<String>,
 }
 
 /// Verifies signature and claims of `token` (already [`peek`]ed) with `key`.
@@ -201,7 +204,11 @@ pub(crate) fn verify(
         return Err(TokenRejection::WrongAudience);
     }
     let caller = caller_from_claims(claims.sub.as_deref(), claims.sid.as_deref())?;
-    Ok(Verified { caller, audiences })
+    Ok(Verified {
+        caller,
+        audiences,
+        nonce: claims.nonce,
+    })
 }
 
 /// user = `sub`; session = `sid` when present, else the user (one session per user).
