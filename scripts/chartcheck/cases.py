@@ -129,6 +129,15 @@ def _everything(r: Rendered) -> None:
     _check(e.get("MCPOAUTH_IDENTITY") == "oidc", r, "identity mode oidc")
     _check(e.get("MCPOAUTH_OIDC_ISSUER") == "https://dex.example.com", r, "OIDC issuer must be passed")
     _check(e.get("MCPOAUTH_OIDC_AUDIENCE") == "mcp-gateway", r, "OIDC audience must be passed")
+    _check(e.get("MCPOAUTH_OIDC_CLIENT_ID") == "mcp-gateway-browser", r, "OIDC sign-in client must be passed")
+    mounts = {m["name"]: m["mountPath"] for m in container(d)["volumeMounts"]}
+    _check(
+        e.get("MCPOAUTH_OIDC_CLIENT_SECRET_FILE") == f"{mounts.get('oidc-client')}/client-secret",
+        r,
+        "the sign-in client secret file must be the mounted Secret's key",
+    )
+    volumes = {v["name"]: v for v in d["spec"]["template"]["spec"]["volumes"]}
+    _check(volumes["oidc-client"]["secret"]["secretName"] == "mcp-gateway-oidc", r, "sign-in client Secret name")
     _check(e.get("MCPOAUTH_VALKEY_TOPOLOGY") == "sentinel", r, "Valkey topology")
     _check(e.get("MCPOAUTH_VALKEY_SENTINEL_SERVICE") == "mymaster", r, "sentinel service")
     _keys_from_api(r, "mcp-oauth-keys")
@@ -292,4 +301,9 @@ def rejected_cases() -> list[Rejected]:
         Rejected("plain http public URL", {"publicUrl": "http://mcp-gateway.example.com"}, "publicUrl must be https://"),
         Rejected("bad namespace name", {**base, "watchNamespaces": ["Team_A"]}, "/watchNamespaces/0"),
         Rejected("sentinel without service", sentinel, "valkey.sentinelService"),
+        Rejected(
+            "oidc client secret without client",
+            {**base, "identity": {"mode": "oidc", "oidc": {"issuer": "https://idp.example.com", "audience": "gw", "clientSecretSecret": "s"}}},
+            "identity.oidc.clientSecretSecret needs identity.oidc.clientId",
+        ),
     ]

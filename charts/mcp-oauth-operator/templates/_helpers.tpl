@@ -97,6 +97,9 @@ every install and upgrade checks them.
 {{- if and (eq .Values.valkey.topology "sentinel") (eq .Values.store "valkey") (not .Values.valkey.sentinelService) }}
 {{- fail "valkey.topology: sentinel needs valkey.sentinelService" }}
 {{- end }}
+{{- if and .Values.identity.oidc.clientSecretSecret (not .Values.identity.oidc.clientId) }}
+{{- fail "identity.oidc.clientSecretSecret needs identity.oidc.clientId (the client the secret belongs to)" }}
+{{- end }}
 {{- $host := include "mcpoauth.publicHost" . }}
 {{- $loopback := or (eq $host "localhost") (hasPrefix "127." $host) (eq $host "::1") }}
 {{- if and (hasPrefix "http://" .Values.publicUrl) (not $loopback) (not .Values.allowInsecureHttp) }}
