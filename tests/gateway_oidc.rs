@@ -160,6 +160,18 @@ async fn with_a_sign_in_client_only_the_links_own_user_can_follow_it() {
     let (status, _, page) = bob.get_text(sign_in.as_str()).await;
     assert_eq!(status, reqwest::StatusCode::FORBIDDEN, "{page}");
     assert!(page.contains("different user"), "{page}");
+    let metrics = reqwest::get(gw.url("/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    assert!(
+        metrics.contains(
+            "mcpoauth_flows_failed_total{server=\"default/whoami\",reason=\"other_user\"} 1"
+        ),
+        "{metrics}"
+    );
     // Nothing reached the remote authorization server for alice's session, and the link is
     // spent: it is refused now, and alice's next request brings a new one.
     let (status, _, page) = Browser::new().get_text(&link).await;

@@ -15,7 +15,7 @@ use crate::identity::OidcAuthenticator;
 use crate::identity::oidc::sign_in_nonce;
 use crate::oauth::{AuthorizeRequest, ClientCredentials, PkcePair, authorization_url, check_iss};
 use crate::registry::ClientAuthMethod;
-use crate::store::{BindOutcome, BrowserBinding, ConsumeOutcome, FlowId};
+use crate::store::{BindOutcome, BrowserBinding, ConsumeOutcome, FlowId, PendingFlow};
 use crate::telemetry::short;
 use secrecy::ExposeSecret as _;
 use url::Url;
@@ -96,6 +96,25 @@ impl Manager {
             tracing::warn!(flow = %id.short(), "sign-in answer in a browser that did not start it; refused");
             return Err(CallbackError::OtherBrowser);
         }
+        let result = self
+            .sign_in_as_flow_user(&id, &flow, params, browser, oidc)
+            .await;
+        if let Err(e) = &result {
+            self.metrics
+                .flow_failed(&flow.server.to_string(), e.reason());
+        }
+        result
+    }
+
+    /// The rest of [`Self::complete_sign_in`], once the flow is known to be this browser's.
+    async fn sign_in_as_flow_user(
+        &self,
+        id: &FlowId,
+        flow: &PendingFlow,
+        params: CallbackParams,
+        browser: BrowserBinding,
+        oidc: &OidcAuthenticator,
+    ) -> Result<Url, CallbackError> {
         let verifier = flow
             .pkce_verifier
             .clone()
@@ -158,7 +177,7 @@ impl Manager {
             );
             // The link is out of its user's hands: drop the flow, so their next request gets
             // a fresh link rather than this one, now bound to someone else's browser.
-            match self.flows.consume(&id, browser).await {
+            match self.flows.consume(id, browser).await {
                 Ok(ConsumeOutcome::Consumed(flow)) => self.forget_pending(&flow),
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "could not drop the refused flow"),
