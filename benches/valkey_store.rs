@@ -376,6 +376,19 @@ struct Measure {
     cpu: CpuPerOp,
 }
 
+impl Measure {
+    /// A run of `latencies` (ns per operation) over `elapsed`.
+    fn of(mut latencies: Vec<u32>, elapsed: Duration, cpu: CpuPerOp) -> Self {
+        latencies.sort_unstable();
+        Self {
+            ops_per_sec: latencies.len() as f64 / elapsed.as_secs_f64(),
+            p50_us: percentile(&latencies, 50),
+            p99_us: percentile(&latencies, 99),
+            cpu,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Op {
     Get,
@@ -587,15 +600,9 @@ async fn measure_ours(
     total: usize,
 ) -> Result<Measure, BenchError> {
     let meter = CpuMeter::start(ctx.server_pid)?;
-    let (mut latencies, elapsed) = run_ours(store, &ctx.fixture, op, concurrency, total).await?;
+    let (latencies, elapsed) = run_ours(store, &ctx.fixture, op, concurrency, total).await?;
     let cpu = meter.stop(latencies.len(), false, ctx.tick)?;
-    latencies.sort_unstable();
-    Ok(Measure {
-        ops_per_sec: latencies.len() as f64 / elapsed.as_secs_f64(),
-        p50_us: percentile(&latencies, 50),
-        p99_us: percentile(&latencies, 99),
-        cpu,
-    })
+    Ok(Measure::of(latencies, elapsed, cpu))
 }
 
 /// One run of the ceiling reference: `op` over `concurrency` connections of the raw client.
@@ -607,15 +614,9 @@ async fn measure_raw(
     total: usize,
 ) -> Result<Measure, BenchError> {
     let meter = CpuMeter::start(ctx.server_pid)?;
-    let (mut latencies, elapsed) = raw_resp::run(spec, op, concurrency, total).await?;
+    let (latencies, elapsed) = raw_resp::run(spec, op, concurrency, total).await?;
     let cpu = meter.stop(latencies.len(), false, ctx.tick)?;
-    latencies.sort_unstable();
-    Ok(Measure {
-        ops_per_sec: latencies.len() as f64 / elapsed.as_secs_f64(),
-        p50_us: percentile(&latencies, 50),
-        p99_us: percentile(&latencies, 99),
-        cpu,
-    })
+    Ok(Measure::of(latencies, elapsed, cpu))
 }
 
 /// Stores over a fresh pool of `pool_size` connections, connected and warmed up.

@@ -162,21 +162,30 @@ impl OidcAuthenticator {
         self.jwks.fetches()
     }
 
-    /// The caller of a request bearing a valid token of this issuer.
-    pub async fn authenticate(
+    /// Checks `token` against `rules` with this issuer's keys: a cheap look first (algorithm,
+    /// issuer), then the key (refetching the JWKS for an unknown `kid`), signature and claims.
+    async fn verify(
         &self,
-        headers: &http::HeaderMap,
-    ) -> Result<Authenticated, IdentityError> {
-        let token = bearer_token(headers)?;
-        let peeked = token::peek(token, &self.rules.issuer, &self.rules.algorithms)
+        token: &str,
+        rules: &TokenRules,
+    ) -> Result<token::Verified, IdentityError> {
+        let peeked = token::peek(token, &rules.issuer, &rules.algorithms)
             .map_err(IdentityError::Rejected)?;
         let loaded = self.jwks.keys_for(peeked.kid.as_deref()).await?;
         let key = loaded
             .set
             .get(peeked.kid.as_deref())
             .ok_or(IdentityError::Rejected(TokenRejection::UnknownKey))?;
-        let verified =
-            token::verify(token, &peeked, key, &self.rules).map_err(IdentityError::Rejected)?;
+        token::verify(token, &peeked, key, rules).map_err(IdentityError::Rejected)
+    }
+
+    /// The caller of a request bearing a valid token of this issuer.
+    pub async fn authenticate(
+        &self,
+        headers: &http::HeaderMap,
+    ) -> Result<Authenticated, IdentityError> {
+        let token = bearer_token(headers)?;
+        let verified = self.verify(token, &self.rules).await?;
         Ok(Authenticated {
             caller: verified.caller,
             bearer: Some(SecretString::from(token.to_owned())),

@@ -7,7 +7,7 @@
 //! the `nonce` of this sign-in; nothing of it is stored or logged.
 
 use super::OidcAuthenticator;
-use super::token::{self, AudiencePolicy, TokenRules};
+use super::token::{AudiencePolicy, TokenRules};
 use crate::identity::{IdentityError, TokenRejection};
 use crate::oauth::metadata::{as_metadata_candidates, parse_issuer, validate_as_metadata};
 use crate::oauth::{AuthServerMetadata, AuthServerMetadataDocument};
@@ -127,15 +127,7 @@ impl OidcAuthenticator {
             leeway_secs: self.rules.leeway_secs,
             algorithms: self.rules.algorithms.clone(),
         };
-        let peeked = token::peek(id_token, &rules.issuer, &rules.algorithms)
-            .map_err(IdentityError::Rejected)?;
-        let loaded = self.jwks.keys_for(peeked.kid.as_deref()).await?;
-        let key = loaded
-            .set
-            .get(peeked.kid.as_deref())
-            .ok_or(IdentityError::Rejected(TokenRejection::UnknownKey))?;
-        let verified =
-            token::verify(id_token, &peeked, key, &rules).map_err(IdentityError::Rejected)?;
+        let verified = self.verify(id_token, &rules).await?;
         if verified.nonce.as_deref() != Some(nonce) {
             return Err(IdentityError::Rejected(TokenRejection::InvalidClaim(
                 "nonce",
