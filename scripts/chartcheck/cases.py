@@ -100,6 +100,8 @@ def _valkey(r: Rendered) -> None:
     d = r.one("Deployment")
     e = env(d)
     _check(e.get("MCPOAUTH_STORE") == "valkey", r, "store must be valkey")
+    _check(e.get("MCPOAUTH_IDENTITY") == "oidc", r, "the HA example identifies callers with oidc")
+    _check(e.get("MCPOAUTH_OIDC_CLIENT_ID") == "mcp-gateway-browser", r, "the HA example has browsers sign in")
     _check(e.get("MCPOAUTH_VALKEY_URL", "").startswith("rediss://"), r, "Valkey URL must be passed")
     _keys_from_api(r, "mcp-oauth-keys")
     mounts = {m["name"]: m["mountPath"] for m in container(d)["volumeMounts"]}
