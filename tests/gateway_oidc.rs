@@ -90,6 +90,15 @@ async fn two_users_never_see_each_others_tokens() {
         "alice still reaches the server as alice"
     );
 
+    // Without a sign-in client there are no sign-in answers to accept.
+    let stray = format!(
+        "{}/oauth/callback?state=signin.{}&code=x",
+        gw.base(),
+        "A".repeat(43)
+    );
+    let (status, _, page) = Browser::new().get_text(&stray).await;
+    assert_eq!(status, reqwest::StatusCode::BAD_REQUEST, "{page}");
+
     // A token the IdP did not sign (bob's, tampered) is refused before anything is proxied.
     let mut forged = bob.clone();
     forged.pop();
