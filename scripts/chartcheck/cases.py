@@ -115,6 +115,7 @@ def _valkey(r: Rendered) -> None:
     _check(volumes["valkey-password"]["secret"]["secretName"] == "valkey-auth", r, "password Secret name")
     _check(r.one("Ingress")["spec"]["rules"][0]["host"] == "mcp-gateway.example.com", r, "ingress host from publicUrl")
     _check("WARNING: store=memory" not in r.notes, r, "no memory-store warning with valkey")
+    _check("WARNING: identity.mode=oidc" not in r.notes, r, "no sign-in warning with a sign-in client")
 
 
 def _namespaced(r: Rendered) -> None:
@@ -226,6 +227,13 @@ def _bring_your_own(r: Rendered) -> None:
     _check("NOTE: crds.install=false" in r.notes, r, "NOTES must mention that CRDs are not installed")
 
 
+def _oidc_without_sign_in(r: Rendered) -> None:
+    e = env(r.one("Deployment"))
+    _check("MCPOAUTH_OIDC_CLIENT_ID" not in e, r, "no sign-in client unless configured")
+    _check("WARNING: identity.mode=oidc without identity.oidc.clientId" in r.notes, r, "NOTES must warn")
+    _check(f"{PUBLIC_URL}/oauth/callback" in r.notes, r, "NOTES must name the redirect URI to register")
+
+
 # --- the cases ----------------------------------------------------------------------------
 
 
@@ -260,6 +268,11 @@ def render_cases(root: Path) -> list[Case]:
             [_mounted_dev_key],
         ),
         Case("header-identity", {**base, "identity": {"mode": "header", "header": HEADERS}}, [_header]),
+        Case(
+            "oidc-without-sign-in",
+            {**base, "identity": {"mode": "oidc", "oidc": {"issuer": "https://idp.example.com", "audience": "gw"}}},
+            [_oidc_without_sign_in],
+        ),
         Case(
             "bring-your-own",
             {
