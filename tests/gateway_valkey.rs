@@ -1,7 +1,8 @@
 //! The gateway on the Valkey store, as operators run it: fail-closed start-up, readiness that
 //! follows Valkey, two replicas sharing one Valkey (a flow started on one completes on the
-//! other; one refresh for both; a dead lease holder delays a refresh by at most its lease),
-//! and key rotation with the `rotate-keys` command. Real Valkey, real IdP, real MCP server.
+//! other, a browser sign-in too; one refresh for both; a dead lease holder delays a refresh by
+//! at most its lease), and key rotation with the `rotate-keys` command. Real Valkey, real IdP,
+//! real MCP server.
 
 mod gateway_support;
 mod support;
@@ -485,4 +486,80 @@ async fn tls_to_valkey_with_the_configured_ca_and_not_without() {
         StatusCode::SERVICE_UNAVAILABLE,
         "an unknown CA is never trusted"
     );
+}
+
+/// Browser sign-in (`oidc` identity with `--oidc-client-id`) keeps nothing in the replica: a
+/// sign-in started on A is answered on B, which sends the browser on to the remote
+/// authorization server; the token that flow stores serves the user's calls on both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_sign_in_started_on_one_replica_completes_on_the_other() {
+    let valkey = Valkey::shared();
+    let idp = Idp::start(IdpOptions::default()).await;
+    let mcp = McpServer::start(idp.issuer()).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key_file = write(
+        dir.path(),
+        "ring",
+        &format!("primary: k1\nk1: {}\n", key_b64()),
+    );
+    let secret_file = write(
+        dir.path(),
+        "client-secret",
+        support::idp::CONFIDENTIAL_CLIENT_SECRET,
+    );
+    let prefix = random_prefix();
+    let url = valkey.url();
+    let mut flags = valkey_flags(&url, &prefix, &key_file);
+    flags.extend([
+        "--identity",
+        "oidc",
+        "--oidc-issuer",
+        idp.issuer(),
+        "--oidc-client-id",
+        support::idp::CONFIDENTIAL_CLIENT_ID,
+        "--oidc-client-secret-file",
+        &secret_file,
+    ]);
+    let a = Gateway::start_with(&flags).await;
+    let public = a.base();
+    flags.extend(["--public-url", &public]);
+    let b = Gateway::start_with(&flags).await;
+    for gw in [&a, &b] {
+        gw.register_oauth("echo", mcp.url());
+    }
+    let bearer = idp.user_access_token("alice", &a.mcp_url("echo")).await;
+
+    let (_, body) = call_whoami(&a.mcp_url("echo"), &bearer).await;
+    let link = body["result"]["structuredContent"]["auth_url"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a challenge: {body}"))
+        .to_owned();
+    let browser = Browser::new();
+    let sign_in = browser.login_at_idp(&link, "alice").await;
+    // The load balancer sends the sign-in answer to B.
+    let on_b = sign_in.as_str().replace(&a.base(), &b.base());
+    let onward = browser.get(&on_b).await;
+    assert_eq!(
+        onward.status(),
+        StatusCode::FOUND,
+        "B goes on after the sign-in"
+    );
+    let remote = onward.headers()[reqwest::header::LOCATION]
+        .to_str()
+        .expect("Location")
+        .to_owned();
+    let callback = browser.login_at_idp(&remote, "alice").await;
+    let (status, _, page) = browser.get_text(callback.as_str()).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+
+    for gw in [&a, &b] {
+        let (status, body) = call_whoami(&gw.mcp_url("echo"), &bearer).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            body["result"]["content"][0]["text"], "alice",
+            "alice reaches the server as alice: {body}"
+        );
+    }
+    a.shutdown().await;
+    b.shutdown().await;
 }
