@@ -390,12 +390,7 @@ async fn upstream_failures_become_json_rpc_errors_naming_the_server() {
             "{name} took too long"
         );
     }
-    let metrics = reqwest::get(gw.url("/metrics"))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = gw.metrics().await;
     assert!(
         metrics.contains(
             "mcpoauth_gateway_requests_total{server=\"default/slow\",outcome=\"upstream_timeout\"} 1"

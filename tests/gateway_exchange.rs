@@ -162,12 +162,7 @@ async fn exchange_reaches_the_server_as_the_user_and_is_cached_until_near_expiry
         ExchangeCounts { hits: 2, misses: 3 }
     );
 
-    let metrics = reqwest::get(gw.url("/metrics"))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("metrics body");
+    let metrics = gw.metrics().await;
     assert!(
         metrics
             .contains(r#"mcpoauth_token_exchanges_total{policy="default/idp-b",result="hit"} 2"#),

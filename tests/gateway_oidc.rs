@@ -7,7 +7,7 @@
 mod gateway_support;
 mod support;
 
-use gateway_support::Gateway;
+use gateway_support::{Gateway, location};
 use serde_json::{Value, json};
 use support::{Browser, Idp, IdpOptions, McpServer};
 
@@ -129,19 +129,6 @@ async fn gateway_with_sign_in(idp: &Idp, secret_dir: &std::path::Path, secret: &
     .await
 }
 
-/// `Location` of a redirect response.
-fn location(resp: &reqwest::Response) -> String {
-    assert!(
-        resp.status().is_redirection(),
-        "expected a redirect, got {}",
-        resp.status()
-    );
-    resp.headers()[reqwest::header::LOCATION]
-        .to_str()
-        .expect("ASCII Location")
-        .to_owned()
-}
-
 fn query_value(url: &url::Url, name: &str) -> Option<String> {
     url.query_pairs()
         .find(|(k, _)| k == name)
@@ -169,12 +156,7 @@ async fn with_a_sign_in_client_only_the_links_own_user_can_follow_it() {
     let (status, _, page) = bob.get_text(sign_in.as_str()).await;
     assert_eq!(status, reqwest::StatusCode::FORBIDDEN, "{page}");
     assert!(page.contains("different user"), "{page}");
-    let metrics = reqwest::get(gw.url("/metrics"))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("metrics text");
+    let metrics = gw.metrics().await;
     assert!(
         metrics.contains(
             "mcpoauth_flows_failed_total{server=\"default/whoami\",reason=\"other_user\"} 1"

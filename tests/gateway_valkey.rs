@@ -544,10 +544,7 @@ async fn a_browser_sign_in_started_on_one_replica_completes_on_the_other() {
         StatusCode::FOUND,
         "B goes on after the sign-in"
     );
-    let remote = onward.headers()[reqwest::header::LOCATION]
-        .to_str()
-        .expect("Location")
-        .to_owned();
+    let remote = location(&onward);
     let callback = browser.login_at_idp(&remote, "alice").await;
     let (status, _, page) = browser.get_text(callback.as_str()).await;
     assert_eq!(status, StatusCode::OK, "{page}");

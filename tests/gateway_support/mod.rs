@@ -113,6 +113,16 @@ impl Gateway {
         key
     }
 
+    /// The `/metrics` page (Prometheus text).
+    pub async fn metrics(&self) -> String {
+        reqwest::get(self.url("/metrics"))
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("metrics text")
+    }
+
     /// The gateway endpoint of `default/<name>`.
     pub fn mcp_url(&self, name: &str) -> String {
         self.url(&format!("/mcp/default/{name}"))
@@ -245,4 +255,17 @@ pub async fn call_whoami(url: &str, bearer: &str) -> (reqwest::StatusCode, serde
     let status = resp.status();
     let body = resp.json().await.expect("JSON body");
     (status, body)
+}
+
+/// The `Location` of a redirect response.
+pub fn location(resp: &reqwest::Response) -> String {
+    assert!(
+        resp.status().is_redirection(),
+        "expected a redirect, got {}",
+        resp.status()
+    );
+    resp.headers()[reqwest::header::LOCATION]
+        .to_str()
+        .expect("ASCII Location")
+        .to_owned()
 }
