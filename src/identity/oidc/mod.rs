@@ -82,8 +82,6 @@ pub struct OidcAuthenticator {
     jwks: jwks::JwksCache,
     scopes_supported: Vec<String>,
     sign_in: Option<sign_in::SignIn>,
-    client: OutboundClient,
-    allow_insecure_http: bool,
 }
 
 impl OidcAuthenticator {
@@ -143,9 +141,9 @@ impl OidcAuthenticator {
             },
             jwks,
             scopes_supported: cfg.scopes_supported,
-            sign_in: cfg.sign_in.map(sign_in::SignIn::new),
-            client,
-            allow_insecure_http: cfg.allow_insecure_http,
+            sign_in: cfg
+                .sign_in
+                .map(|c| sign_in::SignIn::new(c, client, cfg.allow_insecure_http)),
         })
     }
 

@@ -9,6 +9,7 @@
 use super::OidcAuthenticator;
 use super::token::{AudiencePolicy, TokenRules};
 use crate::identity::{IdentityError, TokenRejection};
+use crate::net::OutboundClient;
 use crate::oauth::metadata::{as_metadata_candidates, parse_issuer, validate_as_metadata};
 use crate::oauth::{AuthServerMetadata, AuthServerMetadataDocument};
 use base64::Engine as _;
@@ -40,14 +41,23 @@ impl fmt::Debug for SignInClient {
 #[derive(Debug)]
 pub(super) struct SignIn {
     client: SignInClient,
+    /// Fetches the issuer's metadata (the identity provider's client, as for its keys).
+    http: OutboundClient,
+    allow_insecure_http: bool,
     /// Loaded on the first sign-in; a failed load is retried by the next one.
     metadata: OnceCell<Arc<AuthServerMetadata>>,
 }
 
 impl SignIn {
-    pub(super) fn new(client: SignInClient) -> Self {
+    pub(super) fn new(
+        client: SignInClient,
+        http: OutboundClient,
+        allow_insecure_http: bool,
+    ) -> Self {
         Self {
             client,
+            http,
+            allow_insecure_http,
             metadata: OnceCell::new(),
         }
     }
@@ -83,12 +93,12 @@ impl OidcAuthenticator {
         sign_in
             .metadata
             .get_or_try_init(|| async {
-                let issuer = parse_issuer(&self.rules.issuer, self.allow_insecure_http)
+                let issuer = parse_issuer(&self.rules.issuer, sign_in.allow_insecure_http)
                     .map_err(|e| IdentityError::Unavailable(e.to_string()))?;
                 let mut last = String::from("no metadata document answered");
                 for url in as_metadata_candidates(&issuer) {
-                    let doc = match self
-                        .client
+                    let doc = match sign_in
+                        .http
                         .get_json::<AuthServerMetadataDocument>(&url)
                         .await
                     {
@@ -98,7 +108,11 @@ impl OidcAuthenticator {
                             continue;
                         }
                     };
-                    match validate_as_metadata(&self.rules.issuer, &doc, self.allow_insecure_http) {
+                    match validate_as_metadata(
+                        &self.rules.issuer,
+                        &doc,
+                        sign_in.allow_insecure_http,
+                    ) {
                         Ok(md) => return Ok(Arc::new(md)),
                         Err(e) => last = format!("{url}: {e}"),
                     }
