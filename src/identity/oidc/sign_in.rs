@@ -142,12 +142,32 @@ impl OidcAuthenticator {
             algorithms: self.rules.algorithms.clone(),
         };
         let verified = self.verify(id_token, &rules).await?;
+        check_azp(
+            &verified.audiences,
+            verified.azp.as_deref(),
+            &client.client_id,
+        )
+        .map_err(IdentityError::Rejected)?;
         if verified.nonce.as_deref() != Some(nonce) {
             return Err(IdentityError::Rejected(TokenRejection::InvalidClaim(
                 "nonce",
             )));
         }
         Ok(verified.caller.user)
+    }
+}
+
+/// OpenID Connect Core §3.1.3.7: an ID token for several audiences must name us as its
+/// authorized party (`azp`), and an `azp` that is present must be us.
+fn check_azp(
+    audiences: &[String],
+    azp: Option<&str>,
+    client_id: &str,
+) -> Result<(), TokenRejection> {
+    match azp {
+        Some(party) if party != client_id => Err(TokenRejection::InvalidClaim("azp")),
+        None if audiences.len() > 1 => Err(TokenRejection::InvalidClaim("azp")),
+        _ => Ok(()),
     }
 }
 
@@ -163,6 +183,19 @@ mod tests {
         assert_ne!(sign_in_nonce(&a), sign_in_nonce(&b));
         assert!(!sign_in_nonce(&a).contains("verifier"));
         assert_eq!(sign_in_nonce(&a).len(), 43, "base64url of 32 bytes");
+    }
+
+    #[test]
+    fn several_audiences_need_us_as_the_authorized_party() {
+        let one = vec!["gw".to_owned()];
+        let two = vec!["gw".to_owned(), "other".to_owned()];
+        assert_eq!(check_azp(&one, None, "gw"), Ok(()));
+        assert_eq!(check_azp(&one, Some("gw"), "gw"), Ok(()));
+        assert_eq!(check_azp(&two, Some("gw"), "gw"), Ok(()));
+        let refused = Err(TokenRejection::InvalidClaim("azp"));
+        assert_eq!(check_azp(&two, None, "gw"), refused);
+        assert_eq!(check_azp(&two, Some("other"), "gw"), refused);
+        assert_eq!(check_azp(&one, Some("other"), "gw"), refused);
     }
 
     #[test]

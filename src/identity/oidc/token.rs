@@ -164,6 +164,8 @@ struct Claims {
     aud: Option<OneOrMany>,
     /// OpenID Connect ID tokens only (browser sign-in).
     nonce: Option<String>,
+    /// OpenID Connect: the party the ID token was issued to.
+    azp: Option<String>,
 }
 
 /// A validated token's caller and audiences.
@@ -172,6 +174,7 @@ pub(crate) struct Verified {
     pub caller: Caller,
     pub audiences: Vec<String>,
     pub nonce: Option<String>,
+    pub azp: Option<String>,
 }
 
 /// Verifies signature and claims of `token` (already [`peek`]ed) with `key`.
@@ -208,6 +211,7 @@ pub(crate) fn verify(
         caller,
         audiences,
         nonce: claims.nonce,
+        azp: claims.azp,
     })
 }
 
