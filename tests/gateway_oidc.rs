@@ -7,7 +7,7 @@
 mod gateway_support;
 mod support;
 
-use gateway_support::{Gateway, location};
+use gateway_support::{Gateway, location, sign_in_flags};
 use serde_json::{Value, json};
 use support::{Browser, Idp, IdpOptions, McpServer};
 
@@ -114,19 +114,8 @@ async fn two_users_never_see_each_others_tokens() {
 async fn gateway_with_sign_in(idp: &Idp, secret_dir: &std::path::Path, secret: &str) -> Gateway {
     let secret_file = secret_dir.join("client-secret");
     std::fs::write(&secret_file, format!("{secret}\n")).expect("write the client secret file");
-    let secret = secret_file;
-    let secret = secret.to_str().expect("utf-8 temp path").to_owned();
-    Gateway::start_with(&[
-        "--identity",
-        "oidc",
-        "--oidc-issuer",
-        idp.issuer(),
-        "--oidc-client-id",
-        support::idp::CONFIDENTIAL_CLIENT_ID,
-        "--oidc-client-secret-file",
-        &secret,
-    ])
-    .await
+    let secret_file = secret_file.to_str().expect("utf-8 temp path");
+    Gateway::start_with(&sign_in_flags(idp.issuer(), secret_file)).await
 }
 
 fn query_value(url: &url::Url, name: &str) -> Option<String> {

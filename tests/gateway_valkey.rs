@@ -32,6 +32,11 @@ fn write(dir: &Path, name: &str, text: &str) -> String {
     p.to_str().expect("utf8 path").to_owned()
 }
 
+/// A one-key ring file (`primary: k1`, a random `k1`) in `dir`.
+fn key_ring_file(dir: &Path) -> String {
+    write(dir, "ring", &format!("primary: k1\nk1: {}\n", key_b64()))
+}
+
 fn valkey_flags<'a>(url: &'a str, prefix: &'a str, key_file: &'a str) -> Vec<&'a str> {
     vec![
         "--store",
@@ -158,11 +163,7 @@ async fn replicas(ttl: u64) -> Replicas {
     .await;
     let mcp = McpServer::start(idp.issuer()).await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let key_file = write(
-        dir.path(),
-        "ring",
-        &format!("primary: k1\nk1: {}\n", key_b64()),
-    );
+    let key_file = key_ring_file(dir.path());
     let prefix = random_prefix();
     let url = valkey.url();
     let mut flags = valkey_flags(&url, &prefix, &key_file);
@@ -497,11 +498,7 @@ async fn a_browser_sign_in_started_on_one_replica_completes_on_the_other() {
     let idp = Idp::start(IdpOptions::default()).await;
     let mcp = McpServer::start(idp.issuer()).await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let key_file = write(
-        dir.path(),
-        "ring",
-        &format!("primary: k1\nk1: {}\n", key_b64()),
-    );
+    let key_file = key_ring_file(dir.path());
     let secret_file = write(
         dir.path(),
         "client-secret",
@@ -510,16 +507,7 @@ async fn a_browser_sign_in_started_on_one_replica_completes_on_the_other() {
     let prefix = random_prefix();
     let url = valkey.url();
     let mut flags = valkey_flags(&url, &prefix, &key_file);
-    flags.extend([
-        "--identity",
-        "oidc",
-        "--oidc-issuer",
-        idp.issuer(),
-        "--oidc-client-id",
-        support::idp::CONFIDENTIAL_CLIENT_ID,
-        "--oidc-client-secret-file",
-        &secret_file,
-    ]);
+    flags.extend(sign_in_flags(idp.issuer(), &secret_file));
     let a = Gateway::start_with(&flags).await;
     let public = a.base();
     flags.extend(["--public-url", &public]);

@@ -160,16 +160,18 @@ mod tests {
         let file = dir.path().join("secret");
         std::fs::write(&file, "  s3cret\n").unwrap();
         let path = file.to_str().unwrap();
-        let argv = [
-            "run",
-            "--oidc-issuer",
-            issuer,
-            "--oidc-client-id",
-            "gw",
-            "--oidc-client-secret-file",
-            path,
-        ];
-        let confidential = build(&argv).unwrap();
+        let with_secret = |secret_file: &str| {
+            build(&[
+                "run",
+                "--oidc-issuer",
+                issuer,
+                "--oidc-client-id",
+                "gw",
+                "--oidc-client-secret-file",
+                secret_file,
+            ])
+        };
+        let confidential = with_secret(path).unwrap();
         let client = confidential
             .sign_in()
             .and_then(|o| o.sign_in_client())
@@ -182,22 +184,13 @@ mod tests {
         );
 
         std::fs::write(&file, "\n").unwrap();
-        let err = build(&argv).unwrap_err();
+        let err = with_secret(path).unwrap_err();
         assert!(
             matches!(&err, ConfigError::SignInClient(m) if m.contains("empty")),
             "{err}"
         );
         let missing = dir.path().join("absent");
-        let argv_missing = [
-            "run",
-            "--oidc-issuer",
-            issuer,
-            "--oidc-client-id",
-            "gw",
-            "--oidc-client-secret-file",
-            missing.to_str().unwrap(),
-        ];
-        let err = build(&argv_missing).unwrap_err();
+        let err = with_secret(missing.to_str().unwrap()).unwrap_err();
         assert!(
             matches!(&err, ConfigError::SignInClient(m) if m.contains("cannot read")),
             "{err}"

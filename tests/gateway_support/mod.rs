@@ -269,3 +269,18 @@ pub fn location(resp: &reqwest::Response) -> String {
         .expect("ASCII Location")
         .to_owned()
 }
+
+/// Flags of `oidc` identity at `issuer` whose browsers sign in with the test IdP's confidential
+/// client (its secret in `secret_file`) before following a sign-in link.
+pub fn sign_in_flags<'a>(issuer: &'a str, secret_file: &'a str) -> Vec<&'a str> {
+    vec![
+        "--identity",
+        "oidc",
+        "--oidc-issuer",
+        issuer,
+        "--oidc-client-id",
+        crate::support::idp::CONFIDENTIAL_CLIENT_ID,
+        "--oidc-client-secret-file",
+        secret_file,
+    ]
+}
