@@ -1,4 +1,4 @@
-//! Throughput of the in-memory token store on the request path: `get` (hit), `get_by_issuer`,
+//! Throughput of the in-memory token store on the request path: `get` (hit), `get_bound`,
 //! `put`, and a 90 % get / 10 % put mix, at 1, 2, 4 and 8 threads, on a store pre-filled with
 //! 10,000 sessions × 2 issuers.
 //!
@@ -12,7 +12,7 @@
 use divan::Bencher;
 use futures::executor::block_on;
 use mcp_oauth_operator::store::memory::MemoryTokenStore;
-use mcp_oauth_operator::store::{TokenKey, TokenRecord, TokenStore};
+use mcp_oauth_operator::store::{TokenBinding, TokenKey, TokenRecord, TokenStore};
 use secrecy::SecretString;
 use std::cell::Cell;
 use std::hash::BuildHasher as _;
@@ -25,7 +25,7 @@ const ISSUERS: [&str; 2] = [
 ];
 const THREADS: &[usize] = &[1, 2, 4, 8];
 const HOT_KEYS: usize = 64;
-/// Far in the future, so `get_by_issuer` never skips an entry.
+/// Far in the future, so `get_bound` never skips an entry.
 const EXPIRES_AT: u64 = 4_000_000_000;
 
 fn main() {
@@ -45,7 +45,8 @@ static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
         // Session ids shaped like the real ones (opaque, ~32 characters).
         let session = format!("sess-{s:08x}-5f2c9a1e7b3d4c6f");
         for issuer in ISSUERS {
-            let key = TokenKey::new(session.clone(), issuer, "files:read offline_access");
+            let binding = TokenBinding::new(issuer, "team-a", "https://mcp.example.com/mcp");
+            let key = TokenKey::new(session.clone(), binding, "files:read offline_access");
             block_on(store.put(&key, record(issuer, s))).unwrap_or_else(|e| panic!("{e}"));
             keys.push(key);
         }
@@ -119,11 +120,11 @@ fn get_hit_sync(bencher: Bencher) {
 }
 
 #[divan::bench(threads = THREADS, sample_count = 100, sample_size = 1000, max_time = 2)]
-fn get_by_issuer(bencher: Bencher) {
+fn get_bound(bencher: Bencher) {
     let f = &*FIXTURE;
     bencher.bench(|| {
         let key = random_key(f);
-        block_on(f.store.get_by_issuer(&key.session, &key.issuer))
+        block_on(f.store.get_bound(&key.session, &key.binding))
     });
 }
 
@@ -135,7 +136,7 @@ fn put(bencher: Bencher) {
     bencher
         .with_inputs(|| {
             let i = random_below(f.keys.len());
-            (i, record(&f.keys[i].issuer, session_of(i)))
+            (i, record(f.keys[i].issuer(), session_of(i)))
         })
         .bench_values(|(i, rec)| block_on(f.store.put(&f.keys[i], rec)));
 }
@@ -147,7 +148,7 @@ fn mixed_90_get_10_put(bencher: Bencher) {
     bencher
         .with_inputs(|| {
             let i = random_below(f.keys.len());
-            let write = (random_below(10) == 0).then(|| record(&f.keys[i].issuer, session_of(i)));
+            let write = (random_below(10) == 0).then(|| record(f.keys[i].issuer(), session_of(i)));
             (i, write)
         })
         .bench_values(|(i, write)| match write {

@@ -1,4 +1,4 @@
-//! Throughput and latency of the Valkey token store (`get`, `put`, `get_by_issuer`) at 1, 8 and
+//! Throughput and latency of the Valkey token store (`get`, `put`, `get_bound`) at 1, 8 and
 //! 64 concurrent callers, next to `valkey-benchmark` on the same server in the same run, plus
 //! the cost of encryption (plaintext vs encrypted codec, and `KeyRing::encrypt`/`decrypt` alone).
 //!
@@ -14,7 +14,7 @@
 //!   `__rand_int__` (12 digits) addresses exactly our hashes and fields.
 //! * References: `HGET` (for `get`), `HSET` of a value as large as our sealed one (for `put`),
 //!   and, as "same server work" references, `HGETALL` of our session hashes (what
-//!   `get_by_issuer` sends) and `EVALSHA` of a script doing what our put script does.
+//!   `get_bound` sends) and `EVALSHA` of a script doing what our put script does.
 //! * Ours: C tokio tasks share one store; each does a fixed number of operations on random
 //!   keys, timing each call. Pool sizes 1, 2, 4 and 8 are tried first (three runs each, the
 //!   median decides); the best is used for the measured rounds and reported.
@@ -30,7 +30,7 @@
 //! Run: `cargo bench --bench valkey_store` (or `scripts/bench-valkey.sh`). Environment:
 //! `VALKEY_BENCH_RUNTIME=current|multi` (tokio runtime, default `current`: one thread, as the
 //! process gets one CPU), `VALKEY_BENCH_NO_PIN=1` (no CPU pinning),
-//! `VALKEY_BENCH_ONLY=<get|put|get_by_issuer>:<callers>:<pool size>` (only that, for a profiler).
+//! `VALKEY_BENCH_ONLY=<get|put|get_bound>:<callers>:<pool size>` (only that, for a profiler).
 //!
 //! `cargo test --benches` and `cargo nextest run --all-targets` also build and start this binary;
 //! without cargo bench's `--bench` argument it lists no tests and exits at once.
@@ -43,7 +43,7 @@ use fred::prelude::*;
 use fred::types::Key;
 use mcp_oauth_operator::crypto::{KeyRing, aad};
 use mcp_oauth_operator::store::valkey::{Codec, ValkeyConfig, ValkeyStores, ValkeyTokenStore};
-use mcp_oauth_operator::store::{StoreError, TokenKey, TokenRecord, TokenStore};
+use mcp_oauth_operator::store::{StoreError, TokenBinding, TokenKey, TokenRecord, TokenStore};
 use raw_resp::{RawError, RawOp};
 use secrecy::SecretString;
 use std::collections::HashMap;
@@ -60,7 +60,7 @@ const ISSUERS: [&str; 2] = [
     "https://login.example.org/tenant",
 ];
 const SCOPE: &str = "files:read offline_access";
-/// Far in the future, so `get_by_issuer` never skips an entry.
+/// Far in the future, so `get_bound` never skips an entry.
 const EXPIRES_AT: u64 = 4_000_000_000;
 const CONCURRENCY: [usize; 3] = [1, 8, 64];
 const POOL_SIZES: [usize; 4] = [1, 2, 4, 8];
@@ -122,6 +122,12 @@ enum BenchError {
 
 fn io(what: &'static str) -> impl FnOnce(std::io::Error) -> BenchError {
     move |source| BenchError::Io { what, source }
+}
+
+/// The store's hash field of `key` (see `store::valkey` layout docs).
+fn field_of(key: &TokenKey) -> String {
+    let b = &key.binding;
+    format!("@{}|{}|{}|{}", b.issuer, b.namespace, b.resource, key.scope)
 }
 
 fn main() -> ExitCode {
@@ -393,17 +399,17 @@ impl Measure {
 enum Op {
     Get,
     Put,
-    GetByIssuer,
+    GetBound,
 }
 
 impl Op {
-    const ALL: [Op; 3] = [Op::Get, Op::Put, Op::GetByIssuer];
+    const ALL: [Op; 3] = [Op::Get, Op::Put, Op::GetBound];
 
     fn name(self) -> &'static str {
         match self {
             Op::Get => "get",
             Op::Put => "put",
-            Op::GetByIssuer => "get_by_issuer",
+            Op::GetBound => "get_bound",
         }
     }
 }
@@ -432,7 +438,8 @@ impl Fixture {
         let mut records = Vec::with_capacity(SESSIONS * ISSUERS.len());
         for s in 0..SESSIONS {
             for issuer in ISSUERS {
-                keys.push(TokenKey::new(session_id(s), issuer, SCOPE));
+                let binding = TokenBinding::new(issuer, "team-a", "https://mcp.example.com/mcp");
+                keys.push(TokenKey::new(session_id(s), binding, SCOPE));
                 records.push(record(issuer, s));
             }
         }
@@ -509,13 +516,11 @@ impl Target {
                 let ns = at.elapsed();
                 found.map(|_| ns).ok_or(BenchError::Missing("get"))
             }
-            (Target::Store(store), Op::GetByIssuer) => {
+            (Target::Store(store), Op::GetBound) => {
                 let at = Instant::now();
-                let found = store.get_by_issuer(&key.session, &key.issuer).await?;
+                let found = store.get_bound(&key.session, &key.binding).await?;
                 let ns = at.elapsed();
-                found
-                    .map(|_| ns)
-                    .ok_or(BenchError::Missing("get_by_issuer"))
+                found.map(|_| ns).ok_or(BenchError::Missing("get_bound"))
             }
             (Target::Store(store), Op::Put) => {
                 let record = fixture.records[i].clone();
@@ -526,12 +531,12 @@ impl Target {
             (Target::Fred(fred), Op::Get) => {
                 let at = Instant::now();
                 let hash = format!("{ENC_PREFIX}oauth:token:{}", key.session);
-                let field = format!("{}|{}", key.issuer, key.scope);
+                let field = field_of(key);
                 let found: Option<Bytes> = fred.pool.hget(hash, field).await?;
                 let ns = at.elapsed();
                 found.map(|_| ns).ok_or(BenchError::Missing("HGET"))
             }
-            (Target::Fred(fred), Op::GetByIssuer) => {
+            (Target::Fred(fred), Op::GetBound) => {
                 let at = Instant::now();
                 let hash = format!("{ENC_PREFIX}oauth:token:{}", key.session);
                 let found: HashMap<Bytes, Bytes> = fred.pool.hgetall(hash).await?;
@@ -547,7 +552,7 @@ impl Target {
                     format!("fred:oauth:user:{}", fixture.records[i].user).into(),
                 ];
                 let args = vec![
-                    Value::from(format!("{}|{}", key.issuer, key.scope)),
+                    Value::from(field_of(key)),
                     Value::Bytes(fred.value.clone()),
                     Value::from(SESSION_TTL_MS),
                     Value::from(key.session.as_str()),
@@ -747,7 +752,7 @@ struct Ctx {
 enum Reference {
     /// Our `get`'s one command.
     Hget,
-    /// What `get_by_issuer` sends: the whole session hash.
+    /// What `get_bound` sends: the whole session hash.
     Hgetall,
     /// One field written, value as large as our sealed one.
     Hset,
@@ -989,7 +994,7 @@ async fn bench(
         for c in CONCURRENCY {
             for (op, reference) in [
                 (Some(Op::Get), Reference::Hget),
-                (Some(Op::GetByIssuer), Reference::Hgetall),
+                (Some(Op::GetBound), Reference::Hgetall),
                 (Some(Op::Put), Reference::Hset),
                 (None, Reference::PutScript),
             ] {
@@ -1024,7 +1029,7 @@ async fn bench(
     Ok(render(&setup, &results, &micro))
 }
 
-/// `VALKEY_BENCH_ONLY=<get|put|get_by_issuer>:<callers>:<pool size>`: only that operation,
+/// `VALKEY_BENCH_ONLY=<get|put|get_bound>:<callers>:<pool size>`: only that operation,
 /// encrypted, five times, for a profiler (`perf record -p`, `strace -c -p`).
 struct Only {
     op: Op,
@@ -1046,7 +1051,7 @@ impl Only {
         let op = match parts.next() {
             Some("get") => Op::Get,
             Some("put") => Op::Put,
-            Some("get_by_issuer") => Op::GetByIssuer,
+            Some("get_bound") => Op::GetBound,
             _ => return Err(bad()),
         };
         let mut number = || {
@@ -1275,7 +1280,7 @@ fn render(setup: &Setup, results: &Results, micro: &Micro) -> String {
         let (main, same_work) = match op {
             Op::Get => (Reference::Hget, None),
             Op::Put => (Reference::Hset, Some(Reference::PutScript)),
-            Op::GetByIssuer => (Reference::Hget, Some(Reference::Hgetall)),
+            Op::GetBound => (Reference::Hget, Some(Reference::Hgetall)),
         };
         let r = main.name();
         let _ = writeln!(s, "#### `{}` (encrypted)\n", op.name());
@@ -1339,7 +1344,7 @@ fn render(setup: &Setup, results: &Results, micro: &Micro) -> String {
         for op in Op::ALL {
             let reference = match op {
                 Op::Get => Reference::Hget,
-                Op::GetByIssuer => Reference::Hgetall,
+                Op::GetBound => Reference::Hgetall,
                 Op::Put => Reference::PutScript,
             };
             let vb = runs(Series::Reference(reference), c);

@@ -77,7 +77,7 @@ async fn alice_token(w: &World, server: &ServerKey) -> AccessToken {
 async fn stored(w: &World) -> (TokenKey, TokenRecord) {
     w.gw.manager()
         .token_store()
-        .get_by_issuer(&alice().session, w.idp.issuer())
+        .only_token_from(&alice().session, w.idp.issuer())
         .await
         .expect("store")
         .expect("a stored token")
@@ -140,7 +140,7 @@ async fn cimd_client_flow_stores_a_token_the_remote_server_accepts() {
     );
 
     let token = alice_token(&w, &server).await;
-    assert_eq!(token.issuer, w.idp.issuer());
+    assert_eq!(token.issuer(), w.idp.issuer());
     let claims = support::jwt_payload(token.value.expose_secret());
     assert_eq!(
         claims["aud"],
@@ -658,12 +658,7 @@ async fn tokens_can_be_deleted_by_session_user_and_issuer() {
     let (_, status, _) = run_flow(&w, &server, "alice").await;
     assert_eq!(status, StatusCode::OK);
     let m = w.gw.manager();
-    assert!(
-        m.get_token_by_issuer(&alice().session, w.idp.issuer())
-            .await
-            .expect("get")
-            .is_some()
-    );
+    assert!(m.get_token(&server, &alice()).await.expect("get").is_some());
     assert_eq!(
         m.delete_tokens_by_issuer(&alice().session, "http://other")
             .await

@@ -429,7 +429,7 @@ async fn login(w: &World, login: &str) {
 async fn stored(w: &World) -> Option<(mcp_oauth_operator::store::TokenKey, TokenRecord)> {
     w.gw.manager()
         .token_store()
-        .get_by_issuer(&Caller::anonymous().session, w.idp.issuer())
+        .only_token_from(&Caller::anonymous().session, w.idp.issuer())
         .await
         .expect("store")
 }
@@ -690,7 +690,7 @@ async fn insufficient_scope_starts_a_step_up_with_the_union_of_scopes() {
     let (key, _) = gw
         .manager()
         .token_store()
-        .get_by_issuer(&Caller::anonymous().session, idp.issuer())
+        .only_token_from(&Caller::anonymous().session, idp.issuer())
         .await
         .expect("store")
         .expect("token");

@@ -262,7 +262,7 @@ async fn a_dead_lease_holder_delays_a_refresh_by_at_most_its_lease() {
     let (key, _) =
         r.a.manager()
             .token_store()
-            .get_by_issuer(&alice().session, r.idp.issuer())
+            .only_token_from(&alice().session, r.idp.issuer())
             .await
             .expect("store")
             .expect("token");

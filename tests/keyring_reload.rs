@@ -15,7 +15,7 @@ use mcp_oauth_operator::cli::{Cli, Command, ServerArgs};
 use mcp_oauth_operator::controller::{ControllerConfig, KubeSource, Leadership};
 use mcp_oauth_operator::crypto::envelope_key_id;
 use mcp_oauth_operator::serve::{self, Registrations, RunningServer};
-use mcp_oauth_operator::store::{TokenKey, TokenRecord};
+use mcp_oauth_operator::store::{TokenBinding, TokenKey, TokenRecord};
 use rand::RngCore as _;
 use secrecy::{ExposeSecret as _, SecretString};
 use std::collections::BTreeMap;
@@ -91,7 +91,11 @@ fn record(access: &str) -> TokenRecord {
 }
 
 fn token_key(session: &str) -> TokenKey {
-    TokenKey::new(session, "https://idp.example", "")
+    TokenKey::new(
+        session,
+        TokenBinding::new("https://idp.example", "default", "https://mcp.example/mcp"),
+        "",
+    )
 }
 
 /// The gateway under test with its raw view of Valkey.

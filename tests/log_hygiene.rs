@@ -84,7 +84,7 @@ async fn no_secret_appears_in_the_logs_of_a_full_flow_and_refresh() {
     let (_, first) = gw
         .manager()
         .token_store()
-        .get_by_issuer(&caller.session, idp.issuer())
+        .only_token_from(&caller.session, idp.issuer())
         .await
         .expect("store")
         .expect("token");
@@ -98,7 +98,7 @@ async fn no_secret_appears_in_the_logs_of_a_full_flow_and_refresh() {
     let (_, second) = gw
         .manager()
         .token_store()
-        .get_by_issuer(&caller.session, idp.issuer())
+        .only_token_from(&caller.session, idp.issuer())
         .await
         .expect("store")
         .expect("token");

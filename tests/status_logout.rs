@@ -515,7 +515,7 @@ async fn python_sdk_server_works_as_an_oauth_upstream() {
         .await
         .expect("get_token")
         .expect("a token after the login");
-    assert_eq!(token.issuer, idp.issuer());
+    assert_eq!(token.issuer(), idp.issuer());
     let value = token.value.expose_secret();
     assert_eq!(whoami(py.url(), value).await, "alice");
     assert_eq!(

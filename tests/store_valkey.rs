@@ -17,7 +17,7 @@ use mcp_oauth_operator::store::valkey::{
 };
 use mcp_oauth_operator::store::{
     BindOutcome, BrowserBinding, ConsumeOutcome, FLOW_TTL_SECS, FlowId, FlowStore, LockToken,
-    PendingFlow, RefreshLock, StoreError, TokenKey, TokenRecord, TokenStore,
+    PendingFlow, RefreshLock, StoreError, TokenBinding, TokenKey, TokenRecord, TokenStore,
 };
 use mcp_oauth_operator::time::unix_now;
 use secrecy::{ExposeSecret as _, SecretString};
@@ -27,6 +27,22 @@ use support::valkey::{Valkey, ValkeyCluster, random_prefix};
 const K1: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 const K2: &str = "ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA=";
 const ISSUER: &str = "https://idp.example.com";
+const NAMESPACE: &str = "team-a";
+const RESOURCE: &str = "https://mcp.example.com/mcp";
+
+/// A key of `issuer`'s token for the tests' one namespace and resource.
+fn tkey(session: impl Into<String>, issuer: impl Into<String>, scope: &str) -> TokenKey {
+    TokenKey::new(
+        session,
+        TokenBinding::new(issuer, NAMESPACE, RESOURCE),
+        scope,
+    )
+}
+
+/// The documented hash field of [`tkey`]`(_, ISSUER, scope)`.
+fn field_of(scope: &str) -> String {
+    format!("@{ISSUER}|{NAMESPACE}|{RESOURCE}|{scope}")
+}
 const TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 
 fn ring(text: &str) -> KeyRing {
@@ -98,6 +114,7 @@ fn flow(session: &str, user: &str) -> PendingFlow {
         server: ServerKey::new("team-a", "github"),
         issuer: ISSUER.into(),
         scopes: vec!["files:read".into()],
+        token_resource: RESOURCE.into(),
         resource: Some("https://mcp.example.com/mcp".into()),
         created_at: now,
         expires_at: now + FLOW_TTL_SECS,
@@ -177,7 +194,7 @@ async fn store_secrets(codec: Codec) -> (String, Vec<&'static str>) {
         TTL,
         codec,
     );
-    let key = TokenKey::new("session-plain-7781", ISSUER, "files:read");
+    let key = tkey("session-plain-7781", ISSUER, "files:read");
     let rec = record(
         "user-plain-5523",
         "access-plain-9910",
@@ -257,9 +274,9 @@ async fn a_moved_value_does_not_decrypt() {
     let client = client_for(Valkey::shared()).await;
     let s = ValkeyStores::new(client, prefix.clone(), TTL, encrypted());
     let raw = Valkey::shared().raw().await;
-    let a = TokenKey::new("s1", ISSUER, "a");
-    let b = TokenKey::new("s2", ISSUER, "a");
-    let c = TokenKey::new("s1", ISSUER, "c");
+    let a = tkey("s1", ISSUER, "a");
+    let b = tkey("s2", ISSUER, "a");
+    let c = tkey("s1", ISSUER, "c");
     ok(
         s.tokens.put(&a, record("alice", "token-a", None)).await,
         "put",
@@ -269,17 +286,13 @@ async fn a_moved_value_does_not_decrypt() {
         "put",
     );
     let value_a = raw
-        .hget(&format!("{prefix}oauth:token:s1"), &format!("{ISSUER}|a"))
+        .hget(&format!("{prefix}oauth:token:s1"), &field_of("a"))
         .await
         .unwrap_or_else(|| panic!("raw entry of s1 not found at the documented key and field"));
 
     // Into another session, same field.
-    raw.hset(
-        &format!("{prefix}oauth:token:s2"),
-        &format!("{ISSUER}|a"),
-        &value_a,
-    )
-    .await;
+    raw.hset(&format!("{prefix}oauth:token:s2"), &field_of("a"), &value_a)
+        .await;
     match s.tokens.get(&b).await {
         Err(StoreError::Decrypt(msg)) => {
             assert!(msg.contains("authentication"), "{msg}");
@@ -288,12 +301,8 @@ async fn a_moved_value_does_not_decrypt() {
         other => panic!("value moved to another session: {other:?}"),
     }
     // Into another field of the same session.
-    raw.hset(
-        &format!("{prefix}oauth:token:s1"),
-        &format!("{ISSUER}|c"),
-        &value_a,
-    )
-    .await;
+    raw.hset(&format!("{prefix}oauth:token:s1"), &field_of("c"), &value_a)
+        .await;
     assert!(matches!(
         s.tokens.get(&c).await,
         Err(StoreError::Decrypt(_))
@@ -336,7 +345,7 @@ async fn malformed_values_give_clear_errors() {
     let s = ValkeyStores::new(client, prefix.clone(), TTL, encrypted());
     let raw = Valkey::shared().raw().await;
     let hash = format!("{prefix}oauth:token:s");
-    let good = TokenKey::new("s", ISSUER, "good");
+    let good = tkey("s", ISSUER, "good");
     ok(
         s.tokens
             .put(&good, record("alice", "good-token", None))
@@ -344,11 +353,11 @@ async fn malformed_values_give_clear_errors() {
         "put",
     );
     let valid = raw
-        .hget(&hash, &format!("{ISSUER}|good"))
+        .hget(&hash, &field_of("good"))
         .await
         .unwrap_or_else(|| panic!("stored entry"));
 
-    let field = |scope: &str| format!("{ISSUER}|{scope}");
+    let field = |scope: &str| field_of(scope);
     let aad_of = |scope: &str| aad(hash.as_bytes(), Some(field(scope).as_bytes()));
     let mut wrong_version = valid.clone();
     wrong_version[0] = 0x02;
@@ -388,7 +397,7 @@ async fn malformed_values_give_clear_errors() {
     ];
     for (scope, bytes, kind, needle) in &cases {
         raw.hset(&hash, &field(scope), bytes).await;
-        let got = s.tokens.get(&TokenKey::new("s", ISSUER, *scope)).await;
+        let got = s.tokens.get(&tkey("s", ISSUER, scope)).await;
         let msg = match (&got, *kind) {
             (Err(StoreError::Decrypt(m)), "decrypt") | (Err(StoreError::Corrupt(m)), "corrupt") => {
                 m
@@ -408,7 +417,8 @@ async fn malformed_values_give_clear_errors() {
     // Reads of many entries skip the bad ones and still return the good one.
     let all = ok(s.tokens.all_for_session("s").await, "all_for_session");
     assert_eq!(all.len(), 1);
-    let picked = ok(s.tokens.get_by_issuer("s", ISSUER).await, "get_by_issuer");
+    let binding = TokenBinding::new(ISSUER, NAMESPACE, RESOURCE);
+    let picked = ok(s.tokens.get_bound("s", &binding).await, "get_bound");
     assert_eq!(picked.map(|(k, _)| k.scope).as_deref(), Some("good"));
     let stats = s.stats().snapshot();
     assert!(
@@ -445,8 +455,7 @@ async fn rotating_10000_tokens_loses_none() {
     let old = ValkeyStores::new(client.clone(), prefix, TTL, Codec::Encrypted(ring_k1()));
     let keys: Vec<TokenKey> = (0..SESSIONS)
         .flat_map(|s| {
-            (0..PER_SESSION)
-                .map(move |i| TokenKey::new(format!("s{s}"), format!("https://idp{i}"), ""))
+            (0..PER_SESSION).map(move |i| tkey(format!("s{s}"), format!("https://idp{i}"), ""))
         })
         .collect();
     let tokens = &old.tokens;
@@ -456,7 +465,7 @@ async fn rotating_10000_tokens_loses_none() {
                 tokens
                     .put(
                         k,
-                        record("alice", &format!("{}|{}", k.session, k.issuer), None),
+                        record("alice", &format!("{}|{}", k.session, k.issuer()), None),
                     )
                     .await,
                 "put",
@@ -540,7 +549,7 @@ async fn rotating_10000_tokens_loses_none() {
         for (k, r) in &all {
             assert_eq!(
                 access(r),
-                format!("{}|{}", k.session, k.issuer),
+                format!("{}|{}", k.session, k.issuer()),
                 "value of {k:?}"
             );
         }
@@ -574,7 +583,7 @@ async fn sweep_reports_values_whose_key_is_gone() {
     );
     ok(
         old.tokens
-            .put(&TokenKey::new("s", ISSUER, ""), record("a", "t", None))
+            .put(&tkey("s", ISSUER, ""), record("a", "t", None))
             .await,
         "put",
     );
@@ -582,7 +591,7 @@ async fn sweep_reports_values_whose_key_is_gone() {
     let report = ok(new.rotate_all(&ring_k2(), |_| {}).await, "rotate_all");
     assert_eq!(report.failed_by_key_id.get("k1"), Some(&1), "{report:?}");
     assert_eq!(report.rewrapped, 0);
-    match new.tokens.get(&TokenKey::new("s", ISSUER, "")).await {
+    match new.tokens.get(&tkey("s", ISSUER, "")).await {
         Err(StoreError::Decrypt(msg)) => assert!(msg.contains("\"k1\""), "{msg}"),
         other => panic!("expected a decrypt error naming k1: {other:?}"),
     }
@@ -601,7 +610,7 @@ async fn tls_with_the_ca_file_works_and_without_it_is_refused() {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     wait_ready(&s, Duration::from_secs(10)).await;
-    let key = TokenKey::new("s", ISSUER, "");
+    let key = tkey("s", ISSUER, "");
     ok(
         s.tokens.put(&key, record("alice", "over-tls", None)).await,
         "put over TLS",
@@ -673,7 +682,7 @@ async fn a_restart_fails_one_operation_then_recovers() {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     wait_ready(&s, Duration::from_secs(5)).await;
-    let key = TokenKey::new("s", ISSUER, "");
+    let key = tkey("s", ISSUER, "");
     ok(
         s.tokens.put(&key, record("alice", "before", None)).await,
         "put before",
@@ -773,7 +782,7 @@ async fn two_replicas_share_flows_and_tokens() {
         ok(b.flows.consume(&id, browser).await, "replay"),
         ConsumeOutcome::NotFound
     ));
-    let key = TokenKey::new("s", ISSUER, "");
+    let key = tkey("s", ISSUER, "");
     ok(
         a.tokens.put(&key, record("alice", "shared", None)).await,
         "put on A",
@@ -792,7 +801,7 @@ async fn refresh_lock_has_one_holder_and_a_lease() {
         encrypted(),
     );
     let b = ValkeyStores::new(client_for(Valkey::shared()).await, prefix, TTL, encrypted());
-    let key = TokenKey::new("s", ISSUER, "scope");
+    let key = tkey("s", ISSUER, "scope");
     let lease = Duration::from_secs(30);
     let held = ok(a.lock.try_acquire(&key, lease).await, "acquire A")
         .unwrap_or_else(|| panic!("first acquirer must win"));
@@ -810,7 +819,7 @@ async fn refresh_lock_has_one_holder_and_a_lease() {
         ok(b.lock.try_acquire(&key, lease).await, "acquire B").is_none(),
         "release with the wrong token must be a no-op"
     );
-    let other = TokenKey::new("s", ISSUER, "other");
+    let other = tkey("s", ISSUER, "other");
     assert!(
         ok(b.lock.try_acquire(&other, lease).await, "other key").is_some(),
         "locks are per key"
@@ -844,8 +853,8 @@ async fn user_index_cannot_collide_with_a_session() {
         TTL,
         encrypted(),
     );
-    let odd = TokenKey::new("user:alice", ISSUER, "");
-    let mine = TokenKey::new("s1", ISSUER, "");
+    let odd = tkey("user:alice", ISSUER, "");
+    let mine = tkey("s1", ISSUER, "");
     ok(
         s.tokens.put(&odd, record("bob", "bob-token", None)).await,
         "put",
@@ -896,15 +905,19 @@ async fn keys_expire_as_documented() {
         TTL,
         encrypted(),
     );
-    let key = TokenKey::new("s|1", "https://idp|pipe", "a|b");
+    let key = TokenKey::new(
+        "s|1",
+        TokenBinding::new("https://idp|pipe", "ns|x", "https://mcp|%"),
+        "a|b",
+    );
     ok(s.tokens.put(&key, record("alice", "t", None)).await, "put");
     let raw = Valkey::shared().raw().await;
     let hash = format!("{prefix}oauth:token:s|1");
     let fields: Vec<String> = raw.hgetall(&hash).await.into_keys().collect();
     assert_eq!(
         fields,
-        vec!["https://idp%7Cpipe|a|b".to_owned()],
-        "escaped issuer field"
+        vec!["@https://idp%7Cpipe|ns%7Cx|https://mcp%7C%25|a|b".to_owned()],
+        "escaped binding field"
     );
     let ttl_ms = TTL.as_millis() as i64;
     for k in [hash, format!("{prefix}oauth:user:alice")] {
@@ -973,7 +986,7 @@ async fn cluster_lock_count_and_rotation() {
     let client = cluster_stores().await.client().clone();
     let prefix = random_prefix();
     let s = ValkeyStores::new(client.clone(), prefix.clone(), TTL, encrypted());
-    let key = TokenKey::new("s", ISSUER, "");
+    let key = tkey("s", ISSUER, "");
     let held = ok(
         s.lock.try_acquire(&key, Duration::from_secs(5)).await,
         "acquire",
@@ -988,7 +1001,7 @@ async fn cluster_lock_count_and_rotation() {
     );
     // Enough sessions to land on every node.
     for i in 0..60 {
-        let k = TokenKey::new(format!("s{i}"), ISSUER, "");
+        let k = tkey(format!("s{i}"), ISSUER, "");
         ok(s.tokens.put(&k, record("alice", "t", None)).await, "put");
     }
     assert_eq!(ok(s.tokens.count().await, "count over every node"), 60);

@@ -2,8 +2,9 @@
 //! server's auth mode, and what to do when the remote server refuses it.
 //!
 //! - `none`: nothing.
-//! - `oauth`: the caller's stored token for the server's issuer, refreshed near expiry by the
-//!   [`Manager`]; none stored → the user must authorize.
+//! - `oauth`: the caller's stored token bound to the server (its issuer, namespace and
+//!   resource), refreshed near expiry by the [`Manager`]; none stored → the user must
+//!   authorize. A refusal acts on the refused token's own entry only.
 //! - `forward`: the caller's own token when its audience is allowed ([`super::forward`]).
 //! - `exchange`: the caller's token exchanged (RFC 8693) per the server's `TokenExchangePolicy`
 //!   by the manager's [`crate::exchange::Exchanger`] (cached); a refused exchanged token is
@@ -142,10 +143,11 @@ fn exchange_error(
     }
 }
 
-/// The remote server answered 401 to `rejected`: stop using that access token. When the stored
-/// record still holds it and has a refresh token, it is marked expired so that the next
-/// [`Manager::get_token`] refreshes it (a revoked access token with a live grant needs no new
-/// login); without a refresh token it is deleted. Returns the credentials to try next.
+/// The remote server answered 401 to `rejected`: stop using that access token. When its entry
+/// (and only its entry: the one it was read from, bound to this server) still holds it and has
+/// a refresh token, it is marked expired so that the next [`Manager::get_token`] refreshes it
+/// (a revoked access token with a live grant needs no new login); without a refresh token it
+/// is deleted. Returns the credentials to try next.
 pub async fn after_rejection(
     manager: &Manager,
     server: &ServerKey,
@@ -154,17 +156,18 @@ pub async fn after_rejection(
 ) -> Result<Credentials, GatewayError> {
     let token_err = |e: crate::store::StoreError| GatewayError::token(server, e);
     let store = manager.token_store();
-    if let Some((key, record)) = store
-        .get_by_issuer(&caller.session, &rejected.issuer)
+    if let Some(record) = still_stored(manager, caller, rejected)
         .await
         .map_err(token_err)?
-        && record.access_token.expose_secret() == rejected.value.expose_secret()
     {
         if record.refresh_token.is_some() {
-            store.put(&key, expired(record)).await.map_err(token_err)?;
+            store
+                .put(&rejected.key, expired(record))
+                .await
+                .map_err(token_err)?;
             tracing::info!(server = %server, session = %short(&caller.session), "remote server rejected the access token; refreshing it");
         } else {
-            store.delete(&key).await.map_err(token_err)?;
+            store.delete(&rejected.key).await.map_err(token_err)?;
             tracing::info!(server = %server, session = %short(&caller.session), "remote server rejected the access token; dropped it");
         }
     }
@@ -186,21 +189,36 @@ pub async fn drop_token(
     caller: &Caller,
     rejected: &AccessToken,
 ) -> Result<(), GatewayError> {
-    let store = manager.token_store();
-    let found = store
-        .get_by_issuer(&caller.session, &rejected.issuer)
+    let token_err = |e: crate::store::StoreError| GatewayError::token(server, e);
+    if still_stored(manager, caller, rejected)
         .await
-        .map_err(|e| GatewayError::token(server, e))?;
-    if let Some((key, record)) = found
-        && record.access_token.expose_secret() == rejected.value.expose_secret()
+        .map_err(token_err)?
+        .is_some()
     {
-        store
-            .delete(&key)
+        manager
+            .token_store()
+            .delete(&rejected.key)
             .await
-            .map_err(|e| GatewayError::token(server, e))?;
+            .map_err(token_err)?;
         tracing::info!(server = %server, session = %short(&caller.session), "remote server rejected the refreshed token too; dropped it");
     }
     Ok(())
+}
+
+/// The record `rejected` was read from, if it still holds that very access token and belongs to
+/// `caller` (a concurrent refresh or login that replaced it wins; nothing of another user's is
+/// ever touched).
+async fn still_stored(
+    manager: &Manager,
+    caller: &Caller,
+    rejected: &AccessToken,
+) -> Result<Option<TokenRecord>, crate::store::StoreError> {
+    let record = manager.token_store().get(&rejected.key).await?;
+    Ok(record.filter(|r| {
+        r.user == caller.user
+            && rejected.key.session == caller.session
+            && r.access_token.expose_secret() == rejected.value.expose_secret()
+    }))
 }
 
 /// `record` with its access token marked expired (the refresh token is kept).
@@ -209,28 +227,24 @@ fn expired(mut record: TokenRecord) -> TokenRecord {
     record
 }
 
-/// The scopes the caller's current token for `issuer` was obtained with (requested and
-/// granted), for a step-up that must not lose them.
+/// The scopes `token` was obtained with (requested and granted), for a step-up that must not
+/// lose them.
 pub async fn current_scopes(
     manager: &Manager,
-    caller: &Caller,
-    issuer: &str,
+    token: &AccessToken,
 ) -> Result<Vec<String>, crate::store::StoreError> {
-    let Some((key, record)) = manager
+    let granted = manager
         .token_store()
-        .get_by_issuer(&caller.session, issuer)
+        .get(&token.key)
         .await?
-    else {
-        return Ok(Vec::new());
-    };
+        .and_then(|r| r.granted_scope);
     let mut scopes: Vec<String> = Vec::new();
-    for s in key.scope.split_whitespace().chain(
-        record
-            .granted_scope
-            .as_deref()
-            .unwrap_or("")
-            .split_whitespace(),
-    ) {
+    for s in token
+        .key
+        .scope
+        .split_whitespace()
+        .chain(granted.as_deref().unwrap_or("").split_whitespace())
+    {
         if !scopes.iter().any(|x| x == s) {
             scopes.push(s.to_owned());
         }
@@ -249,7 +263,11 @@ mod tests {
             value: SecretString::from("tok-123".to_owned()),
             token_type: "bearer".into(),
             expires_at: None,
-            issuer: "https://idp".into(),
+            key: crate::store::TokenKey::new(
+                "s",
+                crate::store::TokenBinding::new("https://idp", "ns", "https://mcp"),
+                "",
+            ),
         };
         let h = Credentials::OAuth(token).authorization().expect("header");
         assert_eq!(h, "Bearer tok-123");

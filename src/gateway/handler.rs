@@ -212,7 +212,7 @@ impl Call<'_> {
                             server: self.server.clone(),
                         });
                     }
-                    let current = credentials::current_scopes(manager, caller, &token.issuer)
+                    let current = credentials::current_scopes(manager, token)
                         .await
                         .map_err(|e| GatewayError::token(&self.server, e))?;
                     let header = step_up::step_up_header(&challenge, &current);

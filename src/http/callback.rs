@@ -117,6 +117,10 @@ fn failure_page(e: &CallbackError, retry: Option<&str>) -> Response {
             "The server this sign-in was for is no longer configured.",
             None,
         ),
+        CallbackError::UnboundFlow => (
+            "This sign-in link was made before the gateway was upgraded and can no longer be completed. Retry the request in your MCP client to get a new link.",
+            None,
+        ),
         CallbackError::Discovery(_) => (
             "The authorization server's configuration could not be loaded. Try again in a moment.",
             None,
@@ -161,7 +165,8 @@ pub(super) fn status_for(e: &CallbackError) -> StatusCode {
         | CallbackError::UnknownState
         | CallbackError::OtherBrowser
         | CallbackError::Issuer(_)
-        | CallbackError::MissingCode => StatusCode::BAD_REQUEST,
+        | CallbackError::MissingCode
+        | CallbackError::UnboundFlow => StatusCode::BAD_REQUEST,
         CallbackError::AuthorizationDenied { error, .. } => match error.as_str() {
             "access_denied" => StatusCode::FORBIDDEN,
             "temporarily_unavailable" => StatusCode::SERVICE_UNAVAILABLE,

@@ -9,7 +9,8 @@ use super::{CallbackError, CompletionEvent, Manager};
 use crate::oauth::{ClientCredentials, check_iss};
 use crate::registry::{AuthSettings, ClientIdentity, ServerKey};
 use crate::store::{
-    BrowserBinding, ConsumeOutcome, FlowId, PendingFlow, TokenKey, TokenRecord, normalize_scope,
+    BrowserBinding, ConsumeOutcome, FlowId, PendingFlow, TokenBinding, TokenKey, TokenRecord,
+    normalize_scope,
 };
 use crate::telemetry::short;
 use crate::time::unix_now;
@@ -107,6 +108,9 @@ impl Manager {
         let AuthSettings::OAuth(settings) = &reg.auth else {
             return Err((fail(CallbackError::ServerGone), None));
         };
+        if flow.token_resource.is_empty() {
+            return Err((fail(CallbackError::UnboundFlow), None));
+        }
         let creds = self.client_credentials(&settings.client);
         let redirect_uri = self.cfg.redirect_uri();
         let response = match self
@@ -136,11 +140,14 @@ impl Manager {
         };
 
         let now = unix_now();
-        let key = TokenKey::new(
-            flow.session.clone(),
+        // Bound to what the flow asked the authorization server for, in the flow's server's
+        // namespace: only servers with that same binding will ever be sent this token.
+        let binding = TokenBinding::new(
             flow.issuer.clone(),
-            normalize_scope(&flow.scopes),
+            flow.server.namespace.clone(),
+            flow.token_resource.clone(),
         );
+        let key = TokenKey::new(flow.session.clone(), binding, normalize_scope(&flow.scopes));
         let record = TokenRecord {
             access_token: response.access_token,
             token_type: response.token_type,

@@ -160,6 +160,7 @@ impl Manager {
             issuer,
             scopes,
             resource: settings.send_resource.then(|| settings.resource.clone()),
+            token_resource: settings.token_resource(&reg.url).to_owned(),
             created_at: now,
             expires_at: now + FLOW_TTL_SECS,
             browser: None,

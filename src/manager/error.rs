@@ -82,6 +82,11 @@ pub enum CallbackError {
     MissingCode,
     #[error("the server this sign-in was for is no longer registered or no longer uses oauth")]
     ServerGone,
+    #[error(
+        "this sign-in was started by an older version of the gateway, which did not record the \
+         resource the token is for; retry the request to get a new link"
+    )]
+    UnboundFlow,
     #[error("the authorization server's metadata could not be loaded: {0}")]
     Discovery(#[from] DiscoveryError),
     #[error("the token request failed: {0}")]
@@ -107,6 +112,7 @@ impl CallbackError {
             CallbackError::AuthorizationDenied { .. } => "authorization_error",
             CallbackError::MissingCode => "missing_code",
             CallbackError::ServerGone => "server_gone",
+            CallbackError::UnboundFlow => "unbound_flow",
             CallbackError::Discovery(_) => "discovery_failed",
             CallbackError::TokenExchange(_) => "token_exchange_failed",
             CallbackError::Store(_) => "store_failed",

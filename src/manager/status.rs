@@ -10,7 +10,8 @@
 use super::Manager;
 use crate::identity::Caller;
 use crate::registry::{AuthSettings, ServerKey, ServerRegistration};
-use crate::store::{StoreError, TokenKey, TokenRecord};
+use crate::store::memory::preferred;
+use crate::store::{StoreError, TokenBinding, TokenKey, TokenRecord};
 use crate::time::unix_now;
 use futures::StreamExt as _;
 use serde::Serialize;
@@ -53,28 +54,18 @@ pub enum StatusError {
     Store(#[from] StoreError),
 }
 
-/// The best usable entry for `issuer` among a session's entries, chosen as
-/// [`crate::store::TokenStore::get_by_issuer`] does: skip expired entries without a refresh
-/// token; prefer a non-empty access token; then the latest expiry (none counts as latest); then
-/// the smallest scope string.
-pub(crate) fn best_for_issuer<'a>(
+/// The best usable entry bound to `binding` among a session's entries, by the same rule as
+/// [`crate::store::TokenStore::get_bound`] ([`preferred`]).
+pub(crate) fn best_for_binding<'a>(
     entries: &'a [(TokenKey, TokenRecord)],
-    issuer: &str,
+    binding: &TokenBinding,
     now: u64,
 ) -> Option<&'a TokenRecord> {
-    use secrecy::ExposeSecret as _;
-    entries
+    let candidates = entries
         .iter()
-        .filter(|(k, r)| k.issuer == issuer && r.is_usable(now))
-        .max_by(|(ka, a), (kb, b)| {
-            let has_at = |r: &TokenRecord| !r.access_token.expose_secret().is_empty();
-            let exp = |r: &TokenRecord| r.expires_at.unwrap_or(u64::MAX);
-            has_at(a)
-                .cmp(&has_at(b))
-                .then(exp(a).cmp(&exp(b)))
-                .then(kb.scope.cmp(&ka.scope))
-        })
-        .map(|(_, r)| r)
+        .filter(|(k, _)| k.binding == *binding)
+        .map(|(k, r)| (k.scope.as_str(), r));
+    preferred(candidates, now).map(|(_, r)| r)
 }
 
 /// The status line of one server, given its issuer (if known) and the session's entries.
@@ -98,12 +89,13 @@ fn status_of(
         connect_url: None,
         error,
     };
-    if !matches!(reg.auth, AuthSettings::OAuth(_)) {
+    let AuthSettings::OAuth(settings) = &reg.auth else {
         return status;
-    }
-    let token = issuer
-        .as_deref()
-        .and_then(|i| best_for_issuer(entries, i, now));
+    };
+    let token = issuer.as_ref().and_then(|i| {
+        let binding = Manager::token_binding(reg, settings, i.clone());
+        best_for_binding(entries, &binding, now)
+    });
     status.issuer = issuer;
     match token {
         Some(t) => {
@@ -225,8 +217,13 @@ mod tests {
         }
     }
 
+    /// An entry bound to `reg`'s binding for `issuer`.
     fn entry(issuer: &str, scope: &str, r: TokenRecord) -> (TokenKey, TokenRecord) {
-        (TokenKey::new("s", issuer, scope), r)
+        (TokenKey::new("s", binding(issuer), scope), r)
+    }
+
+    fn binding(issuer: &str) -> TokenBinding {
+        TokenBinding::new(issuer, "team-a", "https://mcp.example.com/mcp")
     }
 
     fn reg(auth: AuthSettings) -> ServerRegistration {
@@ -273,17 +270,41 @@ mod tests {
                 record("https://b", "at4", Some(9000), true),
             ),
         ];
-        let best = best_for_issuer(&entries, "https://a", now).expect("a token");
+        let best = best_for_binding(&entries, &binding("https://a"), now).expect("a token");
         assert_eq!(best.expires_at, Some(3000));
-        assert!(best_for_issuer(&entries[..1], "https://a", now).is_none());
-        assert!(best_for_issuer(&entries, "https://c", now).is_none());
+        assert!(best_for_binding(&entries[..1], &binding("https://a"), now).is_none());
+        assert!(best_for_binding(&entries, &binding("https://c"), now).is_none());
         // An expired access token with a refresh token still counts (it will be refreshed).
         let refreshable = vec![entry(
             "https://a",
             "x",
             record("https://a", "at", Some(10), true),
         )];
-        assert!(best_for_issuer(&refreshable, "https://a", now).is_some());
+        assert!(best_for_binding(&refreshable, &binding("https://a"), now).is_some());
+    }
+
+    #[test]
+    fn a_token_bound_elsewhere_does_not_authorize_the_server() {
+        let now = 1000;
+        let elsewhere = [
+            TokenBinding::new("https://a", "team-b", "https://mcp.example.com/mcp"),
+            TokenBinding::new("https://a", "team-a", "https://other.example.com/mcp"),
+        ];
+        for b in elsewhere {
+            let entries = vec![(
+                TokenKey::new("s", b.clone(), "mcp:tools"),
+                record("https://a", "at", Some(5000), true),
+            )];
+            let s = status_of(
+                &reg(oauth()),
+                Some("https://a".into()),
+                None,
+                &entries,
+                || "link".into(),
+                now,
+            );
+            assert!(!s.authorized && s.needs_authorization, "{b:?}");
+        }
     }
 
     #[test]

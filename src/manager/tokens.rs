@@ -1,12 +1,17 @@
-//! Handing out usable access tokens: the stored token for (session, issuer), refreshed when it
-//! is within the margin of expiry — one refresh at a time per token, keeping the old refresh
-//! token when the authorization server does not rotate it.
+//! Handing out usable access tokens: the stored token bound to (session, issuer, namespace,
+//! resource), refreshed when it is within the margin of expiry — one refresh at a time per
+//! token, with the token's own resource and client, keeping the old refresh token when the
+//! authorization server does not rotate it.
+//!
+//! A token is found only through the binding of the server asking for it
+//! ([`Manager::token_binding`]): a server in another namespace, or one declaring another
+//! resource, never sees it, even when it names the same authorization server.
 
 use super::{Manager, TokenAccessError};
 use crate::identity::Caller;
 use crate::oauth::ClientCredentials;
-use crate::registry::{AuthSettings, OAuthSettings, ServerKey};
-use crate::store::{TokenKey, TokenRecord};
+use crate::registry::{AuthSettings, OAuthSettings, ServerKey, ServerRegistration};
+use crate::store::{TokenBinding, TokenKey, TokenRecord};
 use crate::telemetry::short;
 use crate::time::unix_now;
 use secrecy::SecretString;
@@ -16,23 +21,29 @@ const REFRESH_POLL: std::time::Duration = std::time::Duration::from_millis(100);
 /// How much longer than one lease a waiter keeps waiting before giving up.
 const REFRESH_WAIT_SLACK: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// A token ready to be sent upstream.
+/// A token ready to be sent upstream, and where it is stored (so that a refusal acts on this
+/// entry and no other).
 #[derive(Debug, Clone)]
 pub struct AccessToken {
     pub value: SecretString,
     pub token_type: String,
     pub expires_at: Option<u64>,
-    pub issuer: String,
+    pub key: TokenKey,
 }
 
-impl From<TokenRecord> for AccessToken {
-    fn from(r: TokenRecord) -> Self {
+impl AccessToken {
+    pub fn new(key: TokenKey, record: TokenRecord) -> Self {
         Self {
-            value: r.access_token,
-            token_type: r.token_type,
-            expires_at: r.expires_at,
-            issuer: r.issuer,
+            value: record.access_token,
+            token_type: record.token_type,
+            expires_at: record.expires_at,
+            key,
         }
+    }
+
+    /// The authorization server that issued the token.
+    pub fn issuer(&self) -> &str {
+        self.key.issuer()
     }
 }
 
@@ -63,9 +74,21 @@ impl Manager {
             Some(i) => i,
             None => return Ok(None),
         };
-        let Some((key, record)) = self.tokens.get_by_issuer(&caller.session, &issuer).await? else {
+        let binding = Self::token_binding(&reg, settings, issuer);
+        let Some((key, record)) = self.tokens.get_bound(&caller.session, &binding).await? else {
             return Ok(None);
         };
+        if record.user != caller.user {
+            // Defence in depth: a session id that reaches us for two users (a misconfigured
+            // session header, a forged one behind a leaky proxy) never hands one user's token
+            // to the other. The caller authorizes for themselves instead.
+            tracing::warn!(
+                server = %server,
+                session = %short(&caller.session),
+                "stored token belongs to another user of this session; not used"
+            );
+            return Ok(None);
+        }
         let ctx = RefreshContext {
             settings,
             creds: self.client_credentials(&settings.client),
@@ -73,32 +96,17 @@ impl Manager {
         self.usable(key, record, Some(ctx)).await
     }
 
-    /// The best usable token of `session` for `issuer`, whichever server it was obtained for
-    /// (single sign-on reuse). Refreshed through a registered server that uses the same client.
-    pub async fn get_token_by_issuer(
-        &self,
-        session: &str,
-        issuer: &str,
-    ) -> Result<Option<AccessToken>, TokenAccessError> {
-        let Some((key, record)) = self.tokens.get_by_issuer(session, issuer).await? else {
-            return Ok(None);
-        };
-        let snapshot = self.registry.snapshot();
-        let ctx = snapshot.servers.values().find_map(|reg| {
-            let AuthSettings::OAuth(settings) = &reg.auth else {
-                return None;
-            };
-            let creds = self.client_credentials(&settings.client);
-            let same_issuer = settings.issuer.as_deref() == Some(issuer)
-                || self.issuers.get(&reg.key).is_some_and(|i| *i == issuer);
-            (same_issuer && creds.client_id == record.client_id).then_some((settings, creds))
-        });
-        match ctx {
-            Some((settings, creds)) => {
-                self.usable(key, record, Some(RefreshContext { settings, creds }))
-                    .await
-            }
-            None => self.usable(key, record, None).await,
+    /// Whom `reg`'s tokens from `issuer` are bound to: its namespace and
+    /// [`OAuthSettings::token_resource`].
+    pub fn token_binding(
+        reg: &ServerRegistration,
+        settings: &OAuthSettings,
+        issuer: String,
+    ) -> TokenBinding {
+        TokenBinding {
+            issuer,
+            namespace: reg.key.namespace.clone(),
+            resource: settings.token_resource(&reg.url).to_owned(),
         }
     }
 
@@ -136,7 +144,7 @@ impl Manager {
         let now = unix_now();
         let margin = self.cfg.refresh_margin.as_secs();
         if !record.expires_within(now, margin) {
-            return Ok(Some(record.into()));
+            return Ok(Some(AccessToken::new(key, record)));
         }
         let (Some(ctx), Some(_)) = (ctx, record.refresh_token.as_ref()) else {
             // Not refreshable here: usable until it actually expires.
@@ -146,7 +154,7 @@ impl Manager {
                 }
                 return Ok(None);
             }
-            return Ok(Some(record.into()));
+            return Ok(Some(AccessToken::new(key, record)));
         };
         self.refresh(key, ctx).await
     }
@@ -173,7 +181,7 @@ impl Manager {
                 return Ok(None);
             };
             if !current.expires_within(unix_now(), self.cfg.refresh_margin.as_secs()) {
-                return Ok(Some(current.into()));
+                return Ok(Some(AccessToken::new(key, current)));
             }
             if let Some(lease_token) = self.refresh_lock.try_acquire(&key, lease).await? {
                 let result = self.refresh_holding_lease(&key, &ctx).await;
@@ -187,7 +195,7 @@ impl Manager {
                 return if current.expires_within(unix_now(), 0) {
                     Err(TokenAccessError::RefreshBusy)
                 } else {
-                    Ok(Some(current.into()))
+                    Ok(Some(AccessToken::new(key, current)))
                 };
             }
             tokio::time::sleep(REFRESH_POLL).await;
@@ -206,21 +214,28 @@ impl Manager {
         };
         let now = unix_now();
         if !current.expires_within(now, self.cfg.refresh_margin.as_secs()) {
-            return Ok(Some(current.into()));
+            return Ok(Some(AccessToken::new(key.clone(), current)));
         }
         let Some(refresh_token) = current.refresh_token.clone() else {
-            return Ok((!current.expires_within(now, 0)).then(|| current.into()));
+            return Ok(
+                (!current.expires_within(now, 0)).then(|| AccessToken::new(key.clone(), current))
+            );
         };
         if ctx.creds.client_id != current.client_id {
-            // The server's client changed since this token was issued; it cannot be refreshed.
+            // The server's client changed since this token was issued; it cannot be refreshed
+            // (a refresh token is bound to the client it was issued to).
             self.tokens.delete(key).await?;
             return Ok(None);
         }
-        let md = self.discovery.authorization_server(&key.issuer).await?;
+        // At the token's own issuer, never the server's current one: a server that now names
+        // another authorization server must not receive this refresh token.
+        let md = self.discovery.authorization_server(key.issuer()).await?;
+        // The token's own resource: the binding is the resource it was requested for (the
+        // caller's server shares it, or it would not have found this token).
         let resource = ctx
             .settings
             .send_resource
-            .then_some(ctx.settings.resource.as_str());
+            .then_some(key.binding.resource.as_str());
         let result = self
             .token_client
             .refresh(&md, &ctx.creds, &refresh_token, resource)
@@ -247,19 +262,19 @@ impl Manager {
                     .token_refreshes
                     .get_or_create(&label("ok"))
                     .inc();
-                tracing::info!(issuer = %key.issuer, session = %short(&key.session), "access token refreshed");
-                Ok(Some(record.into()))
+                tracing::info!(issuer = %key.issuer(), session = %short(&key.session), "access token refreshed");
+                Ok(Some(AccessToken::new(key.clone(), record)))
             }
             Err(e) if e.is_transient() => {
                 self.metrics
                     .token_refreshes
                     .get_or_create(&label("transient_error"))
                     .inc();
-                tracing::warn!(issuer = %key.issuer, session = %short(&key.session), error = %e, "token refresh failed; will retry");
+                tracing::warn!(issuer = %key.issuer(), session = %short(&key.session), error = %e, "token refresh failed; will retry");
                 if current.expires_within(now, 0) {
                     Err(TokenAccessError::Refresh(e))
                 } else {
-                    Ok(Some(current.into()))
+                    Ok(Some(AccessToken::new(key.clone(), current)))
                 }
             }
             Err(e) => {
@@ -268,7 +283,7 @@ impl Manager {
                     .token_refreshes
                     .get_or_create(&label("rejected"))
                     .inc();
-                tracing::info!(issuer = %key.issuer, session = %short(&key.session), error = %e, "refresh rejected; authorization needed again");
+                tracing::info!(issuer = %key.issuer(), session = %short(&key.session), error = %e, "refresh rejected; authorization needed again");
                 self.tokens.delete(key).await?;
                 Ok(None)
             }

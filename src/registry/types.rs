@@ -77,6 +77,20 @@ pub struct OAuthSettings {
     pub client: ClientIdentity,
 }
 
+impl OAuthSettings {
+    /// The resource the server's tokens are bound to: the RFC 8707 `resource` when it is sent
+    /// (so servers of one namespace that declare the same `resource` share their users'
+    /// tokens: explicit single sign-on), else the server's own URL (the authorization server
+    /// was told nothing, so the token is this one server's alone).
+    pub fn token_resource<'a>(&'a self, url: &'a Url) -> &'a str {
+        if self.send_resource {
+            &self.resource
+        } else {
+            url.as_str()
+        }
+    }
+}
+
 /// Who the gateway is towards the authorization server.
 #[derive(Debug, Clone)]
 pub enum ClientIdentity {

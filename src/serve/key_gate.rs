@@ -8,7 +8,7 @@
 use crate::store::valkey::ValkeyStores;
 use crate::store::{
     BindOutcome, BrowserBinding, ConsumeOutcome, FlowId, FlowStore, LockToken, PendingFlow,
-    RefreshLock, StoreError, TokenKey, TokenRecord, TokenStore,
+    RefreshLock, StoreError, TokenBinding, TokenKey, TokenRecord, TokenStore,
 };
 use async_trait::async_trait;
 use secrecy::SecretString;
@@ -62,12 +62,12 @@ impl TokenStore for KeyGate {
         TokenStore::get(&self.inner()?.tokens, key).await
     }
 
-    async fn get_by_issuer(
+    async fn get_bound(
         &self,
         session: &str,
-        issuer: &str,
+        binding: &TokenBinding,
     ) -> Result<Option<(TokenKey, TokenRecord)>, StoreError> {
-        self.inner()?.tokens.get_by_issuer(session, issuer).await
+        self.inner()?.tokens.get_bound(session, binding).await
     }
 
     async fn all_for_session(
@@ -160,11 +160,11 @@ mod tests {
     #[tokio::test]
     async fn a_closed_gate_fails_every_operation_naming_the_missing_keys() {
         let gate = KeyGate::new("Secret ops/mcp-keys");
-        let key = TokenKey {
-            session: "s".into(),
-            issuer: "https://idp".into(),
-            scope: String::new(),
-        };
+        let key = TokenKey::new(
+            "s",
+            TokenBinding::new("https://idp", "ns", "https://mcp"),
+            "",
+        );
         let errors = [
             TokenStore::get(&gate, &key).await.err(),
             gate.count().await.err(),

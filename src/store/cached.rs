@@ -1,9 +1,9 @@
 //! A short-lived read cache in front of a shared token store (Valkey), so that the token
-//! lookup every proxied request makes ([`TokenStore::get_by_issuer`]) is a memory read instead
+//! lookup every proxied request makes ([`TokenStore::get_bound`]) is a memory read instead
 //! of a round trip, a decryption and a JSON parse.
 //!
 //! Correctness rules:
-//! - Only `get_by_issuer` hits are cached, and only while the token has not expired; misses
+//! - Only `get_bound` hits are cached, and only while the token has not expired; misses
 //!   (`None`) are never cached, so a login finished on another replica is seen at once.
 //! - Every write or delete made through this process drops the session's entry, and a read
 //!   that raced with such a write does not leave its (older) value behind (write epoch).
@@ -12,7 +12,7 @@
 //!   gateway's rejection handling writes through this store, which drops the entry.
 //! - `get` (used by refresh, under the refresh lock) and the listing calls are never cached.
 
-use super::{StoreError, TokenKey, TokenRecord, TokenStore};
+use super::{StoreError, TokenBinding, TokenKey, TokenRecord, TokenStore};
 use crate::time::unix_now;
 use async_trait::async_trait;
 use std::collections::HashMap;
@@ -20,10 +20,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-/// Cached entries of one session, by issuer.
-type SessionEntries = Arc<HashMap<String, Arc<(TokenKey, TokenRecord)>>>;
+/// Cached entries of one session, by binding.
+type SessionEntries = Arc<HashMap<TokenBinding, Arc<(TokenKey, TokenRecord)>>>;
 
-/// [`TokenStore`] decorator caching `get_by_issuer` hits for a short time.
+/// [`TokenStore`] decorator caching `get_bound` hits for a short time.
 pub struct CachedTokenStore {
     inner: Arc<dyn TokenStore>,
     sessions: moka::sync::Cache<String, SessionEntries>,
@@ -45,9 +45,9 @@ impl CachedTokenStore {
         }
     }
 
-    fn cached(&self, session: &str, issuer: &str) -> Option<(TokenKey, TokenRecord)> {
+    fn cached(&self, session: &str, binding: &TokenBinding) -> Option<(TokenKey, TokenRecord)> {
         let entries = self.sessions.get(session)?;
-        let hit = entries.get(issuer)?;
+        let hit = entries.get(binding)?;
         // An expired token makes the inner store's choice among scopes time-dependent: ask it.
         if hit.1.expires_within(unix_now(), 0) {
             return None;
@@ -55,7 +55,13 @@ impl CachedTokenStore {
         Some(hit.as_ref().clone())
     }
 
-    fn remember(&self, epoch: u64, session: &str, issuer: &str, found: &(TokenKey, TokenRecord)) {
+    fn remember(
+        &self,
+        epoch: u64,
+        session: &str,
+        binding: &TokenBinding,
+        found: &(TokenKey, TokenRecord),
+    ) {
         if self.writes.load(Ordering::Acquire) != epoch {
             return;
         }
@@ -64,7 +70,7 @@ impl CachedTokenStore {
             .get(session)
             .map(|e| e.as_ref().clone())
             .unwrap_or_default();
-        entries.insert(issuer.to_owned(), Arc::new(found.clone()));
+        entries.insert(binding.clone(), Arc::new(found.clone()));
         self.sessions.insert(session.to_owned(), Arc::new(entries));
         // A write that finished between the check above and the insert has already dropped
         // the session; drop what was just inserted too.
@@ -95,18 +101,18 @@ impl TokenStore for CachedTokenStore {
         self.inner.get(key).await
     }
 
-    async fn get_by_issuer(
+    async fn get_bound(
         &self,
         session: &str,
-        issuer: &str,
+        binding: &TokenBinding,
     ) -> Result<Option<(TokenKey, TokenRecord)>, StoreError> {
-        if let Some(hit) = self.cached(session, issuer) {
+        if let Some(hit) = self.cached(session, binding) {
             return Ok(Some(hit));
         }
         let epoch = self.writes.load(Ordering::Acquire);
-        let found = self.inner.get_by_issuer(session, issuer).await?;
+        let found = self.inner.get_bound(session, binding).await?;
         if let Some(found) = &found {
-            self.remember(epoch, session, issuer, found);
+            self.remember(epoch, session, binding, found);
         }
         Ok(found)
     }
@@ -167,6 +173,10 @@ mod tests {
     use secrecy::{ExposeSecret, SecretString};
     use std::sync::atomic::AtomicUsize;
 
+    fn bound() -> TokenBinding {
+        TokenBinding::new("https://as", "ns", "https://mcp")
+    }
+
     fn record(token: &str, expires_at: Option<u64>) -> TokenRecord {
         TokenRecord {
             access_token: SecretString::from(token),
@@ -181,7 +191,7 @@ mod tests {
         }
     }
 
-    /// Counts inner `get_by_issuer` calls, so a test can tell a hit from a read-through.
+    /// Counts inner `get_bound` calls, so a test can tell a hit from a read-through.
     struct Counting {
         inner: MemoryTokenStore,
         reads: AtomicUsize,
@@ -195,13 +205,13 @@ mod tests {
         async fn get(&self, key: &TokenKey) -> Result<Option<TokenRecord>, StoreError> {
             self.inner.get(key).await
         }
-        async fn get_by_issuer(
+        async fn get_bound(
             &self,
             session: &str,
-            issuer: &str,
+            binding: &TokenBinding,
         ) -> Result<Option<(TokenKey, TokenRecord)>, StoreError> {
             self.reads.fetch_add(1, Ordering::SeqCst);
-            self.inner.get_by_issuer(session, issuer).await
+            self.inner.get_bound(session, binding).await
         }
         async fn all_for_session(
             &self,
@@ -250,58 +260,64 @@ mod tests {
     #[tokio::test]
     async fn hits_are_served_from_memory_and_writes_drop_them() {
         let (inner, cached) = setup(Duration::from_secs(60));
-        let key = TokenKey::new("s1", "https://as", "s");
+        let key = TokenKey::new("s1", bound(), "s");
         cached.put(&key, record("one", None)).await.unwrap();
         for _ in 0..3 {
-            let got = cached.get_by_issuer("s1", "https://as").await.unwrap();
+            let got = cached.get_bound("s1", &bound()).await.unwrap();
             assert_eq!(value(got), "one");
         }
         assert_eq!(inner.reads.load(Ordering::SeqCst), 1, "one read-through");
 
         cached.put(&key, record("two", None)).await.unwrap();
-        let got = cached.get_by_issuer("s1", "https://as").await.unwrap();
+        let got = cached.get_bound("s1", &bound()).await.unwrap();
         assert_eq!(value(got), "two", "a write drops the cached entry");
 
         cached.delete(&key).await.unwrap();
-        assert!(
-            cached
-                .get_by_issuer("s1", "https://as")
-                .await
-                .unwrap()
-                .is_none()
+        assert!(cached.get_bound("s1", &bound()).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn hits_are_cached_per_binding() {
+        let (_, cached) = setup(Duration::from_secs(60));
+        let key = TokenKey::new("s1", bound(), "s");
+        cached.put(&key, record("one", None)).await.unwrap();
+        assert_eq!(
+            value(cached.get_bound("s1", &bound()).await.unwrap()),
+            "one"
         );
+        // Same issuer, another namespace or resource: never the cached token.
+        for other in [
+            TokenBinding::new("https://as", "other", "https://mcp"),
+            TokenBinding::new("https://as", "ns", "https://mcp/other"),
+        ] {
+            assert!(cached.get_bound("s1", &other).await.unwrap().is_none());
+        }
     }
 
     #[tokio::test]
     async fn misses_are_not_cached() {
         let (inner, cached) = setup(Duration::from_secs(60));
-        assert!(
-            cached
-                .get_by_issuer("s1", "https://as")
-                .await
-                .unwrap()
-                .is_none()
-        );
+        assert!(cached.get_bound("s1", &bound()).await.unwrap().is_none());
         // Stored behind the cache's back (another replica): seen on the next read.
-        let key = TokenKey::new("s1", "https://as", "s");
+        let key = TokenKey::new("s1", bound(), "s");
         inner.put(&key, record("other", None)).await.unwrap();
-        let got = cached.get_by_issuer("s1", "https://as").await.unwrap();
+        let got = cached.get_bound("s1", &bound()).await.unwrap();
         assert_eq!(value(got), "other");
     }
 
     #[tokio::test]
     async fn other_replicas_writes_are_seen_after_the_ttl() {
         let (inner, cached) = setup(Duration::from_millis(200));
-        let key = TokenKey::new("s1", "https://as", "s");
+        let key = TokenKey::new("s1", bound(), "s");
         cached.put(&key, record("one", None)).await.unwrap();
         assert_eq!(
-            value(cached.get_by_issuer("s1", "https://as").await.unwrap()),
+            value(cached.get_bound("s1", &bound()).await.unwrap()),
             "one"
         );
         inner.put(&key, record("two", None)).await.unwrap();
         tokio::time::sleep(Duration::from_millis(400)).await;
         assert_eq!(
-            value(cached.get_by_issuer("s1", "https://as").await.unwrap()),
+            value(cached.get_bound("s1", &bound()).await.unwrap()),
             "two"
         );
     }
@@ -309,19 +325,13 @@ mod tests {
     #[tokio::test]
     async fn expired_tokens_are_never_served_from_the_cache() {
         let (inner, cached) = setup(Duration::from_secs(60));
-        let key = TokenKey::new("s1", "https://as", "s");
+        let key = TokenKey::new("s1", bound(), "s");
         let soon = unix_now() + 1;
         cached.put(&key, record("short", Some(soon))).await.unwrap();
-        cached.get_by_issuer("s1", "https://as").await.unwrap();
+        cached.get_bound("s1", &bound()).await.unwrap();
         tokio::time::sleep(Duration::from_millis(2100)).await;
         // Expired and not refreshable: the inner store skips it, and so must we.
-        assert!(
-            cached
-                .get_by_issuer("s1", "https://as")
-                .await
-                .unwrap()
-                .is_none()
-        );
+        assert!(cached.get_bound("s1", &bound()).await.unwrap().is_none());
         assert_eq!(inner.reads.load(Ordering::SeqCst), 2);
     }
 
@@ -329,39 +339,33 @@ mod tests {
     async fn logout_everywhere_drops_every_session() {
         let (_, cached) = setup(Duration::from_secs(60));
         for s in ["s1", "s2"] {
-            let key = TokenKey::new(s, "https://as", "s");
+            let key = TokenKey::new(s, bound(), "s");
             cached.put(&key, record(s, None)).await.unwrap();
-            cached.get_by_issuer(s, "https://as").await.unwrap();
+            cached.get_bound(s, &bound()).await.unwrap();
         }
         assert_eq!(cached.delete_by_user("alice").await.unwrap(), 2);
         for s in ["s1", "s2"] {
-            assert!(
-                cached
-                    .get_by_issuer(s, "https://as")
-                    .await
-                    .unwrap()
-                    .is_none()
-            );
+            assert!(cached.get_bound(s, &bound()).await.unwrap().is_none());
         }
     }
 
     #[tokio::test]
     async fn a_read_racing_a_write_does_not_keep_the_older_value() {
         let (_, cached) = setup(Duration::from_secs(60));
-        let key = TokenKey::new("s1", "https://as", "s");
+        let key = TokenKey::new("s1", bound(), "s");
         cached.put(&key, record("old", None)).await.unwrap();
         // A reader took its epoch, then a write finished before it stored what it read.
         let epoch = cached.writes.load(Ordering::Acquire);
         let stale = cached
             .inner
-            .get_by_issuer("s1", "https://as")
+            .get_bound("s1", &bound())
             .await
             .unwrap()
             .unwrap();
         cached.put(&key, record("new", None)).await.unwrap();
-        cached.remember(epoch, "s1", "https://as", &stale);
+        cached.remember(epoch, "s1", &bound(), &stale);
         assert_eq!(
-            value(cached.get_by_issuer("s1", "https://as").await.unwrap()),
+            value(cached.get_bound("s1", &bound()).await.unwrap()),
             "new"
         );
     }

@@ -95,6 +95,10 @@ pub struct PendingFlow {
     pub scopes: Vec<String>,
     /// RFC 8707 resource sent on authorize and token requests, if any.
     pub resource: Option<String>,
+    /// The resource the token will be bound to ([`crate::store::TokenBinding::resource`]),
+    /// fixed when the flow starts: an edit of the server while the user signs in cannot
+    /// re-bind the token to another resource. Empty only in flows stored by an older version.
+    pub token_resource: String,
     pub created_at: u64,
     pub expires_at: u64,
     /// Set by `/oauth/connect`.

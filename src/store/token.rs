@@ -1,31 +1,72 @@
-//! Token storage keyed by (session, issuer, scope), each entry recording its owning user.
+//! Token storage keyed by (session, binding, scope), each entry recording its owning user.
+//!
+//! The *binding* says whom a token was issued for, and so the only servers it may ever be sent
+//! to: the authorization server that issued it, and the servers of one namespace that share one
+//! RFC 8707 resource. The seed keyed tokens by (session, issuer, scope) and looked them up by
+//! issuer alone, so any server naming the same authorization server (in any namespace) received
+//! the tokens of every other (see docs/security.md).
 
 use super::StoreError;
 use async_trait::async_trait;
 use secrecy::SecretString;
 
-/// Where a token lives: one per (session, issuer, scope).
+/// Whom a token is bound to. A token obtained for one binding is sent to, refreshed for, and
+/// dropped because of, servers with exactly that binding only.
+///
+/// Field order is the sort order: `issuer` first, so that every binding of one issuer is a
+/// contiguous run in sorted storage.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TokenBinding {
+    /// The authorization server that issued the token (refreshes go there, and only there).
+    pub issuer: String,
+    /// The namespace of the servers that may receive the token: tokens never cross namespaces.
+    pub namespace: String,
+    /// The RFC 8707 resource the token was requested for, or the server's URL when the server
+    /// does not send `resource` (then the token is the one server's alone).
+    pub resource: String,
+}
+
+impl TokenBinding {
+    pub fn new(
+        issuer: impl Into<String>,
+        namespace: impl Into<String>,
+        resource: impl Into<String>,
+    ) -> Self {
+        Self {
+            issuer: issuer.into(),
+            namespace: namespace.into(),
+            resource: resource.into(),
+        }
+    }
+}
+
+/// Where a token lives: one per (session, binding, scope).
 ///
 /// `scope` is the normalised *requested* scope string (sorted, de-duplicated, space-separated),
 /// so that the callback and every refresh write-back hit the same entry.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TokenKey {
     pub session: String,
-    pub issuer: String,
+    pub binding: TokenBinding,
     pub scope: String,
 }
 
 impl TokenKey {
     pub fn new(
         session: impl Into<String>,
-        issuer: impl Into<String>,
+        binding: TokenBinding,
         scope: impl Into<String>,
     ) -> Self {
         Self {
             session: session.into(),
-            issuer: issuer.into(),
+            binding,
             scope: scope.into(),
         }
+    }
+
+    /// The issuer of the binding.
+    pub fn issuer(&self) -> &str {
+        &self.binding.issuer
     }
 }
 
@@ -77,7 +118,7 @@ impl TokenRecord {
 
 /// Storage of users' tokens. Every method returns its error; none is swallowed.
 ///
-/// Reads return entries whatever their expiry (except `get_by_issuer`, which skips entries that
+/// Reads return entries whatever their expiry (except `get_bound`, which skips entries that
 /// are expired and not refreshable): deciding to refresh is the caller's job.
 #[async_trait]
 pub trait TokenStore: Send + Sync + 'static {
@@ -87,13 +128,14 @@ pub trait TokenStore: Send + Sync + 'static {
     /// The entry at exactly `key`.
     async fn get(&self, key: &TokenKey) -> Result<Option<TokenRecord>, StoreError>;
 
-    /// The best entry of `session` for `issuer`, any scope. Deterministic choice among several:
-    /// skip entries that are expired and have no refresh token; prefer a non-empty access token;
-    /// then the latest expiry (no expiry counts as latest); then the smallest scope string.
-    async fn get_by_issuer(
+    /// The best entry of `session` for exactly `binding`, any scope. Deterministic choice among
+    /// several: skip entries that are expired and have no refresh token; prefer a non-empty
+    /// access token; then the latest expiry (no expiry counts as latest); then the smallest scope
+    /// string. Entries of other bindings are never returned, whatever their issuer.
+    async fn get_bound(
         &self,
         session: &str,
-        issuer: &str,
+        binding: &TokenBinding,
     ) -> Result<Option<(TokenKey, TokenRecord)>, StoreError>;
 
     /// Every entry of `session`, sorted by key.
@@ -116,7 +158,8 @@ pub trait TokenStore: Send + Sync + 'static {
     /// Remove every entry owned by `user`, across all sessions; returns how many.
     async fn delete_by_user(&self, user: &str) -> Result<usize, StoreError>;
 
-    /// Remove every entry of `session` for `issuer` (all scopes); returns how many.
+    /// Remove every entry of `session` issued by `issuer` (all bindings and scopes); returns how
+    /// many.
     async fn delete_by_issuer(&self, session: &str, issuer: &str) -> Result<usize, StoreError>;
 
     /// Number of stored entries.

@@ -284,3 +284,49 @@ pub fn sign_in_flags<'a>(issuer: &'a str, secret_file: &'a str) -> Vec<&'a str> 
         secret_file,
     ]
 }
+
+/// Test lookups of stored tokens by issuer alone. The gateway never looks tokens up that way
+/// (a token is found through its server's binding only); tests that register one server per
+/// issuer use this to read "the" token without spelling out the binding.
+#[async_trait::async_trait]
+pub trait IssuerTokens {
+    /// The one entry of `session` issued by `issuer`; panics if there are several.
+    async fn only_token_from(
+        &self,
+        session: &str,
+        issuer: &str,
+    ) -> Result<
+        Option<(
+            mcp_oauth_operator::store::TokenKey,
+            mcp_oauth_operator::store::TokenRecord,
+        )>,
+        mcp_oauth_operator::store::StoreError,
+    >;
+}
+
+#[async_trait::async_trait]
+impl IssuerTokens for Arc<dyn mcp_oauth_operator::store::TokenStore> {
+    async fn only_token_from(
+        &self,
+        session: &str,
+        issuer: &str,
+    ) -> Result<
+        Option<(
+            mcp_oauth_operator::store::TokenKey,
+            mcp_oauth_operator::store::TokenRecord,
+        )>,
+        mcp_oauth_operator::store::StoreError,
+    > {
+        let mut found: Vec<_> = self
+            .all_for_session(session)
+            .await?
+            .into_iter()
+            .filter(|(k, _)| k.issuer() == issuer)
+            .collect();
+        assert!(
+            found.len() <= 1,
+            "several tokens of {issuer} in one session"
+        );
+        Ok(found.pop())
+    }
+}

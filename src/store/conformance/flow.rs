@@ -30,6 +30,7 @@ fn pending() -> PendingFlow {
         issuer: "https://idp.example.com".into(),
         scopes: vec!["files:read".into(), "offline_access".into()],
         resource: Some("https://mcp.example.com/mcp".into()),
+        token_resource: "https://mcp.example.com/mcp".into(),
         created_at: now,
         expires_at: now + FLOW_TTL_SECS,
         browser: None,
@@ -82,6 +83,10 @@ fn assert_flows_equal(actual: &PendingFlow, expected: &PendingFlow, context: &st
     assert_eq!(actual.issuer, expected.issuer, "{context}: issuer");
     assert_eq!(actual.scopes, expected.scopes, "{context}: scopes");
     assert_eq!(actual.resource, expected.resource, "{context}: resource");
+    assert_eq!(
+        actual.token_resource, expected.token_resource,
+        "{context}: token_resource"
+    );
     assert_eq!(
         actual.created_at, expected.created_at,
         "{context}: created_at"
@@ -137,6 +142,7 @@ pub async fn insert_get_round_trip<S: FlowStore>(store: S) {
     let full = pending();
     let other = PendingFlow {
         resource: None,
+        token_resource: "https://mcp.example.com/other".into(),
         scopes: Vec::new(),
         browser: Some(browser_b()),
         pkce_verifier: Some(verifier("verifier-x")),

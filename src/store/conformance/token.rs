@@ -1,12 +1,14 @@
 //! Token-store checks, one per documented behaviour of [`TokenStore`].
 
 use super::ok;
-use crate::store::{TokenKey, TokenRecord, TokenStore};
+use crate::store::{TokenBinding, TokenKey, TokenRecord, TokenStore};
 use crate::time::unix_now;
 use secrecy::{ExposeSecret as _, SecretString};
 
 const HOUR: u64 = 3600;
 const ISSUER: &str = "https://idp.example.com";
+const NAMESPACE: &str = "team-a";
+const RESOURCE: &str = "https://mcp.example.com/mcp";
 
 /// A record owned by `user` for `key`'s issuer; the access token doubles as a label.
 fn rec(
@@ -22,15 +24,21 @@ fn rec(
         refresh_token: refresh.map(SecretString::from),
         expires_at,
         granted_scope: None,
-        issuer: key.issuer.clone(),
+        issuer: key.binding.issuer.clone(),
         client_id: "https://gateway.example.com/oauth/client".into(),
         user: user.into(),
         obtained_at: unix_now(),
     }
 }
 
+/// The checks' one binding per issuer: the same namespace and resource throughout, so that
+/// issuers alone tell entries apart (except in [`binding_isolation`]).
+fn binding(issuer: &str) -> TokenBinding {
+    TokenBinding::new(issuer, NAMESPACE, RESOURCE)
+}
+
 fn key(session: &str, issuer: &str, scope: &str) -> TokenKey {
-    TokenKey::new(session, issuer, scope)
+    TokenKey::new(session, binding(issuer), scope)
 }
 
 async fn put<S: TokenStore>(store: &S, key: &TokenKey, record: TokenRecord) {
@@ -48,20 +56,29 @@ async fn label_at<S: TokenStore>(store: &S, key: &TokenKey) -> Option<String> {
         .map(|r| r.access_token.expose_secret().to_owned())
 }
 
-/// The scope `get_by_issuer` picks, checking the returned key and record agree.
+/// The scope `get_bound` picks for `issuer`'s binding, checking the returned key and record
+/// agree.
 async fn picked_scope<S: TokenStore>(store: &S, session: &str, issuer: &str) -> Option<String> {
-    let (k, r) = ok(store.get_by_issuer(session, issuer).await, "get_by_issuer")?;
+    picked_scope_of(store, session, &binding(issuer)).await
+}
+
+async fn picked_scope_of<S: TokenStore>(
+    store: &S,
+    session: &str,
+    wanted: &TokenBinding,
+) -> Option<String> {
+    let (k, r) = ok(store.get_bound(session, wanted).await, "get_bound")?;
     assert_eq!(
         k.session, session,
-        "get_by_issuer returned another session's key"
+        "get_bound returned another session's key"
     );
     assert_eq!(
-        k.issuer, issuer,
-        "get_by_issuer returned another issuer's key"
+        &k.binding, wanted,
+        "get_bound returned another binding's key"
     );
     let stored = get(store, &k).await;
-    let stored = stored.unwrap_or_else(|| panic!("get_by_issuer returned a key get cannot find"));
-    assert_records_equal(&r, &stored, "get_by_issuer record vs get of its key");
+    let stored = stored.unwrap_or_else(|| panic!("get_bound returned a key get cannot find"));
+    assert_records_equal(&r, &stored, "get_bound record vs get of its key");
     Some(k.scope)
 }
 
@@ -214,7 +231,7 @@ pub async fn reads_ignore_expiry<S: TokenStore>(store: S) {
 }
 
 /// A non-empty access token beats an empty one, whatever the expiries.
-pub async fn get_by_issuer_prefers_access_token<S: TokenStore>(store: S) {
+pub async fn get_bound_prefers_access_token<S: TokenStore>(store: S) {
     let now = unix_now();
     let empty = key("s", ISSUER, "a");
     let full = key("s", ISSUER, "b");
@@ -233,7 +250,7 @@ pub async fn get_by_issuer_prefers_access_token<S: TokenStore>(store: S) {
 }
 
 /// Among entries with access tokens, the latest expiry wins; no expiry counts as latest.
-pub async fn get_by_issuer_prefers_latest_expiry<S: TokenStore>(store: S) {
+pub async fn get_bound_prefers_latest_expiry<S: TokenStore>(store: S) {
     let now = unix_now();
     for (scope, exp) in [("a", now + 60), ("b", now + 2 * HOUR), ("c", now + 600)] {
         let k = key("s", ISSUER, scope);
@@ -254,7 +271,7 @@ pub async fn get_by_issuer_prefers_latest_expiry<S: TokenStore>(store: S) {
 }
 
 /// Equal on access token and expiry: the smallest scope string wins.
-pub async fn get_by_issuer_breaks_ties_by_smallest_scope<S: TokenStore>(store: S) {
+pub async fn get_bound_breaks_ties_by_smallest_scope<S: TokenStore>(store: S) {
     let exp = unix_now() + HOUR;
     for scope in ["b", "a b", "c"] {
         let k = key("s1", ISSUER, scope);
@@ -278,7 +295,7 @@ pub async fn get_by_issuer_breaks_ties_by_smallest_scope<S: TokenStore>(store: S
 
 /// Expired entries without a refresh token are skipped (before any preference applies);
 /// expired but refreshable ones are returned.
-pub async fn get_by_issuer_skips_expired_unrefreshable<S: TokenStore>(store: S) {
+pub async fn get_bound_skips_expired_unrefreshable<S: TokenStore>(store: S) {
     let now = unix_now();
     let k = key("s1", ISSUER, "a");
     put(&store, &k, rec(&k, "alice", "dead", Some(now - HOUR), None)).await;
@@ -360,7 +377,7 @@ pub async fn issuer_isolation<S: TokenStore>(store: S) {
     assert_eq!(
         picked_scope(&store, "s", ISSUER).await.as_deref(),
         Some("x|y"),
-        "get_by_issuer must not match a longer issuer"
+        "get_bound must not match a longer issuer"
     );
     assert_eq!(
         picked_scope(&store, "s", "https://idp.example.com|x")
@@ -385,6 +402,73 @@ pub async fn issuer_isolation<S: TokenStore>(store: S) {
     );
     assert!(label_at(&store, &tenant).await.is_some());
     assert!(label_at(&store, &piped).await.is_some());
+}
+
+/// A token is found only through its own binding: the same issuer in another namespace, or
+/// for another resource, is another binding; deleting one leaves the others; a `|` or `%` in
+/// a namespace or resource does not make two bindings meet.
+pub async fn binding_isolation<S: TokenStore>(store: S) {
+    let now = unix_now();
+    let mine = binding(ISSUER);
+    let others = [
+        TokenBinding::new(ISSUER, "team-b", RESOURCE),
+        TokenBinding::new(ISSUER, NAMESPACE, "https://mcp.example.com/mcp/other"),
+        TokenBinding::new(ISSUER, NAMESPACE, "https://mcp.example.com"),
+        TokenBinding::new(ISSUER, "team-a|https://mcp.example.com/mcp", ""),
+        TokenBinding::new(ISSUER, "team", "a|https://mcp.example.com/mcp"),
+        TokenBinding::new(ISSUER, "team-a%7C", RESOURCE),
+    ];
+    let mine_key = TokenKey::new("s", mine.clone(), "");
+    put(
+        &store,
+        &mine_key,
+        rec(&mine_key, "alice", "mine", Some(now + HOUR), None),
+    )
+    .await;
+    for (i, other) in others.iter().enumerate() {
+        // Never expiring: each would win if it leaked into another binding's lookup.
+        let k = TokenKey::new("s", other.clone(), "");
+        put(
+            &store,
+            &k,
+            rec(&k, "alice", &format!("other-{i}"), None, None),
+        )
+        .await;
+    }
+    assert_eq!(
+        count(&store).await,
+        1 + others.len(),
+        "bindings must not collide"
+    );
+    let (_, found) = ok(store.get_bound("s", &mine).await, "get_bound")
+        .unwrap_or_else(|| panic!("get_bound found nothing for its own binding"));
+    assert!(
+        found.access_token.expose_secret() == "mine",
+        "get_bound returned a token of another binding"
+    );
+    for other in &others {
+        assert_eq!(
+            picked_scope_of(&store, "s", other).await.as_deref(),
+            Some("")
+        );
+    }
+    assert_eq!(
+        picked_scope_of(&store, "s", &TokenBinding::new(ISSUER, "team-c", RESOURCE)).await,
+        None,
+        "a namespace with no token of its own gets none"
+    );
+    for (i, other) in others.iter().enumerate() {
+        let removed = ok(
+            store.delete(&TokenKey::new("s", other.clone(), "")).await,
+            "delete",
+        );
+        assert!(removed, "delete of binding {i}");
+    }
+    assert_eq!(
+        label_at(&store, &mine_key).await.as_deref(),
+        Some("mine"),
+        "deleting other bindings' tokens left this one"
+    );
 }
 
 /// Sessions are compared exactly, including one that is a prefix of another.

@@ -172,6 +172,7 @@ mod tests {
             issuer: "https://idp".into(),
             scopes: vec!["a".into()],
             resource: None,
+            token_resource: "https://mcp".into(),
             created_at: NOW - 1,
             expires_at,
             browser,

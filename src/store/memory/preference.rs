@@ -1,4 +1,4 @@
-//! The deterministic choice of `TokenStore::get_by_issuer`, as a pure function.
+//! The deterministic choice of `TokenStore::get_bound`, as a pure function.
 //!
 //! It does not depend on the order it is fed in, so a store that reads entries in an arbitrary
 //! order (a hash, a scan) makes the same choice as the in-memory store. The upstream picked
@@ -8,7 +8,7 @@ use crate::store::TokenRecord;
 use secrecy::ExposeSecret as _;
 use std::cmp::{Ordering, Reverse};
 
-/// Among `(scope, record)` candidates of one session and issuer, the one `get_by_issuer` returns:
+/// Among `(scope, record)` candidates of one session and binding, the one `get_bound` returns:
 /// skip records expired at `now` without a refresh token; prefer a non-empty access token; then
 /// the latest expiry (`None` = never expires = latest); then the smallest scope string.
 pub fn preferred<'a, I>(candidates: I, now: u64) -> Option<(&'a str, &'a TokenRecord)>
@@ -25,7 +25,7 @@ fn compare(a: (&str, &TokenRecord), b: (&str, &TokenRecord)) -> Ordering {
     rank(a).cmp(&rank(b))
 }
 
-/// Larger is better. Scopes are unique per (session, issuer), so no two candidates tie.
+/// Larger is better. Scopes are unique per (session, binding), so no two candidates tie.
 fn rank<'a>((scope, record): (&'a str, &TokenRecord)) -> (bool, u64, Reverse<&'a str>) {
     (
         !record.access_token.expose_secret().is_empty(),

@@ -1,31 +1,32 @@
 //! The token entries of one session, as a pure data structure (no locking, no I/O).
 //!
-//! One vector of `(issuer, scope, record)` slots kept sorted by `(issuer, scope)`, rather than
+//! One vector of `(binding, scope, record)` slots kept sorted by `(binding, scope)`, rather than
 //! nested maps: a session holds a handful of entries, so one contiguous allocation costs less
 //! memory and fewer cache misses than tree nodes (a `BTreeMap` leaf reserves room for 11
-//! values), and a binary search finds a key from borrowed `&str`s without allocating. Issuers are
-//! compared whole, never by prefix or by splitting on a separator, and in-order iteration is
-//! already the order of [`TokenKey`].
+//! values), and a binary search finds a key from borrowed values without allocating. Bindings
+//! are compared whole (issuer, namespace and resource by exact equality), never by prefix or by
+//! splitting on a separator, and in-order iteration is already the order of [`TokenKey`]. A
+//! binding sorts by issuer first, so the bindings of one issuer form one contiguous run.
 //!
 //! [`TokenKey`]: crate::store::TokenKey
 
-use crate::store::TokenRecord;
+use crate::store::{TokenBinding, TokenRecord};
 use std::cmp::Ordering;
 
 #[derive(Debug)]
 struct Slot {
-    issuer: Box<str>,
+    binding: TokenBinding,
     scope: Box<str>,
     record: TokenRecord,
 }
 
 impl Slot {
-    fn cmp_key(&self, issuer: &str, scope: &str) -> Ordering {
-        (&*self.issuer, &*self.scope).cmp(&(issuer, scope))
+    fn cmp_key(&self, binding: &TokenBinding, scope: &str) -> Ordering {
+        (&self.binding, &*self.scope).cmp(&(binding, scope))
     }
 }
 
-/// Invariant: `slots` is sorted by `(issuer, scope)` with no duplicates.
+/// Invariant: `slots` is sorted by `(binding, scope)` with no duplicates.
 #[derive(Debug, Default)]
 pub(super) struct SessionEntries {
     slots: Vec<Slot>,
@@ -36,55 +37,77 @@ impl SessionEntries {
         self.slots.is_empty()
     }
 
-    fn find(&self, issuer: &str, scope: &str) -> Result<usize, usize> {
+    fn find(&self, binding: &TokenBinding, scope: &str) -> Result<usize, usize> {
         self.slots
-            .binary_search_by(|slot| slot.cmp_key(issuer, scope))
+            .binary_search_by(|slot| slot.cmp_key(binding, scope))
     }
 
-    pub(super) fn get(&self, issuer: &str, scope: &str) -> Option<&TokenRecord> {
-        let i = self.find(issuer, scope).ok()?;
+    pub(super) fn get(&self, binding: &TokenBinding, scope: &str) -> Option<&TokenRecord> {
+        let i = self.find(binding, scope).ok()?;
         self.slots.get(i).map(|slot| &slot.record)
     }
 
-    /// The slots of `issuer`: a contiguous run, since slots are sorted by issuer first.
-    fn issuer_range(&self, issuer: &str) -> std::ops::Range<usize> {
-        let start = self.slots.partition_point(|slot| &*slot.issuer < issuer);
+    /// The slots matching `belongs`, which must hold for one contiguous run of the sort order
+    /// and be false before it (a binding, or every binding of one issuer).
+    fn run(
+        &self,
+        before: impl Fn(&Slot) -> bool,
+        belongs: impl Fn(&Slot) -> bool,
+    ) -> std::ops::Range<usize> {
+        let start = self.slots.partition_point(before);
         let len = self.slots[start..]
             .iter()
-            .take_while(|slot| &*slot.issuer == issuer)
+            .take_while(|slot| belongs(slot))
             .count();
         start..start + len
     }
 
-    /// Every scope of `issuer`, in ascending scope order.
-    pub(super) fn scopes_of(&self, issuer: &str) -> impl Iterator<Item = (&str, &TokenRecord)> {
-        self.slots[self.issuer_range(issuer)]
+    fn binding_range(&self, binding: &TokenBinding) -> std::ops::Range<usize> {
+        self.run(
+            |slot| &slot.binding < binding,
+            |slot| &slot.binding == binding,
+        )
+    }
+
+    fn issuer_range(&self, issuer: &str) -> std::ops::Range<usize> {
+        self.run(
+            |slot| slot.binding.issuer.as_str() < issuer,
+            |slot| slot.binding.issuer == issuer,
+        )
+    }
+
+    /// Every scope of exactly `binding`, in ascending scope order.
+    pub(super) fn scopes_of(
+        &self,
+        binding: &TokenBinding,
+    ) -> impl Iterator<Item = (&str, &TokenRecord)> {
+        self.slots[self.binding_range(binding)]
             .iter()
             .map(|slot| (&*slot.scope, &slot.record))
     }
 
-    /// Every entry as `(issuer, scope, record)`, sorted by `(issuer, scope)`.
-    pub(super) fn iter(&self) -> impl Iterator<Item = (&str, &str, &TokenRecord)> {
+    /// Every entry as `(binding, scope, record)`, sorted by `(binding, scope)`.
+    pub(super) fn iter(&self) -> impl Iterator<Item = (&TokenBinding, &str, &TokenRecord)> {
         self.slots
             .iter()
-            .map(|slot| (&*slot.issuer, &*slot.scope, &slot.record))
+            .map(|slot| (&slot.binding, &*slot.scope, &slot.record))
     }
 
     /// Insert or replace; returns the replaced record. Allocates only for a new key.
     pub(super) fn put(
         &mut self,
-        issuer: &str,
+        binding: &TokenBinding,
         scope: &str,
         record: TokenRecord,
     ) -> Option<TokenRecord> {
-        match self.find(issuer, scope) {
+        match self.find(binding, scope) {
             Ok(i) => self
                 .slots
                 .get_mut(i)
                 .map(|slot| std::mem::replace(&mut slot.record, record)),
             Err(i) => {
                 let slot = Slot {
-                    issuer: issuer.into(),
+                    binding: binding.clone(),
                     scope: scope.into(),
                     record,
                 };
@@ -94,12 +117,12 @@ impl SessionEntries {
         }
     }
 
-    pub(super) fn remove(&mut self, issuer: &str, scope: &str) -> Option<TokenRecord> {
-        let i = self.find(issuer, scope).ok()?;
+    pub(super) fn remove(&mut self, binding: &TokenBinding, scope: &str) -> Option<TokenRecord> {
+        let i = self.find(binding, scope).ok()?;
         Some(self.slots.remove(i).record)
     }
 
-    /// Remove every scope of `issuer`; returns the removed records.
+    /// Remove every binding and scope of `issuer`; returns the removed records.
     pub(super) fn remove_issuer(&mut self, issuer: &str) -> Vec<TokenRecord> {
         let range = self.issuer_range(issuer);
         self.slots.drain(range).map(|slot| slot.record).collect()
@@ -140,26 +163,31 @@ mod tests {
         }
     }
 
+    /// A binding of `issuer` for the one resource `ns`'s servers share.
+    fn b(issuer: &str) -> TokenBinding {
+        TokenBinding::new(issuer, "ns", "https://mcp/r")
+    }
+
     fn keys(e: &SessionEntries) -> Vec<(String, String)> {
         e.iter()
-            .map(|(i, s, _)| (i.to_owned(), s.to_owned()))
+            .map(|(b, s, _)| (b.issuer.clone(), s.to_owned()))
             .collect()
     }
 
     #[test]
     fn put_replaces_and_returns_old() {
         let mut e = SessionEntries::default();
-        assert!(e.put("i", "s", rec("a")).is_none());
-        let old = e.put("i", "s", rec("b"));
+        assert!(e.put(&b("i"), "s", rec("a")).is_none());
+        let old = e.put(&b("i"), "s", rec("b"));
         assert_eq!(old.map(|r| r.user), Some("a".to_owned()));
-        assert_eq!(e.get("i", "s").map(|r| r.user.as_str()), Some("b"));
+        assert_eq!(e.get(&b("i"), "s").map(|r| r.user.as_str()), Some("b"));
     }
 
     #[test]
     fn iteration_is_sorted_by_issuer_then_scope() {
         let mut e = SessionEntries::default();
         for (i, s) in [("b", "y"), ("a", "z"), ("b", ""), ("a", "a b")] {
-            e.put(i, s, rec("u"));
+            e.put(&b(i), s, rec("u"));
         }
         let want: Vec<(String, String)> = [("a", "a b"), ("a", "z"), ("b", ""), ("b", "y")]
             .iter()
@@ -169,21 +197,49 @@ mod tests {
     }
 
     #[test]
+    fn bindings_of_one_issuer_are_kept_apart() {
+        let mut e = SessionEntries::default();
+        let mine = TokenBinding::new("https://idp", "team-a", "https://mcp/a");
+        let other_resource = TokenBinding::new("https://idp", "team-a", "https://mcp/b");
+        let other_namespace = TokenBinding::new("https://idp", "team-b", "https://mcp/a");
+        e.put(&mine, "s", rec("mine"));
+        e.put(&other_resource, "s", rec("b"));
+        e.put(&other_namespace, "s", rec("c"));
+        let users = |e: &SessionEntries, binding: &TokenBinding| -> Vec<String> {
+            e.scopes_of(binding).map(|(_, r)| r.user.clone()).collect()
+        };
+        assert_eq!(users(&e, &mine), ["mine"]);
+        assert_eq!(users(&e, &other_resource), ["b"]);
+        assert_eq!(users(&e, &other_namespace), ["c"]);
+        let unknown = TokenBinding::new("https://idp", "team-c", "https://mcp/a");
+        assert!(users(&e, &unknown).is_empty());
+        assert_eq!(
+            e.remove(&other_namespace, "s").map(|r| r.user),
+            Some("c".into())
+        );
+        assert_eq!(
+            users(&e, &mine),
+            ["mine"],
+            "removing another binding leaves this one"
+        );
+    }
+
+    #[test]
     fn removing_last_scope_leaves_no_empty_issuer() {
         let mut e = SessionEntries::default();
-        e.put("i", "s", rec("u"));
-        assert!(e.remove("i", "other").is_none());
-        assert!(e.remove("i", "s").is_some());
+        e.put(&b("i"), "s", rec("u"));
+        assert!(e.remove(&b("i"), "other").is_none());
+        assert!(e.remove(&b("i"), "s").is_some());
         assert!(e.is_empty());
-        assert_eq!(e.scopes_of("i").count(), 0);
+        assert_eq!(e.scopes_of(&b("i")).count(), 0);
     }
 
     #[test]
     fn retain_reports_removed_and_drops_empty_issuers() {
         let mut e = SessionEntries::default();
-        e.put("i1", "s", rec("a"));
-        e.put("i2", "s", rec("b"));
-        e.put("i2", "t", rec("a"));
+        e.put(&b("i1"), "s", rec("a"));
+        e.put(&b("i2"), "s", rec("b"));
+        e.put(&b("i2"), "t", rec("a"));
         let mut gone = Vec::new();
         e.retain(|r| r.user != "a", |r| gone.push(r.user.clone()));
         assert_eq!(gone, vec!["a".to_owned(), "a".to_owned()]);
@@ -191,12 +247,17 @@ mod tests {
     }
 
     #[test]
-    fn remove_issuer_takes_all_scopes_only_of_that_issuer() {
+    fn remove_issuer_takes_all_bindings_and_scopes_only_of_that_issuer() {
         let mut e = SessionEntries::default();
-        e.put("https://idp", "a", rec("u"));
-        e.put("https://idp", "b", rec("u"));
-        e.put("https://idp/x", "a", rec("u"));
-        assert_eq!(e.remove_issuer("https://idp").len(), 2);
+        e.put(&b("https://idp"), "a", rec("u"));
+        e.put(&b("https://idp"), "b", rec("u"));
+        e.put(
+            &TokenBinding::new("https://idp", "other", "https://x"),
+            "a",
+            rec("u"),
+        );
+        e.put(&b("https://idp/x"), "a", rec("u"));
+        assert_eq!(e.remove_issuer("https://idp").len(), 3);
         assert_eq!(keys(&e), vec![("https://idp/x".to_owned(), "a".to_owned())]);
         assert!(e.remove_issuer("missing").is_empty());
     }

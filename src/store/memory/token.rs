@@ -2,7 +2,7 @@
 //!
 //! Layout: `session → SessionEntries` in a [`DashMap`] (a sharded `RwLock<HashMap>`), plus a
 //! [`UserIndex`] for `delete_by_user`. Why a `DashMap` keyed by session: the hot path is a `get`
-//! or `get_by_issuer` of one session, which takes a *read* lock on one shard only, so it never
+//! or `get_bound` of one session, which takes a *read* lock on one shard only, so it never
 //! waits for gets of other sessions and only briefly for writes that hash to the same shard. Every
 //! operation on one session (put, delete, delete_by_issuer, ...) is one locked step on one shard.
 //!
@@ -15,7 +15,7 @@ use super::cleanup::spawn_periodic;
 use super::preference::preferred;
 use super::session::SessionEntries;
 use super::user_index::UserIndex;
-use crate::store::{StoreError, TokenKey, TokenRecord, TokenStore};
+use crate::store::{StoreError, TokenBinding, TokenKey, TokenRecord, TokenStore};
 use crate::time::unix_now;
 use async_trait::async_trait;
 use dashmap::DashMap;
@@ -62,7 +62,7 @@ impl MemoryTokenStore {
             None => self.sessions.entry(key.session.clone()).or_default(),
         };
         let previous_same_user = session
-            .get(&key.issuer, &key.scope)
+            .get(&key.binding, &key.scope)
             .map(|old| old.user == record.user);
         match previous_same_user {
             Some(true) => {}
@@ -72,7 +72,7 @@ impl MemoryTokenStore {
                 self.entries.fetch_add(1, Ordering::Relaxed);
             }
         }
-        let replaced = session.put(&key.issuer, &key.scope, record);
+        let replaced = session.put(&key.binding, &key.scope, record);
         if let Some(old) = replaced
             && previous_same_user == Some(false)
         {
@@ -83,19 +83,22 @@ impl MemoryTokenStore {
     /// Synchronous [`TokenStore::get`].
     pub fn get_sync(&self, key: &TokenKey) -> Option<TokenRecord> {
         let session = self.sessions.get(key.session.as_str())?;
-        session.get(&key.issuer, &key.scope).cloned()
+        session.get(&key.binding, &key.scope).cloned()
     }
 
-    /// Synchronous [`TokenStore::get_by_issuer`], with the clock passed in.
-    pub fn get_by_issuer_at(
+    /// Synchronous [`TokenStore::get_bound`], with the clock passed in.
+    pub fn get_bound_at(
         &self,
         session: &str,
-        issuer: &str,
+        binding: &TokenBinding,
         now: u64,
     ) -> Option<(TokenKey, TokenRecord)> {
         let entries = self.sessions.get(session)?;
-        let (scope, record) = preferred(entries.scopes_of(issuer), now)?;
-        Some((TokenKey::new(session, issuer, scope), record.clone()))
+        let (scope, record) = preferred(entries.scopes_of(binding), now)?;
+        Some((
+            TokenKey::new(session, binding.clone(), scope),
+            record.clone(),
+        ))
     }
 
     /// Synchronous [`TokenStore::all_for_session`].
@@ -105,7 +108,12 @@ impl MemoryTokenStore {
         };
         entries
             .iter()
-            .map(|(issuer, scope, record)| (TokenKey::new(session, issuer, scope), record.clone()))
+            .map(|(binding, scope, record)| {
+                (
+                    TokenKey::new(session, binding.clone(), scope),
+                    record.clone(),
+                )
+            })
             .collect()
     }
 
@@ -113,7 +121,7 @@ impl MemoryTokenStore {
     pub fn delete_sync(&self, key: &TokenKey) -> bool {
         let mut removed = false;
         self.edit_session(&key.session, |entries| {
-            if let Some(old) = entries.remove(&key.issuer, &key.scope) {
+            if let Some(old) = entries.remove(&key.binding, &key.scope) {
                 self.users.sub(&old.user, &key.session, 1);
                 removed = true;
             }
@@ -238,12 +246,12 @@ impl TokenStore for MemoryTokenStore {
         Ok(self.get_sync(key))
     }
 
-    async fn get_by_issuer(
+    async fn get_bound(
         &self,
         session: &str,
-        issuer: &str,
+        binding: &TokenBinding,
     ) -> Result<Option<(TokenKey, TokenRecord)>, StoreError> {
-        Ok(self.get_by_issuer_at(session, issuer, unix_now()))
+        Ok(self.get_bound_at(session, binding, unix_now()))
     }
 
     async fn all_for_session(
@@ -287,6 +295,10 @@ mod tests {
     use super::*;
     use secrecy::{ExposeSecret as _, SecretString};
 
+    fn bind(issuer: impl Into<String>) -> TokenBinding {
+        TokenBinding::new(issuer, "ns", "https://mcp/r")
+    }
+
     fn rec(user: &str, expires_at: Option<u64>, refresh: bool) -> TokenRecord {
         TokenRecord {
             access_token: SecretString::from("at"),
@@ -304,7 +316,7 @@ mod tests {
     #[test]
     fn index_follows_overwrites_by_another_user() {
         let s = MemoryTokenStore::new();
-        let k = TokenKey::new("s", "i", "");
+        let k = TokenKey::new("s", bind("i"), "");
         s.put_sync(&k, rec("a", None, false));
         s.put_sync(&k, rec("b", None, false));
         s.assert_consistent();
@@ -324,10 +336,13 @@ mod tests {
             ("s2", "i1", "", "u1", None),
             ("s3", "i1", "", "u3", Some(10)),
         ] {
-            s.put_sync(&TokenKey::new(sess, iss, scope), rec(user, exp, false));
+            s.put_sync(
+                &TokenKey::new(sess, bind(iss), scope),
+                rec(user, exp, false),
+            );
             s.assert_consistent();
         }
-        assert!(s.delete_sync(&TokenKey::new("s1", "i1", "b")));
+        assert!(s.delete_sync(&TokenKey::new("s1", bind("i1"), "b")));
         s.assert_consistent();
         assert_eq!(s.remove_expired_sync(100), 3);
         s.assert_consistent();
@@ -340,7 +355,7 @@ mod tests {
     #[test]
     fn records_are_not_aliased() {
         let s = MemoryTokenStore::new();
-        let k = TokenKey::new("s", "i", "");
+        let k = TokenKey::new("s", bind("i"), "");
         s.put_sync(&k, rec("u", None, false));
         let mut out = s.get_sync(&k).into_iter().next();
         if let Some(r) = out.as_mut() {
@@ -368,7 +383,8 @@ mod tests {
                 std::thread::spawn(move || {
                     for i in 0..2_000u64 {
                         let x = i.wrapping_mul(2_654_435_761).wrapping_add(t * 97);
-                        let key = TokenKey::new(format!("s{}", x % 5), format!("i{}", x % 3), "");
+                        let key =
+                            TokenKey::new(format!("s{}", x % 5), bind(format!("i{}", x % 3)), "");
                         let user = format!("u{}", (x / 7) % 3);
                         match x % 6 {
                             0..=2 => s.put_sync(&key, rec(&user, Some(x % 50), x % 4 == 0)),
@@ -395,13 +411,19 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn cleanup_task_sweeps_until_cancelled() {
         let s = Arc::new(MemoryTokenStore::new());
-        s.put_sync(&TokenKey::new("s", "i", "old"), rec("u", Some(1), false));
-        s.put_sync(&TokenKey::new("s", "i", "kept"), rec("u", Some(1), true));
+        s.put_sync(
+            &TokenKey::new("s", bind("i"), "old"),
+            rec("u", Some(1), false),
+        );
+        s.put_sync(
+            &TokenKey::new("s", bind("i"), "kept"),
+            rec("u", Some(1), true),
+        );
         let cancel = CancellationToken::new();
         let task = Arc::clone(&s).spawn_cleanup(Duration::from_secs(60), cancel.clone());
         tokio::time::sleep(Duration::from_secs(61)).await;
         assert_eq!(s.len(), 1, "the expired unrefreshable entry is swept");
-        assert!(s.get_sync(&TokenKey::new("s", "i", "kept")).is_some());
+        assert!(s.get_sync(&TokenKey::new("s", bind("i"), "kept")).is_some());
         cancel.cancel();
         assert!(task.await.is_ok(), "cleanup task ends cleanly on cancel");
     }

@@ -1,11 +1,17 @@
 //! Key and field names of the Valkey layout (see the module documentation of
 //! [`crate::store::valkey`]). Pure string work, no I/O.
 //!
-//! Why the escaping: the token hash field is `{issuer}|{scope}`. Scopes may contain `|`, so the
-//! separator is the *first* unescaped `|`, which only works if the issuer cannot contain one:
-//! `%` and `|` in the issuer are percent-escaped (the upstream silently corrupted such keys).
+//! Why the escaping: the token hash field is `@{issuer}|{namespace}|{resource}|{scope}`. Scopes
+//! may contain `|`, so the separators are the first three unescaped `|`, which only works if the
+//! issuer, namespace and resource cannot contain one: `%` and `|` in them are percent-escaped
+//! (the upstream silently corrupted such keys).
+//!
+//! The leading `@` marks the layout in which tokens are bound to their resource. Fields of the
+//! seed's layout, `{issuer}|{scope}`, start with the issuer (an absolute URL, never `@`); they
+//! name no resource, so nothing can tell which server such a token is for: readers never use
+//! them and the stores drop them ([`TokenField::Legacy`]).
 
-use crate::store::{FlowId, TokenKey};
+use crate::store::{FlowId, TokenBinding, TokenKey};
 use sha2::{Digest as _, Sha256};
 use std::borrow::Cow;
 
@@ -48,10 +54,17 @@ impl KeySpace {
     }
 
     /// The refresh lock of one token key: a fixed-length hash of the unambiguous (length-framed)
-    /// triple, so odd characters in a session, issuer or scope cannot make two locks meet.
+    /// parts, so odd characters in a session, binding or scope cannot make two locks meet.
     pub fn lock(&self, key: &TokenKey) -> String {
         let mut hasher = Sha256::new();
-        for part in [&key.session, &key.issuer, &key.scope] {
+        let b = &key.binding;
+        for part in [
+            &key.session,
+            &b.issuer,
+            &b.namespace,
+            &b.resource,
+            &key.scope,
+        ] {
             hasher.update((part.len() as u64).to_be_bytes());
             hasher.update(part.as_bytes());
         }
@@ -74,21 +87,104 @@ impl KeySpace {
     }
 }
 
-/// The hash field of a token: escaped issuer, `|`, scope.
-pub fn token_field(issuer: &str, scope: &str) -> String {
-    let issuer = escape_issuer(issuer);
-    let mut field = String::with_capacity(issuer.len() + 1 + scope.len());
-    field.push_str(&issuer);
-    field.push('|');
+/// Marks a field of the current layout (see the module documentation).
+const BOUND_MARK: char = '@';
+
+/// The hash field of a token: `@`, then the escaped issuer, namespace and resource, and the
+/// scope, separated by `|`.
+pub fn token_field(binding: &TokenBinding, scope: &str) -> String {
+    let parts = [
+        escape_issuer(&binding.issuer),
+        escape_issuer(&binding.namespace),
+        escape_issuer(&binding.resource),
+    ];
+    let len = parts.iter().map(|p| p.len() + 1).sum::<usize>() + 1 + scope.len();
+    let mut field = String::with_capacity(len);
+    field.push(BOUND_MARK);
+    for part in &parts {
+        field.push_str(part);
+        field.push('|');
+    }
     field.push_str(scope);
     field
 }
 
-/// `(issuer, scope)` of a token hash field; `None` for a field we did not write. Borrows from
-/// `field` unless the issuer was escaped (rare: only issuers containing `%` or `|`).
-pub fn parse_token_field(field: &str) -> Option<(Cow<'_, str>, &str)> {
-    let (issuer, scope) = field.split_once('|')?;
-    Some((unescape_issuer(issuer)?, scope))
+/// A token hash field as read. Parts borrow from the field unless they were escaped (rare).
+#[derive(Debug, PartialEq, Eq)]
+pub enum TokenField<'a> {
+    /// The current layout: the token's binding and requested scope.
+    Bound {
+        issuer: Cow<'a, str>,
+        namespace: Cow<'a, str>,
+        resource: Cow<'a, str>,
+        scope: &'a str,
+    },
+    /// The seed's `{issuer}|{scope}` layout, which names no resource: never used, dropped.
+    Legacy,
+    /// Not a field any version of the gateway writes.
+    Foreign,
+}
+
+impl TokenField<'_> {
+    /// Whether this is exactly `binding`'s field (any scope).
+    pub fn is_for(&self, binding: &TokenBinding) -> bool {
+        matches!(self, TokenField::Bound { issuer, namespace, resource, .. }
+            if *issuer == binding.issuer.as_str()
+                && *namespace == binding.namespace.as_str()
+                && *resource == binding.resource.as_str())
+    }
+
+    /// Whether the field is of the current layout and issued by `wanted`.
+    pub fn is_of_issuer(&self, wanted: &str) -> bool {
+        matches!(self, TokenField::Bound { issuer, .. } if *issuer == wanted)
+    }
+
+    /// The key of a current-layout field in `session`.
+    pub fn key(&self, session: &str) -> Option<TokenKey> {
+        match self {
+            TokenField::Bound {
+                issuer,
+                namespace,
+                resource,
+                scope,
+            } => Some(TokenKey::new(
+                session,
+                TokenBinding::new(issuer.as_ref(), namespace.as_ref(), resource.as_ref()),
+                *scope,
+            )),
+            TokenField::Legacy | TokenField::Foreign => None,
+        }
+    }
+}
+
+/// Read a token hash field.
+pub fn parse_token_field(field: &str) -> TokenField<'_> {
+    let Some(rest) = field.strip_prefix(BOUND_MARK) else {
+        // The seed's layout: an escaped issuer, `|`, a scope.
+        return match field.split_once('|') {
+            Some((issuer, _)) if unescape_issuer(issuer).is_some() => TokenField::Legacy,
+            _ => TokenField::Foreign,
+        };
+    };
+    let mut parts = rest.splitn(4, '|');
+    let (Some(issuer), Some(namespace), Some(resource), Some(scope)) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return TokenField::Foreign;
+    };
+    match (
+        unescape_issuer(issuer),
+        unescape_issuer(namespace),
+        unescape_issuer(resource),
+    ) {
+        (Some(issuer), Some(namespace), Some(resource)) => TokenField::Bound {
+            issuer,
+            namespace,
+            resource,
+            scope,
+        },
+        _ => TokenField::Foreign,
+    }
 }
 
 fn escape_issuer(issuer: &str) -> Cow<'_, str> {
@@ -195,43 +291,110 @@ mod tests {
     #[test]
     fn lock_keys_are_unambiguous() {
         let keys = KeySpace::new("p:");
-        let a = keys.lock(&TokenKey::new("s|i", "x", "y"));
-        let b = keys.lock(&TokenKey::new("s", "i|x", "y"));
-        let c = keys.lock(&TokenKey::new("s", "i", "x|y"));
-        assert_ne!(a, b);
-        assert_ne!(b, c);
-        assert_ne!(a, c);
+        let bind = |i: &str, n: &str, r: &str| TokenBinding::new(i, n, r);
+        let locks = [
+            keys.lock(&TokenKey::new("s|i", bind("x", "n", "r"), "y")),
+            keys.lock(&TokenKey::new("s", bind("i|x", "n", "r"), "y")),
+            keys.lock(&TokenKey::new("s", bind("i", "x|n", "r"), "y")),
+            keys.lock(&TokenKey::new("s", bind("i", "x", "n|r"), "y")),
+            keys.lock(&TokenKey::new("s", bind("i", "x", "n"), "r|y")),
+        ];
+        for (i, a) in locks.iter().enumerate() {
+            for b in &locks[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
+        let a = &locks[0];
         assert!(a.starts_with("p:oauth:lock:"));
     }
 
-    #[test]
-    fn issuer_with_pipe_and_percent_round_trips() {
-        let field = token_field("https://idp|x%7C", "a|b c");
-        assert_eq!(field, "https://idp%7Cx%257C|a|b c");
-        let (issuer, scope) = parse_token_field(&field).unwrap_or_else(|| panic!("parse"));
-        assert_eq!(issuer, "https://idp|x%7C");
-        assert_eq!(scope, "a|b c");
+    fn bound(field: &str) -> Option<(String, String, String, String)> {
+        match parse_token_field(field) {
+            TokenField::Bound {
+                issuer,
+                namespace,
+                resource,
+                scope,
+            } => Some((
+                issuer.into_owned(),
+                namespace.into_owned(),
+                resource.into_owned(),
+                scope.to_owned(),
+            )),
+            _ => None,
+        }
     }
 
     #[test]
-    fn plain_issuers_are_borrowed_not_copied() {
+    fn pipes_and_percents_round_trip() {
+        let binding = TokenBinding::new("https://idp|x%7C", "team|a", "https://mcp/r|%");
+        let field = token_field(&binding, "a|b c");
+        assert_eq!(
+            field,
+            "@https://idp%7Cx%257C|team%7Ca|https://mcp/r%7C%25|a|b c"
+        );
+        assert_eq!(
+            bound(&field),
+            Some((
+                "https://idp|x%7C".into(),
+                "team|a".into(),
+                "https://mcp/r|%".into(),
+                "a|b c".into()
+            ))
+        );
+        assert!(parse_token_field(&field).is_for(&binding));
+        assert!(!parse_token_field(&field).is_for(&TokenBinding::new(
+            "https://idp|x%7C",
+            "team|a",
+            "https://mcp/other"
+        )));
+    }
+
+    #[test]
+    fn plain_parts_are_borrowed_not_copied() {
         assert!(matches!(escape_issuer("https://idp"), Cow::Borrowed(_)));
         assert!(matches!(escape_issuer("https://idp|x"), Cow::Owned(_)));
-        let field = token_field("https://idp", "s");
+        let field = token_field(&TokenBinding::new("https://idp", "ns", "https://mcp"), "s");
         assert!(matches!(
             parse_token_field(&field),
-            Some((Cow::Borrowed(_), "s"))
+            TokenField::Bound {
+                issuer: Cow::Borrowed(_),
+                namespace: Cow::Borrowed(_),
+                resource: Cow::Borrowed(_),
+                scope: "s"
+            }
         ));
     }
 
     #[test]
+    fn seed_layout_fields_are_legacy_and_never_bound() {
+        for legacy in [
+            "https://idp|",
+            "https://idp|openid mcp",
+            "https://i%7Cdp|a|b",
+        ] {
+            assert_eq!(parse_token_field(legacy), TokenField::Legacy, "{legacy}");
+            assert_eq!(parse_token_field(legacy).key("s"), None);
+            assert!(!parse_token_field(legacy).is_of_issuer("https://idp"));
+        }
+    }
+
+    #[test]
     fn foreign_fields_are_rejected() {
-        assert_eq!(parse_token_field("no-separator"), None);
-        assert_eq!(parse_token_field("bad%escape|s"), None);
-        assert_eq!(parse_token_field("short%7|s"), None);
+        for foreign in [
+            "no-separator",
+            "bad%escape|s",
+            "short%7|s",
+            "@https://idp|ns|resource-without-scope-separator",
+            "@https://idp|ns",
+            "@bad%zz|ns|r|s",
+            "@",
+        ] {
+            assert_eq!(parse_token_field(foreign), TokenField::Foreign, "{foreign}");
+        }
         assert_eq!(
-            parse_token_field("plain|").map(|(i, s)| (i.into_owned(), s.to_owned())),
-            Some(("plain".to_owned(), String::new()))
+            bound("@i|n|r|"),
+            Some(("i".into(), "n".into(), "r".into(), String::new()))
         );
     }
 
@@ -254,18 +417,37 @@ mod tests {
 
     proptest! {
         #[test]
-        fn any_issuer_and_scope_round_trip(issuer in ".*", scope in ".*") {
-            let field = token_field(&issuer, &scope);
-            let parsed = parse_token_field(&field).map(|(i, s)| (i.into_owned(), s));
-            prop_assert_eq!(parsed, Some((issuer.clone(), scope.as_str())));
+        fn any_binding_and_scope_round_trip(
+            issuer in ".*", namespace in ".*", resource in ".*", scope in ".*"
+        ) {
+            let binding = TokenBinding::new(issuer.clone(), namespace.clone(), resource.clone());
+            let field = token_field(&binding, &scope);
+            prop_assert_eq!(bound(&field), Some((issuer, namespace, resource, scope.clone())));
+            prop_assert_eq!(
+                parse_token_field(&field).key("s"),
+                Some(TokenKey::new("s", binding, scope))
+            );
         }
 
         #[test]
         fn distinct_keys_give_distinct_fields(
-            a in "[a|%7C]{0,6}", b in "[a|%7C]{0,6}", c in "[a|%7C]{0,6}", d in "[a|%7C]{0,6}"
+            a in "[a|%7C@]{0,5}", b in "[a|%7C@]{0,5}", c in "[a|%7C@]{0,5}",
+            d in "[a|%7C@]{0,5}", e in "[a|%7C@]{0,5}", f in "[a|%7C@]{0,5}"
         ) {
-            prop_assume!((a.as_str(), b.as_str()) != (c.as_str(), d.as_str()));
-            prop_assert_ne!(token_field(&a, &b), token_field(&c, &d));
+            prop_assume!((a.as_str(), b.as_str(), c.as_str()) != (d.as_str(), e.as_str(), f.as_str()));
+            prop_assert_ne!(
+                token_field(&TokenBinding::new(a.clone(), b.clone(), "r"), &c),
+                token_field(&TokenBinding::new(d.clone(), e.clone(), "r"), &f)
+            );
+            prop_assert_ne!(
+                token_field(&TokenBinding::new("i", a, b), &c),
+                token_field(&TokenBinding::new("i", d, e), &f)
+            );
+        }
+
+        #[test]
+        fn parsing_any_field_never_panics(field in ".*") {
+            let _ = parse_token_field(&field).key("s");
         }
     }
 }

@@ -114,6 +114,7 @@ struct FlowOut<'a> {
     scopes: &'a [String],
     #[serde(skip_serializing_if = "Option::is_none")]
     resource: Option<&'a str>,
+    token_resource: &'a str,
     created_at: u64,
     expires_at: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -133,6 +134,10 @@ struct FlowIn {
     scopes: Vec<String>,
     #[serde(default)]
     resource: Option<String>,
+    /// Absent in flows written before tokens were bound to their resource: empty, and such a
+    /// flow is refused at the callback.
+    #[serde(default)]
+    token_resource: String,
     created_at: u64,
     expires_at: u64,
     #[serde(default)]
@@ -150,6 +155,7 @@ pub fn encode_flow(flow: &PendingFlow) -> Zeroizing<Vec<u8>> {
         issuer: &flow.issuer,
         scopes: &flow.scopes,
         resource: flow.resource.as_deref(),
+        token_resource: &flow.token_resource,
         created_at: flow.created_at,
         expires_at: flow.expires_at,
         browser: flow.browser.map(|b| binding_hex(&b)),
@@ -176,6 +182,7 @@ pub fn decode_flow(json: &[u8]) -> Result<PendingFlow, RecordError> {
         issuer: f.issuer,
         scopes: f.scopes,
         resource: f.resource,
+        token_resource: f.token_resource,
         created_at: f.created_at,
         expires_at: f.expires_at,
         browser,
@@ -255,6 +262,7 @@ mod tests {
             issuer: "https://idp".into(),
             scopes: vec!["a".into()],
             resource: Some("https://mcp".into()),
+            token_resource: "https://mcp".into(),
             created_at: 1,
             expires_at: 2,
             browser: Some(BrowserBinding::from_cookie_secret("c")),

@@ -2,16 +2,16 @@
 //! [`super::token_delete`] and [`super::token_sweep`].
 //!
 //! Undecryptable entries: `get` returns the error (the caller asked for exactly that entry);
-//! `get_by_issuer` and `all_for_session` skip them, logging the place and the reason and
+//! `get_bound` and `all_for_session` skip them, logging the place and the reason and
 //! counting them in the stats, so one entry whose key was removed from the ring does not make
 //! every other token of the session unusable (the user re-authorizes that one server instead).
 
-use super::keys::{parse_token_field, token_field};
+use super::keys::{TokenField, parse_token_field, token_field};
 use super::records::{decode_token, encode_token};
 use super::scripts::{INDEX_ADD, TOKEN_PUT};
 use super::shared::{Rewrap, Shared, short};
 use crate::store::memory::preferred;
-use crate::store::{StoreError, TokenKey, TokenRecord, TokenStore};
+use crate::store::{StoreError, TokenBinding, TokenKey, TokenRecord, TokenStore};
 use crate::time::unix_now;
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -38,6 +38,8 @@ pub(super) struct SessionRead {
     pub undecodable: usize,
     /// Every field and its stored bytes, decodable or not (for compare-and-delete).
     pub raw: Vec<(String, Bytes)>,
+    /// Fields of the seed's layout (no resource): never used; dropped by whoever reads them.
+    pub legacy: Vec<String>,
 }
 
 impl ValkeyTokenStore {
@@ -53,25 +55,27 @@ impl ValkeyTokenStore {
         field: &str,
         stored: &[u8],
     ) -> Result<(TokenKey, TokenRecord, Option<Vec<u8>>), StoreError> {
-        let (issuer, scope) = parse_token_field(field).ok_or_else(|| not_a_field(session))?;
-        self.decode_parsed(hash_key, session, field, (&issuer, scope), stored)
+        let key = parse_token_field(field)
+            .key(session)
+            .ok_or_else(|| not_a_field(session))?;
+        self.decode_keyed(hash_key, field, key, stored)
     }
 
-    /// [`Self::decode`] of a field already split into `(issuer, scope)`.
-    fn decode_parsed(
+    /// [`Self::decode`] of a field already parsed into its key.
+    fn decode_keyed(
         &self,
         hash_key: &str,
-        session: &str,
         field: &str,
-        (issuer, scope): (&str, &str),
+        key: TokenKey,
         stored: &[u8],
     ) -> Result<(TokenKey, TokenRecord, Option<Vec<u8>>), StoreError> {
-        let key = TokenKey::new(session, issuer, scope);
         let place = || {
             format!(
-                "token entry of session {} for issuer {} scope {:?}",
-                short(session),
-                key.issuer,
+                "token entry of session {} for issuer {} in namespace {} resource {} scope {:?}",
+                short(&key.session),
+                key.binding.issuer,
+                key.binding.namespace,
+                key.binding.resource,
                 key.scope
             )
         };
@@ -90,13 +94,14 @@ impl ValkeyTokenStore {
     /// With `rewrap`, entries sealed with an older key are re-encrypted and written back
     /// (callers that go on to compare-and-delete pass `false`: the bytes they compare against
     /// must stay the ones they read).
-    /// With `issuer`, only that issuer's entries are decrypted (the others are left out of
+    /// With `binding`, only that binding's entries are decrypted (the others are left out of
     /// `entries` but kept in `raw`).
+    /// Fields of the seed's layout are never decoded; with `rewrap` they are deleted.
     pub(super) async fn read_session(
         &self,
         session: &str,
         rewrap: bool,
-        issuer: Option<&str>,
+        binding: Option<&TokenBinding>,
     ) -> Result<SessionRead, StoreError> {
         let hash_key = self.shared.keys.token(session);
         let all: HashMap<Bytes, Bytes> = self
@@ -112,6 +117,7 @@ impl ValkeyTokenStore {
             entries: Vec::with_capacity(all.len()),
             undecodable: 0,
             raw: Vec::with_capacity(if keep_raw { all.len() } else { 0 }),
+            legacy: Vec::new(),
         };
         let mut rewraps: Vec<Rewrap> = Vec::new();
         for (field, stored) in all {
@@ -122,19 +128,29 @@ impl ValkeyTokenStore {
             if keep_raw {
                 read.raw.push((field.to_owned(), stored.clone()));
             }
-            let Some((entry_issuer, scope)) = parse_token_field(field) else {
-                // Not ours; reported only where every entry was asked for.
-                if issuer.is_none() {
-                    read.undecodable += 1;
-                    tracing::warn!(error = %not_a_field(session), "skipping a stored token that cannot be read");
+            let parsed = parse_token_field(field);
+            let key = match &parsed {
+                TokenField::Legacy => {
+                    read.legacy.push(field.to_owned());
+                    continue;
                 }
-                continue;
+                TokenField::Foreign => {
+                    // Not ours; reported only where every entry was asked for.
+                    if binding.is_none() {
+                        read.undecodable += 1;
+                        tracing::warn!(error = %not_a_field(session), "skipping a stored token that cannot be read");
+                    }
+                    continue;
+                }
+                TokenField::Bound { .. } if binding.is_some_and(|b| !parsed.is_for(b)) => {
+                    continue;
+                }
+                TokenField::Bound { .. } => match parsed.key(session) {
+                    Some(key) => key,
+                    None => continue,
+                },
             };
-            if issuer.is_some_and(|wanted| wanted != entry_issuer) {
-                continue;
-            }
-            let parts = (entry_issuer.as_ref(), scope);
-            match self.decode_parsed(&hash_key, session, field, parts, &stored) {
+            match self.decode_keyed(&hash_key, field, key, &stored) {
                 Ok((key, record, rewrapped)) => {
                     if let Some(new) = rewrapped {
                         rewraps.push((field.to_owned(), stored.clone(), new));
@@ -154,14 +170,47 @@ impl ValkeyTokenStore {
         }
         if rewrap {
             self.shared.write_back(&hash_key, rewraps).await;
+            self.drop_legacy(&hash_key, &read.legacy).await;
         }
         Ok(read)
+    }
+
+    /// Delete fields of the seed's layout. They name no resource, so no reader can know which
+    /// server such a token was obtained for: the user authorizes that server once more. Best
+    /// effort (the periodic sweep drops what a failed attempt leaves).
+    pub(super) async fn drop_legacy(&self, hash_key: &str, fields: &[String]) -> usize {
+        if fields.is_empty() {
+            return 0;
+        }
+        let names: Vec<fred::types::Key> = fields
+            .iter()
+            .map(|f| fred::types::Key::from(f.as_str()))
+            .collect();
+        match self
+            .shared
+            .client
+            .pool()
+            .hdel::<i64, _, _>(hash_key, names)
+            .await
+        {
+            Ok(n) => {
+                tracing::info!(
+                    dropped = n,
+                    "dropped tokens stored before tokens were bound to their resource; their users authorize again"
+                );
+                usize::try_from(n).unwrap_or(0)
+            }
+            Err(e) => {
+                tracing::warn!(error = %self.shared.client.error("HDEL", &e), "could not drop tokens of the old layout; the sweep retries");
+                0
+            }
+        }
     }
 
     async fn put_entry(&self, key: &TokenKey, record: &TokenRecord) -> Result<(), StoreError> {
         let hash_key = self.shared.keys.token(&key.session);
         let index_key = self.shared.keys.user_index(&record.user);
-        let field = token_field(&key.issuer, &key.scope);
+        let field = token_field(&key.binding, &key.scope);
         let sealed = self
             .shared
             .codec
@@ -189,7 +238,7 @@ impl ValkeyTokenStore {
 
     async fn get_entry(&self, key: &TokenKey) -> Result<Option<TokenRecord>, StoreError> {
         let hash_key = self.shared.keys.token(&key.session);
-        let field = token_field(&key.issuer, &key.scope);
+        let field = token_field(&key.binding, &key.scope);
         let stored: Option<Bytes> = self
             .shared
             .client
@@ -212,7 +261,7 @@ impl ValkeyTokenStore {
 
 fn not_a_field(session: &str) -> StoreError {
     StoreError::Corrupt(format!(
-        "token hash of session {} has a field that is not `issuer|scope`",
+        "token hash of session {} has a field that is not `@issuer|namespace|resource|scope`",
         short(session)
     ))
 }
@@ -227,16 +276,16 @@ impl TokenStore for ValkeyTokenStore {
         self.get_entry(key).await
     }
 
-    async fn get_by_issuer(
+    async fn get_bound(
         &self,
         session: &str,
-        issuer: &str,
+        binding: &TokenBinding,
     ) -> Result<Option<(TokenKey, TokenRecord)>, StoreError> {
-        let read = self.read_session(session, true, Some(issuer)).await?;
+        let read = self.read_session(session, true, Some(binding)).await?;
         let candidates = read
             .entries
             .iter()
-            .filter(|e| e.key.issuer == issuer)
+            .filter(|e| e.key.binding == *binding)
             .map(|e| (e.key.scope.as_str(), &e.record));
         let Some((scope, _)) = preferred(candidates, unix_now()) else {
             return Ok(None);
@@ -245,7 +294,7 @@ impl TokenStore for ValkeyTokenStore {
         Ok(read
             .entries
             .into_iter()
-            .find(|e| e.key.issuer == issuer && e.key.scope == scope)
+            .find(|e| e.key.binding == *binding && e.key.scope == scope)
             .map(|e| (e.key, e.record)))
     }
 

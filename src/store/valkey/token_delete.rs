@@ -23,7 +23,7 @@ const DELETE_USER_ATTEMPTS: usize = 8;
 impl ValkeyTokenStore {
     pub(super) async fn delete_entry(&self, key: &TokenKey) -> Result<bool, StoreError> {
         let hash_key = self.shared.keys.token(&key.session);
-        let field = token_field(&key.issuer, &key.scope);
+        let field = token_field(&key.binding, &key.scope);
         let removed: i64 = self
             .shared
             .client
@@ -93,11 +93,14 @@ impl ValkeyTokenStore {
         let hash_key = self.shared.keys.token(session);
         for _ in 0..DELETE_USER_ATTEMPTS {
             let read = self.read_session(session, false, None).await?;
+            // Fields of the old layout go too: they are never used again, and one may be the
+            // user's (signing out everywhere must leave none of their tokens behind).
             let owned: BTreeSet<&str> = read
                 .entries
                 .iter()
                 .filter(|e| e.record.user == user)
                 .map(|e| e.field.as_str())
+                .chain(read.legacy.iter().map(String::as_str))
                 .collect();
             if client.is_cluster() && owned.is_empty() {
                 return Ok(0);
@@ -147,7 +150,7 @@ impl ValkeyTokenStore {
         let matching: Vec<Key> = fields
             .iter()
             .filter_map(|f| std::str::from_utf8(f).ok())
-            .filter(|f| parse_token_field(f).is_some_and(|(i, _)| i == issuer))
+            .filter(|f| parse_token_field(f).is_of_issuer(issuer))
             .map(Key::from)
             .collect();
         if matching.is_empty() {

@@ -4,7 +4,8 @@
 //! Valkey itself drops a session `session_ttl` after its last write; `remove_expired` prunes
 //! the entries inside live sessions that can no longer be used (expired, no refresh token), so
 //! a busy session's hash does not grow forever. Entries that cannot be decrypted are left alone
-//! (their key may come back into the ring) and reported.
+//! (their key may come back into the ring) and reported. Entries of the seed's layout (no
+//! resource, see [`super::keys`]) are dropped.
 
 use super::scan::KeyScan;
 use super::scripts::HASH_DELETE_IF_UNCHANGED;
@@ -63,6 +64,7 @@ impl ValkeyTokenStore {
             return Ok(0);
         };
         let read = self.read_session(session, false, None).await?;
+        let legacy = self.drop_legacy(&hash_key, &read.legacy).await;
         let dead: Vec<(String, Bytes)> = read
             .entries
             .into_iter()
@@ -70,7 +72,7 @@ impl ValkeyTokenStore {
             .map(|e| (e.field, e.stored))
             .collect();
         if dead.is_empty() {
-            return Ok(0);
+            return Ok(legacy);
         }
         let mut args = Vec::with_capacity(dead.len() * 2);
         for (field, stored) in dead {
@@ -80,6 +82,6 @@ impl ValkeyTokenStore {
         let removed: i64 = HASH_DELETE_IF_UNCHANGED
             .run(&self.shared.client, vec![hash_key.into()], args)
             .await?;
-        Ok(usize::try_from(removed).unwrap_or(0))
+        Ok(legacy + usize::try_from(removed).unwrap_or(0))
     }
 }
