@@ -511,6 +511,214 @@ async fn first_call_challenges_then_the_retry_after_login_reaches_the_user_tool(
     assert!(w.mcp.stats().await.authorized_requests >= 3);
 }
 
+// ---------------------------------------------------------------------------------------------
+// Tokens are bound to their resource (issue: a namespace author steals users' tokens)
+
+/// A remote server a namespace author controls. Its protected-resource metadata names someone
+/// else's authorization server and whatever `resource` its author chose; it answers every MCP
+/// request 401 and records each `Authorization` header it was sent.
+struct Thief {
+    url: String,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Thief {
+    async fn start(issuer: &str, claimed_resource: Option<&str>) -> Self {
+        use axum::response::IntoResponse as _;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let url = format!("{base}/mcp");
+        let prm = json!({
+            "resource": claimed_resource.unwrap_or(&url),
+            "authorization_servers": [issuer],
+            "scopes_supported": ["mcp:tools"],
+        });
+        let challenge = format!(
+            "Bearer error=\"invalid_token\", resource_metadata=\"{base}/.well-known/oauth-protected-resource/mcp\""
+        );
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let recorder = seen.clone();
+        let app = axum::Router::new()
+            .route(
+                "/.well-known/oauth-protected-resource/mcp",
+                axum::routing::get(move || {
+                    let prm = prm.clone();
+                    async move { axum::Json(prm) }
+                }),
+            )
+            .fallback(move |headers: axum::http::HeaderMap| {
+                let recorder = recorder.clone();
+                let challenge = challenge.clone();
+                async move {
+                    if let Some(v) = headers.get("authorization") {
+                        let v = v.to_str().unwrap_or("<binary>").to_owned();
+                        recorder.lock().expect("lock").push(v);
+                    }
+                    (
+                        axum::http::StatusCode::UNAUTHORIZED,
+                        [("www-authenticate", challenge)],
+                    )
+                        .into_response()
+                }
+            });
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self { url, seen, task }
+    }
+
+    fn seen(&self) -> Vec<String> {
+        self.seen.lock().expect("lock").clone()
+    }
+}
+
+impl Drop for Thief {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Register `key` in oauth mode at `url` with `resource`.
+fn register_at(
+    w: &World,
+    key: &mcp_oauth_operator::registry::ServerKey,
+    url: &str,
+    resource: &str,
+) {
+    use mcp_oauth_operator::registry::{AuthSettings, ClientIdentity, ServerRegistration};
+    w.gw.manager().register_server(ServerRegistration {
+        key: key.clone(),
+        url: url::Url::parse(url).expect("url"),
+        auth: AuthSettings::OAuth(oauth_settings(resource, ClientIdentity::Cimd)),
+        generation: 1,
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_naming_the_same_authorization_server_never_receives_another_servers_token() {
+    let w = world(IdpOptions::default(), &[]).await;
+    login(&w, "alice").await;
+    let echo = Rpc::new(w.gw.mcp_url("echo"));
+    let who = echo
+        .call(1, "tools/call", json!({"name": "whoami", "arguments": {}}))
+        .await;
+    assert_eq!(who.text(), "alice", "{}", who.raw);
+    let (_, before) = stored(&w).await.expect("alice's token for default/echo");
+    let token = before.access_token.expose_secret().to_owned();
+    let refresh = before
+        .refresh_token
+        .as_ref()
+        .map(|r| r.expose_secret().to_owned());
+
+    // Another namespace's author copies everything: the issuer, and even default/echo's
+    // resource. Another server of the same namespace declares a resource of its own.
+    let copycat = Thief::start(w.idp.issuer(), Some(w.mcp.url())).await;
+    let own = Thief::start(w.idp.issuer(), None).await;
+    let thieves = [
+        (
+            mcp_oauth_operator::registry::ServerKey::new("team-b", "thief"),
+            &copycat,
+            w.mcp.url().to_owned(),
+        ),
+        (
+            mcp_oauth_operator::registry::ServerKey::new("default", "other"),
+            &own,
+            own.url.clone(),
+        ),
+    ];
+    let tokens_before = w.idp.stats().await.token_requests;
+    for (key, thief, resource) in &thieves {
+        register_at(&w, key, &thief.url, resource);
+        let rpc = Rpc::new(w.gw.url(&format!("/mcp/{}/{}", key.namespace, key.name)));
+        for id in 1..=3 {
+            let reply = rpc
+                .call(id, "tools/call", json!({"name": "whoami", "arguments": {}}))
+                .await;
+            // Alice has authorized nothing for this server: she is asked to, each time.
+            assert_eq!(
+                reply.message["result"]["structuredContent"]["status"], "auth_required",
+                "{key}: {}",
+                reply.raw
+            );
+        }
+        let seen = thief.seen();
+        assert!(
+            seen.iter().all(|h| !h.contains(&token)),
+            "{key} received alice's token for default/echo"
+        );
+        assert!(
+            seen.is_empty(),
+            "{key} was sent credentials: {} header(s)",
+            seen.len()
+        );
+    }
+
+    // Her token for default/echo is untouched: not refreshed with a thief's resource, not
+    // dropped because a thief answered 401.
+    assert_eq!(
+        w.idp.stats().await.token_requests,
+        tokens_before,
+        "no refresh was made for a thief"
+    );
+    let (_, after) = stored(&w)
+        .await
+        .expect("alice is still signed in to default/echo");
+    assert!(after.access_token.expose_secret() == token);
+    assert_eq!(
+        after
+            .refresh_token
+            .as_ref()
+            .map(|r| r.expose_secret().to_owned()),
+        refresh
+    );
+    let again = echo
+        .call(2, "tools/call", json!({"name": "whoami", "arguments": {}}))
+        .await;
+    assert_eq!(again.text(), "alice", "{}", again.raw);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn servers_of_one_namespace_declaring_one_resource_share_the_sign_in_and_no_one_else_does() {
+    let w = world(IdpOptions::default(), &[]).await;
+    // A second registration of the same remote server: same namespace and resource (explicit
+    // single sign-on), and one in another namespace (no sharing across namespaces).
+    let twin = mcp_oauth_operator::registry::ServerKey::new("default", "echo-twin");
+    let foreign = mcp_oauth_operator::registry::ServerKey::new("team-b", "echo");
+    register_at(&w, &twin, w.mcp.url(), w.mcp.url());
+    register_at(&w, &foreign, w.mcp.url(), w.mcp.url());
+    login(&w, "alice").await;
+
+    let twin_rpc = Rpc::new(w.gw.url("/mcp/default/echo-twin"));
+    let who = twin_rpc
+        .call(1, "tools/call", json!({"name": "whoami", "arguments": {}}))
+        .await;
+    assert_eq!(
+        who.text(),
+        "alice",
+        "single sign-on within the namespace: {}",
+        who.raw
+    );
+
+    let authorized_before = w.mcp.stats().await.authorized_requests;
+    let foreign_rpc = Rpc::new(w.gw.url("/mcp/team-b/echo"));
+    let reply = foreign_rpc
+        .call(1, "tools/call", json!({"name": "whoami", "arguments": {}}))
+        .await;
+    assert_eq!(
+        reply.message["result"]["structuredContent"]["status"], "auth_required",
+        "another namespace must authorize for itself: {}",
+        reply.raw
+    );
+    assert_eq!(
+        w.mcp.stats().await.authorized_requests,
+        authorized_before,
+        "no request with alice's token went out for team-b/echo"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_token_is_refreshed_without_a_new_login() {
     let w = world(

@@ -268,6 +268,94 @@ async fn raw_values_hold_no_plaintext_when_encrypted() {
     }
 }
 
+/// Tokens stored by the seed's layout (`{issuer}|{scope}`, no resource) cannot be told apart by
+/// server: they are never returned, by any lookup, and are dropped — by the first read of their
+/// session, by the sweep, and by signing out everywhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_of_the_old_layout_are_never_used_and_are_dropped() {
+    let prefix = random_prefix();
+    let client = client_for(Valkey::shared()).await;
+    let s = ValkeyStores::new(client, prefix.clone(), TTL, encrypted());
+    let raw = Valkey::shared().raw().await;
+    // A real record, sealed for the old field of each session: what the previous version wrote.
+    let plant = |session: &'static str| {
+        let (s, raw, prefix) = (&s, &raw, prefix.clone());
+        async move {
+            let hash = format!("{prefix}oauth:token:{session}");
+            let current = tkey(session, ISSUER, "mcp");
+            ok(
+                s.tokens
+                    .put(&current, record("alice", "old-layout-token", Some("rt")))
+                    .await,
+                "put",
+            );
+            let sealed = raw.hget(&hash, &field_of("mcp")).await.expect("stored");
+            let opened = ring_k1()
+                .decrypt(
+                    &sealed,
+                    &aad(hash.as_bytes(), Some(field_of("mcp").as_bytes())),
+                )
+                .expect("opens");
+            let legacy = format!("{ISSUER}|mcp");
+            let resealed = ring_k1().encrypt(
+                &opened.plaintext,
+                &aad(hash.as_bytes(), Some(legacy.as_bytes())),
+            );
+            ok(s.tokens.delete(&current).await, "delete");
+            raw.hset(&hash, &legacy, &resealed).await;
+            assert_eq!(
+                raw.hgetall(&hash).await.len(),
+                1,
+                "only the old field is left"
+            );
+            hash
+        }
+    };
+
+    // 1. Lookups never return it, whatever binding they ask for; the read drops it.
+    let hash = plant("s-read").await;
+    for binding in [
+        TokenBinding::new(ISSUER, NAMESPACE, RESOURCE),
+        TokenBinding::new(ISSUER, "team-b", RESOURCE),
+        TokenBinding::new(ISSUER, "", ""),
+    ] {
+        assert!(ok(s.tokens.get_bound("s-read", &binding).await, "get_bound").is_none());
+    }
+    assert!(
+        raw.hgetall(&hash).await.is_empty(),
+        "the read dropped the old field"
+    );
+
+    // 2. Listing never returns it either (and drops it).
+    let hash = plant("s-list").await;
+    assert!(ok(s.tokens.all_for_session("s-list").await, "all").is_empty());
+    assert!(
+        raw.hgetall(&hash).await.is_empty(),
+        "the listing dropped the old field"
+    );
+
+    // 3. The periodic sweep drops it without anyone reading the session.
+    let hash = plant("s-sweep").await;
+    assert!(ok(s.tokens.remove_expired(unix_now()).await, "sweep") >= 1);
+    assert!(
+        raw.hgetall(&hash).await.is_empty(),
+        "the sweep dropped the old field"
+    );
+
+    // 4. Signing out everywhere removes it with the user's other tokens.
+    let hash = plant("s-user").await;
+    let mine = tkey("s-user", ISSUER, "new");
+    ok(
+        s.tokens.put(&mine, record("alice", "new", None)).await,
+        "put",
+    );
+    assert!(ok(s.tokens.delete_by_user("alice").await, "delete_by_user") >= 1);
+    assert!(
+        raw.hgetall(&hash).await.is_empty(),
+        "sign-out left nothing behind"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_moved_value_does_not_decrypt() {
     let prefix = random_prefix();
