@@ -6,13 +6,18 @@
 //!
 //! | Key | Type | Content | Expiry |
 //! |---|---|---|---|
-//! | `{prefix}oauth:token:{session}` | hash | field `{issuer}\|{scope}` → sealed token record | `session_ttl` after the last put into the session |
+//! | `{prefix}oauth:token:{session}` | hash | field `@{issuer}\|{namespace}\|{resource}\|{scope}` → sealed token record | `session_ttl` after the last put into the session |
 //! | `{prefix}oauth:user:{user}` | set | ids of sessions holding (or having held) the user's tokens | `session_ttl` after the user's last put |
 //! | `{prefix}oauth:state:{hex sha256(flow id)}` | hash | `v` → sealed flow; `b` → hex browser binding (once bound) | the flow's `expires_at` (PEXPIREAT) |
-//! | `{prefix}oauth:lock:{hex sha256(session, issuer, scope)}` | string | random holder token | the lease (PX) |
+//! | `{prefix}oauth:lock:{hex sha256(session, issuer, namespace, resource, scope)}` | string | random holder token | the lease (PX) |
 //!
-//! * In the hash field, `%` and `|` of the issuer are percent-escaped (`%25`, `%7C`), so the
-//!   first `|` separates issuer from scope and an issuer containing `|` round-trips.
+//! * In the hash field, `%` and `|` of the issuer, namespace and resource are percent-escaped
+//!   (`%25`, `%7C`), so the first three `|` separate them from the scope and parts containing
+//!   `|` round-trip.
+//! * Fields of the first layout, `{issuer}|{scope}` (no `@`), name no resource: nothing can tell
+//!   which server such a token is for. They are never returned by any read; the first read of
+//!   their session, the periodic sweep and `delete_by_user` delete them, and their users
+//!   authorize those servers once more.
 //! * The four key spaces differ in their fixed middle part, so no session, user or flow id can
 //!   produce a key of another space (a session named `user:alice` is not alice's index).
 //! * The flow key holds a hash of the flow id, not the id: the id is a bearer capability and
