@@ -164,13 +164,16 @@ pub struct OAuthSpec {
     pub scopes: Vec<String>,
 
     /// RFC 8707 resource indicator sent on authorize, token and refresh requests, e.g.
-    /// `https://mcp.example.com/mcp`. Default: the server's `url`.
+    /// `https://mcp.example.com/mcp`. Default: the server's `url`. Users' tokens are bound to
+    /// it: they are sent only to servers of this namespace that declare the same resource (one
+    /// sign-in then serves them all), never to servers of other namespaces.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 2048), pattern(r"^https?://"))]
     pub resource: Option<String>,
 
     /// Whether to send the `resource` parameter. Default `true`; set `false` only for
-    /// authorization servers that reject it.
+    /// authorization servers that reject it. Then tokens are bound to this server's `url`
+    /// and no other server shares them.
     #[serde(default = "default_true")]
     pub send_resource_parameter: bool,
 
