@@ -355,6 +355,37 @@ async fn replayed_unknown_and_expired_states_are_refused() {
     assert_eq!(stored_count(&w).await, 0, "expired flow stored nothing");
 }
 
+/// A flow stored by a version that did not record the token's resource cannot say what the
+/// token would be for: its callback stores nothing and asks for a new link.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flow_without_a_token_resource_stores_nothing() {
+    let (w, server) = echo_world().await;
+    let challenge =
+        w.gw.manager()
+            .create_auth_challenge(&server, &alice(), None)
+            .await
+            .expect("challenge");
+    let browser = Browser::new();
+    let cb = browser.login_at_idp(&challenge.auth_url, "alice").await;
+    let id = FlowId::parse(&query_param(&cb, "state").expect("state")).expect("flow id");
+    let flows = w.gw.manager().flow_store();
+    let mut flow = flows.get(&id).await.expect("get").expect("pending");
+    assert_eq!(
+        flow.token_resource,
+        w.mcp.url(),
+        "the flow records the resource"
+    );
+    flow.token_resource = String::new();
+    flows
+        .insert(&id, flow)
+        .await
+        .expect("as an older version stored it");
+    let (status, _, body) = browser.get_text(cb.as_str()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body.contains("get a new link"), "{body}");
+    assert_eq!(stored_count(&w).await, 0, "nothing was stored");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn callback_needs_the_browser_that_opened_the_link() {
     let (w, server) = echo_world().await;
