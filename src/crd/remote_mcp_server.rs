@@ -164,7 +164,8 @@ pub struct OAuthSpec {
     pub scopes: Vec<String>,
 
     /// RFC 8707 resource indicator sent on authorize, token and refresh requests, e.g.
-    /// `https://mcp.example.com/mcp`. Default: the server's `url`. Users' tokens are bound to
+    /// `https://mcp.example.com/mcp`, on the same origin as `url` (scheme, host and port;
+    /// reason `ResourceOnAnotherOrigin` otherwise). Default: the server's `url`. Users' tokens are bound to
     /// it: they are sent only to servers of this namespace that declare the same resource (one
     /// sign-in then serves them all), never to servers of other namespaces.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -46,6 +46,25 @@ pub(crate) fn http_url(field: &str, value: &str, kind: UrlKind) -> Result<Url, S
     Ok(url)
 }
 
+/// A resource indicator on the server's own origin. Users' tokens for `resource` go to `url`:
+/// a resource on another origin would let a namespace's author have the gateway obtain tokens
+/// for someone else's server (with the users' consent to the gateway's client) and send them
+/// to a server of their own (RFC 9728 §3.3 asks the same of protected-resource metadata).
+pub(crate) fn same_origin(field: &str, resource: &Url, url: &Url) -> Result<(), SpecError> {
+    if resource.origin() == url.origin() {
+        return Ok(());
+    }
+    Err(SpecError::new(
+        field,
+        reason::RESOURCE_ON_ANOTHER_ORIGIN,
+        format!(
+            "{field} must be on the server's own origin ({}): users' tokens for this resource \
+             are sent to spec.url; remove it, or register the server at the resource's URL",
+            url.origin().ascii_serialization()
+        ),
+    ))
+}
+
 /// Every scope is one RFC 6749 §3.3 scope token: non-empty, printable ASCII, no space, `"` or `\`.
 pub(crate) fn scopes(field: &str, scopes: &[String]) -> Vec<SpecError> {
     scopes
@@ -173,6 +192,32 @@ mod tests {
     fn issuer_rejects_query_but_endpoint_allows_it() {
         assert!(http_url("f", "https://idp.example.com?x=1", UrlKind::Issuer).is_err());
         assert!(http_url("f", "https://idp.example.com?x=1", UrlKind::Endpoint).is_ok());
+    }
+
+    #[test]
+    fn resource_must_share_the_servers_origin() {
+        let url = |s: &str| Url::parse(s).expect("url");
+        let server = url("https://mcp.example.com/v1/mcp");
+        for same in [
+            "https://mcp.example.com/",
+            "https://mcp.example.com:443/other",
+        ] {
+            assert!(same_origin("r", &url(same), &server).is_ok(), "{same}");
+        }
+        for other in [
+            "https://victim.example.com/mcp",
+            "http://mcp.example.com/v1/mcp",
+            "https://mcp.example.com:8443/v1/mcp",
+            "https://sub.mcp.example.com/v1/mcp",
+        ] {
+            let e = same_origin("r", &url(other), &server).expect_err(other);
+            assert_eq!(e.reason, reason::RESOURCE_ON_ANOTHER_ORIGIN);
+            assert!(
+                e.message.contains("https://mcp.example.com"),
+                "{}",
+                e.message
+            );
+        }
     }
 
     #[test]

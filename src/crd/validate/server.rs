@@ -106,13 +106,21 @@ fn oauth_settings(
     }
     let resource = match &spec.resource {
         Some(r) => {
-            ok &= problems
-                .take(checks::http_url(
-                    &format!("{AT}.resource"),
-                    r,
-                    UrlKind::Endpoint,
-                ))
-                .is_some();
+            let parsed = problems.take(checks::http_url(
+                &format!("{AT}.resource"),
+                r,
+                UrlKind::Endpoint,
+            ));
+            ok &= parsed.is_some();
+            if let (Some(resource), Ok(url)) = (&parsed, url::Url::parse(raw_url)) {
+                ok &= problems
+                    .take(checks::same_origin(
+                        &format!("{AT}.resource"),
+                        resource,
+                        &url,
+                    ))
+                    .is_some();
+            }
             r.clone()
         }
         None => raw_url.to_owned(),

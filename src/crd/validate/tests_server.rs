@@ -119,6 +119,28 @@ fn oauth_issuer_and_resource_are_checked_and_kept_verbatim() {
 }
 
 #[test]
+fn a_resource_on_another_origin_is_refused() {
+    // A namespace's author cannot have users' tokens for someone else's server issued to the
+    // gateway and sent to theirs.
+    let obj = server(
+        json!({"url": "https://thief.example.com/mcp", "auth": {"mode": "oauth", "oauth": {
+        "resource": "https://victim.example.com/mcp"}}}),
+    );
+    assert_eq!(
+        errors(&obj, &Secrets::default()),
+        vec![(
+            "spec.auth.oauth.resource".to_owned(),
+            reason::RESOURCE_ON_ANOTHER_ORIGIN
+        )]
+    );
+    let same = server(
+        json!({"url": "https://mcp.example.com/v2/mcp", "auth": {"mode": "oauth", "oauth": {
+        "resource": "https://mcp.example.com/"}}}),
+    );
+    assert!(validate_server(&same, &Secrets::default()).is_ok());
+}
+
+#[test]
 fn scopes_with_whitespace_or_empty_are_rejected() {
     let obj = server(
         json!({"url": "https://mcp.example.com/mcp", "auth": {"oauth": {"scopes": ["a b", ""]}}}),
