@@ -355,6 +355,32 @@ async fn replayed_unknown_and_expired_states_are_refused() {
     assert_eq!(stored_count(&w).await, 0, "expired flow stored nothing");
 }
 
+/// Defence in depth: a record that names another user is never handed to this caller, even
+/// under their own session id (a session header shared by mistake, a forged one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stored_token_of_another_user_is_never_used() {
+    let (w, server) = echo_world().await;
+    let (_, status, body) = run_flow(&w, &server, "alice").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (key, mut record) = stored(&w).await;
+    record.user = "mallory".into();
+    w.gw.manager()
+        .token_store()
+        .put(&key, record)
+        .await
+        .expect("plant");
+    assert!(
+        w.gw.manager()
+            .get_token(&server, &alice())
+            .await
+            .expect("get_token")
+            .is_none(),
+        "another user's record under alice's session was used"
+    );
+    // Nor does the refusal path touch it.
+    assert!(stored(&w).await.1.user == "mallory");
+}
+
 /// A flow stored by a version that did not record the token's resource cannot say what the
 /// token would be for: its callback stores nothing and asks for a new link.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

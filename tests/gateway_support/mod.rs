@@ -290,7 +290,9 @@ pub fn sign_in_flags<'a>(issuer: &'a str, secret_file: &'a str) -> Vec<&'a str> 
 /// issuer use this to read "the" token without spelling out the binding.
 #[async_trait::async_trait]
 pub trait IssuerTokens {
-    /// The one entry of `session` issued by `issuer`; panics if there are several.
+    /// The entry of `session` issued by `issuer` that the store's ranking prefers (as the
+    /// gateway's own lookup does among one binding's scopes); panics when entries of several
+    /// bindings match.
     async fn only_token_from(
         &self,
         session: &str,
@@ -317,16 +319,24 @@ impl IssuerTokens for Arc<dyn mcp_oauth_operator::store::TokenStore> {
         )>,
         mcp_oauth_operator::store::StoreError,
     > {
-        let mut found: Vec<_> = self
+        let found: Vec<_> = self
             .all_for_session(session)
             .await?
             .into_iter()
             .filter(|(k, _)| k.issuer() == issuer)
             .collect();
         assert!(
-            found.len() <= 1,
-            "several tokens of {issuer} in one session"
+            found.windows(2).all(|w| w[0].0.binding == w[1].0.binding),
+            "tokens of {issuer} for several bindings in one session"
         );
-        Ok(found.pop())
+        let now = mcp_oauth_operator::time::unix_now();
+        let best = mcp_oauth_operator::store::memory::preferred(
+            found.iter().map(|(k, r)| (k.scope.as_str(), r)),
+            now,
+        )
+        .map(|(scope, _)| scope.to_owned());
+        Ok(found
+            .into_iter()
+            .find(|(k, _)| Some(&k.scope) == best.as_ref()))
     }
 }
