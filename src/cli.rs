@@ -453,9 +453,10 @@ pub struct ServerArgs {
         default_value = "MCP OAuth Gateway"
     )]
     pub client_name: String,
-    /// `scope` of the Client ID Metadata Document: `auto` (every scope configured on a server
-    /// or requested by a flow), a space-separated list, or `none` to omit the field (for
-    /// several authorization servers that check it against different scope vocabularies).
+    /// `scope` of the Client ID Metadata Document: `auto` (every scope configured on a server,
+    /// plus `offline_access` once a flow requested it; never scopes named only by a remote
+    /// server), a space-separated list, or `none` to omit the field (for several authorization
+    /// servers that check it against different scope vocabularies).
     #[arg(long, env = "MCPOAUTH_CIMD_SCOPE", default_value = "auto")]
     pub cimd_scope: String,
     /// Refresh an access token this many seconds before it expires.
