@@ -151,6 +151,7 @@ def _everything(r: Rendered) -> None:
     _check(e.get("MCPOAUTH_VALKEY_SENTINEL_SERVICE") == "mymaster", r, "sentinel service")
     _keys_from_api(r, "mcp-oauth-keys")
     _check(e.get("MCPOAUTH_OUTBOUND_TIMEOUT_SECS") == "10", r, "extraEnv must be appended")
+    _check(e.get("MCPOAUTH_TRUSTED_PROXIES") == "10.0.0.0/8,fd00::/8", r, "trustedProxies must be passed")
     sm = r.one("ServiceMonitor")
     endpoint = sm["spec"]["endpoints"][0]
     _check(endpoint["path"] == "/metrics" and endpoint["port"] == "metrics", r, "ServiceMonitor scrapes the metrics port")
@@ -356,6 +357,7 @@ def rejected_cases() -> list[Rejected]:
             {**base, "identity": {"mode": "header", "header": HEADERS}},
             "set networkPolicy.ingressFrom to select only the authenticating proxy",
         ),
+        Rejected("trusted proxy not an address", {**base, "trustedProxies": ["ingress-nginx"]}, "/trustedProxies/0"),
         Rejected("unknown log format", {**base, "logFormat": "xml"}, "/logFormat"),
         Rejected("latest image tag", {**base, "image": {"repository": "x", "tag": "latest"}}, "/image/tag"),
         Rejected("zero replicas", {**base, "replicas": 0}, "/replicas"),
