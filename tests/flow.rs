@@ -859,3 +859,48 @@ async fn a_remote_servers_junk_scopes_do_not_reach_the_client_metadata_document(
     advertised.sort_unstable();
     assert_eq!(advertised, ["mcp:resources", "offline_access"], "{scope}");
 }
+
+/// Behind an Ingress (`--trusted-proxies` naming it), each client has its own sign-in budget,
+/// taken from the rightmost `X-Forwarded-For` entry the proxy appended; a client cannot escape
+/// its budget by writing more addresses to the left. Without the setting the header is ignored
+/// and the peer address counts, as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_trusted_proxy_the_rate_limit_counts_the_forwarded_client() {
+    let limits = ["--rate-limit-per-minute", "1", "--rate-limit-burst", "1"];
+    let http = reqwest::Client::new();
+    let callback = |gw: &Gateway, forwarded: &'static str| {
+        let req = http
+            .get(gw.url("/oauth/callback?state=x"))
+            .header("x-forwarded-for", forwarded);
+        async move { req.send().await.expect("callback").status() }
+    };
+    let mut args = limits.to_vec();
+    args.extend(["--trusted-proxies", "127.0.0.0/8"]);
+    let gw = Gateway::start_with(&args).await;
+    assert_eq!(callback(&gw, "198.51.100.1").await, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        callback(&gw, "198.51.100.1").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(
+        callback(&gw, "198.51.100.2").await,
+        StatusCode::BAD_REQUEST,
+        "another client behind the same proxy has its own budget"
+    );
+    assert_eq!(
+        callback(&gw, "203.0.113.77, 198.51.100.1").await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "a forged address left of the proxy's entry is not believed"
+    );
+
+    let direct = Gateway::start_with(&limits).await;
+    assert_eq!(
+        callback(&direct, "198.51.100.1").await,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        callback(&direct, "198.51.100.2").await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "without --trusted-proxies the header is ignored"
+    );
+}
