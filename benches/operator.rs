@@ -201,6 +201,7 @@ fn server(i: usize) -> RemoteMCPServer {
         &format!("s-{i:05}"),
         RemoteMCPServerSpec {
             url: format!("https://mcp-{i:05}.example.com/mcp"),
+            allow_insecure_http: false,
             auth: AuthSpec {
                 mode: AuthMode::None,
                 ..AuthSpec::default()

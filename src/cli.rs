@@ -105,6 +105,38 @@ impl Command {
     }
 }
 
+impl Command {
+    /// Refuses `anonymous` identity where it would let anyone who can reach the gateway use
+    /// every stored token: `run` (a cluster), and `serve` on a non-loopback address, unless
+    /// `--allow-anonymous-identity` says the operator means it. Call after the defaults are
+    /// applied.
+    pub fn refuse_unsafe_identity(&self) -> Result<(), String> {
+        let (args, subcommand) = match self {
+            Command::Run(a) => (&a.server, "run"),
+            Command::Serve(a) => (&a.server, "serve"),
+            Command::Crds | Command::RotateKeys(_) => return Ok(()),
+        };
+        if args.identity != Some(IdentityMode::Anonymous) || args.allow_anonymous_identity {
+            return Ok(());
+        }
+        let listen = args.listen.unwrap_or(SERVE_LISTEN);
+        if subcommand == "serve" && listen.ip().is_loopback() {
+            return Ok(());
+        }
+        let place = if subcommand == "run" {
+            "`run` (a cluster)".to_owned()
+        } else {
+            format!("`serve` listening on {listen} (not loopback)")
+        };
+        Err(format!(
+            "--identity anonymous with {place}: every caller who can reach the gateway would \
+             share one user and use its stored tokens; use --identity oidc or header, or pass \
+             --allow-anonymous-identity (MCPOAUTH_ALLOW_ANONYMOUS_IDENTITY=true) if that is \
+             really meant"
+        ))
+    }
+}
+
 /// Global flags that take a value (they may come before the subcommand).
 const GLOBAL_FLAGS_WITH_VALUE: [&str; 2] = ["--log-format", "--log-level"];
 
@@ -358,6 +390,14 @@ pub struct ServerArgs {
     /// How callers are identified. Default: `anonymous` for `serve`, `oidc` for `run`.
     #[arg(long, env = "MCPOAUTH_IDENTITY", value_enum)]
     pub identity: Option<IdentityMode>,
+    /// Accept `--identity anonymous` where it is not safe: with `run` (a cluster), or `serve`
+    /// listening on a non-loopback address. Every caller then shares one user and its tokens.
+    #[arg(
+        long,
+        env = "MCPOAUTH_ALLOW_ANONYMOUS_IDENTITY",
+        default_value_t = false
+    )]
+    pub allow_anonymous_identity: bool,
     /// `oidc`: issuer of the callers' tokens (their `iss` must equal it exactly); its
     /// RFC 8414 / OpenID metadata gives the JWKS location.
     #[arg(long, env = "MCPOAUTH_OIDC_ISSUER")]
@@ -413,9 +453,10 @@ pub struct ServerArgs {
         default_value = "MCP OAuth Gateway"
     )]
     pub client_name: String,
-    /// `scope` of the Client ID Metadata Document: `auto` (every scope configured on a server
-    /// or requested by a flow), a space-separated list, or `none` to omit the field (for
-    /// several authorization servers that check it against different scope vocabularies).
+    /// `scope` of the Client ID Metadata Document: `auto` (every scope configured on a server,
+    /// plus `offline_access` once a flow requested it; never scopes named only by a remote
+    /// server), a space-separated list, or `none` to omit the field (for several authorization
+    /// servers that check it against different scope vocabularies).
     #[arg(long, env = "MCPOAUTH_CIMD_SCOPE", default_value = "auto")]
     pub cimd_scope: String,
     /// Refresh an access token this many seconds before it expires.
@@ -427,6 +468,16 @@ pub struct ServerArgs {
     /// Burst allowed above the per-minute rate.
     #[arg(long, env = "MCPOAUTH_RATE_LIMIT_BURST", default_value_t = 20)]
     pub rate_limit_burst: u32,
+    /// Addresses or CIDR ranges of proxies in front of the gateway (an Ingress controller, a
+    /// load balancer), comma-separated, e.g. `10.0.0.0/8,fd00::/8`. A request from one of them
+    /// is rate-limited by the client address in `X-Forwarded-For` (the rightmost address that
+    /// is not itself a trusted proxy). Empty: the connection's peer address is used.
+    #[arg(long, env = "MCPOAUTH_TRUSTED_PROXIES", value_delimiter = ',', value_parser = crate::http::Cidr::parse)]
+    pub trusted_proxies: Vec<crate::http::Cidr>,
+    /// Serve `/metrics` on this separate address (e.g. `0.0.0.0:9090`) instead of the main
+    /// listener, so an Ingress in front of the main port never exposes it.
+    #[arg(long, env = "MCPOAUTH_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
     #[command(flatten)]
     pub valkey: ValkeyArgs,
     /// Timeout in seconds for every outbound request (metadata, token endpoint).
@@ -670,6 +721,67 @@ mod tests {
         );
         assert!(
             Cli::try_parse_with_defaults(["op", "run", "--outbound-allow-private-networks=maybe"])
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn anonymous_identity_is_refused_outside_a_loopback_serve_unless_allowed() {
+        let check = |argv: &[&str]| {
+            Cli::try_parse_with_defaults(argv.iter().copied())
+                .expect("parse")
+                .command
+                .refuse_unsafe_identity()
+        };
+        assert!(check(&["op", "serve"]).is_ok(), "a laptop's default");
+        assert!(check(&["op", "serve", "--listen", "[::1]:9"]).is_ok());
+        assert!(check(&["op"]).is_ok(), "run defaults to oidc");
+        let err = check(&["op", "run", "--identity", "anonymous"]).expect_err("run");
+        assert!(err.contains("--allow-anonymous-identity"), "{err}");
+        let err = check(&["op", "serve", "--listen", "0.0.0.0:8080"]).expect_err("serve");
+        assert!(err.contains("0.0.0.0:8080"), "{err}");
+        assert!(
+            check(&[
+                "op",
+                "serve",
+                "--listen",
+                "10.1.2.3:1",
+                "--identity",
+                "header"
+            ])
+            .is_ok()
+        );
+        assert!(
+            check(&[
+                "op",
+                "run",
+                "--identity",
+                "anonymous",
+                "--allow-anonymous-identity"
+            ])
+            .is_ok()
+        );
+        assert!(check(&["op", "crds"]).is_ok());
+    }
+
+    #[test]
+    fn trusted_proxies_and_metrics_listen_parse() {
+        let cli = Cli::try_parse_with_defaults([
+            "op",
+            "serve",
+            "--trusted-proxies",
+            "10.0.0.0/8,192.168.1.7,fd00::/8",
+            "--metrics-listen",
+            "0.0.0.0:9090",
+        ])
+        .expect("parse");
+        let Command::Serve(args) = cli.command else {
+            panic!("expected serve")
+        };
+        assert_eq!(args.server.trusted_proxies.len(), 3);
+        assert_eq!(args.server.metrics_listen.map(|a| a.port()), Some(9090));
+        assert!(
+            Cli::try_parse_with_defaults(["op", "serve", "--trusted-proxies", "10.0.0.0/33"])
                 .is_err()
         );
     }

@@ -9,6 +9,13 @@ async fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
+    // Refused before anything starts (no listener, no API server connection): a setting that
+    // would hand every stored token to whoever reaches the gateway. Exit code 2, like clap's
+    // own usage errors.
+    if let Err(message) = cli.command.refuse_unsafe_identity() {
+        eprintln!("error: {message}");
+        return ExitCode::from(2);
+    }
     if let Command::Crds = cli.command {
         return match mcp_oauth_operator::crd::crd_yaml() {
             Ok(yaml) => {

@@ -287,3 +287,94 @@ fn every_flag_is_documented_in_the_readme() {
     }
     assert!(seen > 30, "flags were found in the help texts ({seen})");
 }
+
+/// `anonymous` identity makes every caller one user sharing every stored token: refused at start
+/// by `run` and by a `serve` that listens beyond loopback, unless explicitly allowed.
+#[test]
+fn anonymous_identity_outside_loopback_is_refused_unless_explicitly_allowed() {
+    let refused = |args: &[&str], env: &[(&str, &str)]| {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args).env_remove("RUST_LOG");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().expect("run the binary");
+        assert_eq!(out.status.code(), Some(2), "{args:?} must exit 2");
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(
+            err.contains("--identity anonymous") && err.contains("--allow-anonymous-identity"),
+            "{args:?}: {err}"
+        );
+        err
+    };
+    // `run` is refused before it looks for a cluster (none is configured here).
+    let err = refused(
+        &["run", "--identity", "anonymous"],
+        &[("KUBECONFIG", "/nonexistent")],
+    );
+    assert!(err.contains("`run`"), "{err}");
+    let err = refused(&["serve", "--listen", "0.0.0.0:0"], &[]);
+    assert!(err.contains("0.0.0.0:0"), "{err}");
+    refused(&["serve"], &[("MCPOAUTH_LISTEN", "0.0.0.0:0")]);
+
+    // Explicitly allowed (flag or variable), the non-loopback serve starts.
+    let mut allowed = Running::spawn(
+        &[
+            "serve",
+            "--listen",
+            "0.0.0.0:0",
+            "--public-url",
+            "http://localhost:1",
+            "--log-format",
+            "json",
+        ],
+        &[("MCPOAUTH_ALLOW_ANONYMOUS_IDENTITY", "true")],
+    );
+    allowed.wait_for("gateway listening");
+    assert!(allowed.terminate().success());
+}
+
+/// `--metrics-listen`: `/metrics` moves to its own listener (only it is served there), and the
+/// main listener, the one an Ingress exposes, no longer answers it.
+#[test]
+fn metrics_listen_moves_metrics_off_the_main_listener() {
+    let mut run = Running::spawn(
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+        ],
+        &[],
+    );
+    let line = run.wait_for("metrics listening");
+    let v: serde_json::Value = serde_json::from_str(&line).expect("JSON log line");
+    let metrics = format!("http://{}", v["listen"].as_str().expect("listen field"));
+    let base = format!("http://{}", run.listen_addr());
+    wait_ready(&base);
+    let (status, body) = get(&format!("{metrics}/metrics"));
+    assert_eq!(status, 200);
+    assert!(body.contains("# EOF"), "OpenMetrics text: {body}");
+    assert_eq!(
+        get(&format!("{base}/metrics")).0,
+        404,
+        "not on the main port"
+    );
+    assert_eq!(
+        get(&format!("{metrics}/healthz")).0,
+        404,
+        "only /metrics there"
+    );
+    assert!(run.terminate().success());
+
+    // Without the setting, the main listener serves it as before.
+    let mut plain = Running::spawn(
+        &["serve", "--listen", "127.0.0.1:0", "--log-format", "json"],
+        &[],
+    );
+    let base = format!("http://{}", plain.listen_addr());
+    assert_eq!(get(&format!("{base}/metrics")).0, 200);
+}

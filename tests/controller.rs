@@ -460,6 +460,39 @@ async fn secrets_are_read_from_the_resource_namespace_only_and_followed() {
     op.server.shutdown().await;
 }
 
+/// A plain-http server outside loopback is not registered: `Ready=False`, reason `InsecureURL`,
+/// with a message saying how to fix it; opting in with `spec.allowInsecureHttp` registers it.
+#[tokio::test]
+async fn plain_http_outside_loopback_is_refused_until_the_resource_opts_in() {
+    let kube = start_cluster(&["team-a"]).await;
+    let (op, api) = synced_leader(&kube).await;
+    let yaml = server_yaml(
+        "team-a",
+        "cleartext",
+        "http://mcp.team-a.svc.cluster.local/mcp",
+        "    mode: none",
+    );
+    kube.apply_yaml(&yaml).await;
+    let obj = wait_ready(&api, "cleartext", "False", "InsecureURL").await;
+    assert!(!op.registered("team-a", "cleartext"));
+    let message = &condition_of(
+        &obj.status.as_ref().expect("status").conditions,
+        condition::READY,
+    )
+    .expect("Ready")
+    .message;
+    assert!(
+        message.contains("spec.allowInsecureHttp: true") && message.contains("https"),
+        "says how to fix it: {message}"
+    );
+
+    kube.apply_yaml(&yaml.replace("spec:\n", "spec:\n  allowInsecureHttp: true\n"))
+        .await;
+    wait_ready(&api, "cleartext", "True", "Registered").await;
+    assert!(op.registered("team-a", "cleartext"));
+    op.server.shutdown().await;
+}
+
 #[tokio::test]
 async fn every_replica_serves_but_only_the_leader_writes_status() {
     let kube = start_cluster(&["team-a"]).await;

@@ -849,3 +849,110 @@ async fn header_mode_refuses_a_link_opened_by_another_user() {
     assert!(location.starts_with(w.idp.issuer()), "{location}");
     assert_eq!(stored_count(&w).await, 0);
 }
+
+/// A hostile remote server whose protected-resource metadata names the real IdP but lists junk
+/// `scopes_supported`, and whose challenge asks for junk scopes: the flow may request them from
+/// the IdP, but the gateway's Client ID Metadata Document (what its client says about itself to
+/// every authorization server) is not rewritten by them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_servers_junk_scopes_do_not_reach_the_client_metadata_document() {
+    let w = world().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}/mcp", listener.local_addr().expect("addr"));
+    let junk: Vec<String> = (0..50).map(|i| format!("junk:{i}")).collect();
+    let prm = serde_json::json!({
+        "resource": url,
+        "authorization_servers": [w.idp.issuer()],
+        "scopes_supported": junk,
+    });
+    let app = axum::Router::new().route(
+        "/.well-known/oauth-protected-resource/mcp",
+        axum::routing::get(move || {
+            let prm = prm.clone();
+            async move { axum::Json(prm) }
+        }),
+    );
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let mut settings = oauth_settings(&url, ClientIdentity::Cimd);
+    settings.scopes = vec!["mcp:resources".into()];
+    let hostile = w.gw.register("hostile", &url, settings);
+    // Once from the metadata alone (no configured scopes would have used them), once with a
+    // challenge naming more junk.
+    let bare =
+        w.gw.register("bare", &url, oauth_settings(&url, ClientIdentity::Cimd));
+    w.gw.manager()
+        .create_auth_challenge(&bare, &alice(), None)
+        .await
+        .expect("challenge from metadata");
+    w.gw.manager()
+        .create_auth_challenge(
+            &hostile,
+            &alice(),
+            Some(r#"Bearer scope="junk:challenge mcp:resources""#),
+        )
+        .await
+        .expect("challenge with junk scope");
+    let doc: serde_json::Value = reqwest::get(w.gw.url("/.well-known/oauth-client.json"))
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    let scope = doc["scope"].as_str().expect("scope").to_owned();
+    assert!(
+        !scope.contains("junk"),
+        "junk reached the document: {scope}"
+    );
+    let mut advertised: Vec<&str> = scope.split(' ').collect();
+    advertised.sort_unstable();
+    assert_eq!(advertised, ["mcp:resources", "offline_access"], "{scope}");
+}
+
+/// Behind an Ingress (`--trusted-proxies` naming it), each client has its own sign-in budget,
+/// taken from the rightmost `X-Forwarded-For` entry the proxy appended; a client cannot escape
+/// its budget by writing more addresses to the left. Without the setting the header is ignored
+/// and the peer address counts, as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_trusted_proxy_the_rate_limit_counts_the_forwarded_client() {
+    let limits = ["--rate-limit-per-minute", "1", "--rate-limit-burst", "1"];
+    let http = reqwest::Client::new();
+    let callback = |gw: &Gateway, forwarded: &'static str| {
+        let req = http
+            .get(gw.url("/oauth/callback?state=x"))
+            .header("x-forwarded-for", forwarded);
+        async move { req.send().await.expect("callback").status() }
+    };
+    let mut args = limits.to_vec();
+    args.extend(["--trusted-proxies", "127.0.0.0/8"]);
+    let gw = Gateway::start_with(&args).await;
+    assert_eq!(callback(&gw, "198.51.100.1").await, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        callback(&gw, "198.51.100.1").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(
+        callback(&gw, "198.51.100.2").await,
+        StatusCode::BAD_REQUEST,
+        "another client behind the same proxy has its own budget"
+    );
+    assert_eq!(
+        callback(&gw, "203.0.113.77, 198.51.100.1").await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "a forged address left of the proxy's entry is not believed"
+    );
+
+    let direct = Gateway::start_with(&limits).await;
+    assert_eq!(
+        callback(&direct, "198.51.100.1").await,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        callback(&direct, "198.51.100.2").await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "without --trusted-proxies the header is ignored"
+    );
+}

@@ -512,3 +512,47 @@ async fn a_vanished_folder_keeps_the_last_registrations_until_it_returns() {
         .expect("task stops")
         .expect("no panic");
 }
+
+/// `serve` applies the same transport rule as the cluster: a plain-http server outside
+/// loopback is not registered (reason `InsecureURL`, saying how to fix it) unless the manifest
+/// sets `allowInsecureHttp: true`; loopback http stays allowed.
+#[test]
+fn plain_http_outside_loopback_needs_the_resources_opt_in() {
+    let none = "    mode: none";
+    let text = [
+        server_yaml(
+            Some("team-a"),
+            "cleartext",
+            "http://mcp.internal.example:8080/mcp",
+            none,
+        ),
+        server_yaml(Some("team-a"), "local", "http://127.0.0.1:5999/mcp", none),
+        server_yaml(
+            Some("team-a"),
+            "opted-in",
+            "http://mcp.internal.example:8080/mcp",
+            none,
+        )
+        .replace("spec:\n", "spec:\n  allowInsecureHttp: true\n"),
+    ]
+    .join("---\n");
+    let report = load_str("servers.yaml", &text);
+    assert_eq!(
+        server_keys(&report),
+        set(&["team-a/local", "team-a/opted-in"])
+    );
+    let status = report
+        .status(
+            ResourceKind::RemoteMCPServer,
+            &ServerKey::new("team-a", "cleartext"),
+        )
+        .expect("status");
+    assert_eq!((status.ready, status.reason), (false, "InsecureURL"));
+    let problem = problems(&report);
+    assert_eq!(problem.len(), 1, "{problem:?}");
+    assert!(
+        problem[0].4.contains("allowInsecureHttp: true") && problem[0].4.contains("https"),
+        "{}",
+        problem[0].4
+    );
+}

@@ -18,6 +18,8 @@ FULLNAME = f"{RELEASE}-mcp-oauth-operator"
 PUBLIC_URL = "https://mcp-gateway.example.com"
 MONITORING_API = "monitoring.coreos.com/v1"
 HEADERS = {"userHeader": "X-Forwarded-User", "sessionHeader": "X-Session-Id"}
+OIDC = {"mode": "oidc", "oidc": {"issuer": "https://idp.example.com", "audience": "mcp-gateway"}}
+PROXY_PEERS = [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "oauth2-proxy"}}}]
 
 
 @dataclass
@@ -81,7 +83,9 @@ def _default(r: Rendered) -> None:
         r,
         "POD_NAMESPACE must come from the downward API",
     )
-    _check(e.get("MCPOAUTH_STORE") == "memory" and e.get("MCPOAUTH_IDENTITY") == "anonymous", r, "defaults changed")
+    _check(e.get("MCPOAUTH_STORE") == "memory" and e.get("MCPOAUTH_IDENTITY") == "oidc", r, "defaults changed")
+    _check("MCPOAUTH_ALLOW_ANONYMOUS_IDENTITY" not in e, r, "anonymous identity is never allowed by default")
+    _check(e.get("MCPOAUTH_METRICS_LISTEN") == "0.0.0.0:9090", r, "/metrics must have its own listener")
     _check(r.one("Deployment")["spec"]["replicas"] == 2, r, "default replicas must be 2")
     _check(container(r.one("Deployment"))["image"] == "mcp-oauth-operator:0.1.0", r, "image defaults to appVersion")
     pdb = r.one("PodDisruptionBudget")
@@ -91,6 +95,8 @@ def _default(r: Rendered) -> None:
     _check(not optional, r, f"optional objects must default off, found {optional}")
     svc = r.one("Service")
     _check(svc["spec"]["ports"][0]["targetPort"] == "http", r, "Service must target the http port")
+    svc_ports = {p["name"]: (p["port"], p["targetPort"]) for p in svc["spec"]["ports"]}
+    _check(svc_ports.get("metrics") == (9090, "metrics"), r, f"Service must carry the metrics port: {svc_ports}")
     _check("WARNING: store=memory with 2 replicas" in r.notes, r, "NOTES must warn about memory store with replicas")
     _check(f"{PUBLIC_URL}/mcp/<namespace>/<name>" in r.notes, r, "NOTES must say how MCP clients connect")
     _check("kind: RemoteMCPServer" in r.notes, r, "NOTES must show how to create a RemoteMCPServer")
@@ -145,9 +151,17 @@ def _everything(r: Rendered) -> None:
     _check(e.get("MCPOAUTH_VALKEY_SENTINEL_SERVICE") == "mymaster", r, "sentinel service")
     _keys_from_api(r, "mcp-oauth-keys")
     _check(e.get("MCPOAUTH_OUTBOUND_TIMEOUT_SECS") == "10", r, "extraEnv must be appended")
+    _check(e.get("MCPOAUTH_TRUSTED_PROXIES") == "10.0.0.0/8,fd00::/8", r, "trustedProxies must be passed")
     sm = r.one("ServiceMonitor")
     endpoint = sm["spec"]["endpoints"][0]
-    _check(endpoint["path"] == "/metrics" and endpoint["port"] == "http", r, "ServiceMonitor scrapes /metrics")
+    _check(endpoint["path"] == "/metrics" and endpoint["port"] == "metrics", r, "ServiceMonitor scrapes the metrics port")
+    ingress_ports = [
+        p["service"]["port"]
+        for rule in r.one("Ingress")["spec"]["rules"]
+        for path in rule["http"]["paths"]
+        for p in [path["backend"]]
+    ]
+    _check(all(p.get("name") == "http" or p.get("number") == 8080 for p in ingress_ports), r, f"the Ingress routes only to http: {ingress_ports}")
     _check(sm["metadata"]["labels"].get("release") == "prometheus", r, "ServiceMonitor labels")
     np = r.one("NetworkPolicy")
     _check(np["spec"]["policyTypes"] == ["Ingress", "Egress"], r, "NetworkPolicy restricts both directions")
@@ -166,6 +180,11 @@ def _everything(r: Rendered) -> None:
         "HTTPS egress must exclude the cloud metadata range",
     )
     _check(np["spec"]["ingress"][0]["ports"] == [{"port": "http", "protocol": "TCP"}], r, "ingress only to the http port")
+    _check(
+        [rule["ports"] for rule in np["spec"]["ingress"]] == [[{"port": "http", "protocol": "TCP"}], [{"port": "metrics", "protocol": "TCP"}]],
+        r,
+        "ingress only to the http and metrics ports",
+    )
     _check(r.one("PodDisruptionBudget")["spec"]["maxUnavailable"] == 1, r, "PDB maxUnavailable")
 
 
@@ -218,6 +237,23 @@ def _header(r: Rendered) -> None:
     _check(e.get("MCPOAUTH_IDENTITY_USER_HEADER") == "X-Forwarded-User", r, "user header must be passed")
     _check(e.get("MCPOAUTH_IDENTITY_SESSION_HEADER") == "X-Session-Id", r, "session header must be passed")
     _check("WARNING: identity.mode=anonymous" not in r.notes, r, "no anonymous warning in header mode")
+    # Whoever reaches the port names the user: the NetworkPolicy is on without being asked for,
+    # and admits only the proxy to the gateway port.
+    np = r.one("NetworkPolicy")
+    _check(np["spec"]["ingress"][0]["from"] == PROXY_PEERS, r, f"gateway port only from the proxy: {np['spec']['ingress'][0]}")
+    _check("must be the only client that reaches it" in r.notes, r, "NOTES must explain the trusted proxy")
+
+
+def _header_without_network_policy(r: Rendered) -> None:
+    _check(not r.all("NetworkPolicy"), r, "networkPolicy.enabled=false is honoured")
+    _check("WARNING: networkPolicy.enabled=false with identity.mode=header" in r.notes, r, "NOTES must warn")
+
+
+def _anonymous(r: Rendered) -> None:
+    e = env(r.one("Deployment"))
+    _check(e.get("MCPOAUTH_IDENTITY") == "anonymous", r, "identity mode anonymous")
+    _check(e.get("MCPOAUTH_ALLOW_ANONYMOUS_IDENTITY") == "true", r, "`run` needs the explicit allow flag")
+    _check("WARNING: identity.mode=anonymous" in r.notes, r, "NOTES must warn about anonymous")
 
 
 def _bring_your_own(r: Rendered) -> None:
@@ -240,7 +276,7 @@ def _oidc_without_sign_in(r: Rendered) -> None:
 def render_cases(root: Path) -> list[Case]:
     chart = root / "charts" / "mcp-oauth-operator"
     examples = root / "examples" / "helm"
-    base = {"publicUrl": PUBLIC_URL}
+    base = {"publicUrl": PUBLIC_URL, "identity": OIDC}
     everything = _load(chart / "ci" / "all-features-values.yaml")
     namespaced = _load(examples / "values-namespaced.yaml")
     return [
@@ -267,7 +303,17 @@ def render_cases(root: Path) -> list[Case]:
             {**base, "replicas": 1, "encryption": {"create": True, "key": "A" * 43 + "=", "source": "mount"}},
             [_mounted_dev_key],
         ),
-        Case("header-identity", {**base, "identity": {"mode": "header", "header": HEADERS}}, [_header]),
+        Case(
+            "header-identity",
+            {**base, "identity": {"mode": "header", "header": HEADERS}, "networkPolicy": {"ingressFrom": PROXY_PEERS}},
+            [_header],
+        ),
+        Case(
+            "header-identity-without-network-policy",
+            {**base, "identity": {"mode": "header", "header": HEADERS}, "networkPolicy": {"enabled": False}},
+            [_header_without_network_policy],
+        ),
+        Case("anonymous-identity", {**base, "identity": {"mode": "anonymous"}}, [_anonymous]),
         Case(
             "oidc-without-sign-in",
             {**base, "identity": {"mode": "oidc", "oidc": {"issuer": "https://idp.example.com", "audience": "gw"}}},
@@ -289,7 +335,7 @@ def render_cases(root: Path) -> list[Case]:
 
 
 def rejected_cases() -> list[Rejected]:
-    base = {"publicUrl": PUBLIC_URL}
+    base = {"publicUrl": PUBLIC_URL, "identity": OIDC}
     valkey = {**base, "store": "valkey", "valkey": {"url": "redis://valkey:6379"}}
     sentinel = {
         **valkey,
@@ -302,8 +348,16 @@ def rejected_cases() -> list[Rejected]:
         Rejected("unknown store", {**base, "store": "redis"}, "/store"),
         Rejected("unknown top-level key", {**base, "replicaCount": 3}, "additional properties 'replicaCount'"),
         Rejected("unknown identity mode", {**base, "identity": {"mode": "basic"}}, "/identity/mode"),
-        Rejected("oidc without issuer", {**base, "identity": {"mode": "oidc"}}, "/identity/oidc/issuer"),
+        Rejected("default identity without issuer", {"publicUrl": PUBLIC_URL}, "identity.mode is oidc (the default): set identity.oidc.issuer"),
+        Rejected("oidc without issuer", {**base, "identity": {"mode": "oidc", "oidc": {"audience": "gw"}}}, "set identity.oidc.issuer"),
+        Rejected("oidc without audience", {**base, "identity": {"mode": "oidc", "oidc": {"issuer": "https://idp.example.com"}}}, "identity.oidc.audience"),
         Rejected("header without user header", {**base, "identity": {"mode": "header"}}, "/identity/header/userHeader"),
+        Rejected(
+            "header without the proxy named",
+            {**base, "identity": {"mode": "header", "header": HEADERS}},
+            "set networkPolicy.ingressFrom to select only the authenticating proxy",
+        ),
+        Rejected("trusted proxy not an address", {**base, "trustedProxies": ["ingress-nginx"]}, "/trustedProxies/0"),
         Rejected("unknown log format", {**base, "logFormat": "xml"}, "/logFormat"),
         Rejected("latest image tag", {**base, "image": {"repository": "x", "tag": "latest"}}, "/image/tag"),
         Rejected("zero replicas", {**base, "replicas": 0}, "/replicas"),
@@ -313,7 +367,7 @@ def rejected_cases() -> list[Rejected]:
         Rejected("unknown key ring source", {**base, "encryption": {"existingSecret": "k", "source": "file"}}, "/encryption/source"),
         Rejected("dev key without key", {**base, "encryption": {"create": True}}, "/encryption/key"),
         Rejected("dev key too short", {**base, "encryption": {"create": True, "key": "c2hvcnQ="}}, "/encryption/key"),
-        Rejected("plain http public URL", {"publicUrl": "http://mcp-gateway.example.com"}, "publicUrl must be https://"),
+        Rejected("plain http public URL", {**base, "publicUrl": "http://mcp-gateway.example.com"}, "publicUrl must be https://"),
         Rejected("bad namespace name", {**base, "watchNamespaces": ["Team_A"]}, "/watchNamespaces/0"),
         Rejected("sentinel without service", sentinel, "valkey.sentinelService"),
         Rejected(

@@ -81,8 +81,8 @@ def hardening(r: Rendered) -> None:
         if got.get("path") != path or got.get("port") != "http":
             _fail(r, f"{probe} must GET {path} on port http, got {got}")
     ports = {p["name"]: p["containerPort"] for p in c.get("ports", [])}
-    if ports != {"http": 8080}:
-        _fail(r, f"container must expose exactly http:8080, got {ports}")
+    if ports != {"http": 8080, "metrics": 9090}:
+        _fail(r, f"container must expose exactly http:8080 and metrics:9090, got {ports}")
     resources = c.get("resources", {})
     if not resources.get("requests", {}).get("memory") or not resources.get("limits", {}).get("memory"):
         _fail(r, f"container must request and limit memory: {resources}")

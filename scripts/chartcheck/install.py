@@ -22,6 +22,8 @@ from .manifests import normalized_rules
 
 Report = Callable[[str], None]
 PUBLIC_URL = "https://mcp-gateway.example.com"
+# The chart's default identity (oidc) needs an issuer and audience.
+OIDC = {"mode": "oidc", "oidc": {"issuer": "https://idp.example.com", "audience": "mcp-gateway"}}
 GROUP = expect.GROUP
 RMS = f"remotemcpservers.{GROUP}"
 TEP = f"tokenexchangepolicies.{GROUP}"
@@ -67,7 +69,7 @@ class Installation:
         self.releases.append("mcp")
         self.created_crds = True
         release = self.helm.install(
-            self.chart, "mcp", {"publicUrl": PUBLIC_URL}, namespace=self.ns, create_namespace=True, timeout=120
+            self.chart, "mcp", {"publicUrl": PUBLIC_URL, "identity": OIDC}, namespace=self.ns, create_namespace=True, timeout=120
         )
         self._pdb_version_matches_server(release)
 
@@ -146,7 +148,7 @@ class Installation:
             raise CheckFailed(f"the NOTES example RemoteMCPServer is not served back: {names}")
 
     def upgrade(self) -> None:
-        self.helm.upgrade(self.chart, "mcp", {"publicUrl": PUBLIC_URL, "replicas": 3}, namespace=self.ns, timeout=120)
+        self.helm.upgrade(self.chart, "mcp", {"publicUrl": PUBLIC_URL, "identity": OIDC, "replicas": 3}, namespace=self.ns, timeout=120)
         replicas = self.k.get("deployment", "mcp-mcp-oauth-operator", "-n", self.ns)["spec"]["replicas"]
         if replicas != 3:
             raise CheckFailed(f"upgrade did not apply: replicas {replicas}, want 3")
@@ -158,6 +160,7 @@ class Installation:
         self.releases.append("team")
         values = {
             "publicUrl": PUBLIC_URL,
+            "identity": OIDC,
             "replicas": 1,
             "crds": {"install": False},
             "watchNamespaces": [self.team],

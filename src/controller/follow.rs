@@ -4,11 +4,11 @@
 //! a changed Secret or policy.
 
 use super::config::Scope;
+use super::secrets::{SecretMeta, StoreSecrets};
 use super::{PolicyObject, ServerObject, policy, relations, server, sweep};
 use crate::manager::Manager;
 use crate::registry::Registry;
 use futures::channel::mpsc::UnboundedSender;
-use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt as _;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher::Event;
@@ -39,8 +39,10 @@ impl Retrigger {
     }
 }
 
-/// Secret events: re-trigger whatever reads the Secret.
+/// Secret events: re-trigger whatever reads the Secret, and drop from memory the data of
+/// Secrets nothing references (any longer).
 pub struct SecretFollower {
+    pub secrets: StoreSecrets,
     pub servers: Store<ServerObject>,
     pub policies: Store<PolicyObject>,
     pub retrigger: Retrigger,
@@ -48,15 +50,25 @@ pub struct SecretFollower {
 }
 
 impl SecretFollower {
-    pub fn observe(&self, event: &Event<Secret>) {
+    pub fn observe(&self, event: &Event<SecretMeta>) {
         match event {
-            Event::Apply(s) | Event::Delete(s) => self.retrigger.send(relations::of_secret(
-                &self.servers,
-                &self.policies,
-                s.namespace().as_deref().unwrap_or_default(),
-                &s.name_any(),
-            )),
+            Event::Apply(s) | Event::Delete(s) => {
+                let namespace = s.namespace().unwrap_or_default();
+                let name = s.name_any();
+                let dependents =
+                    relations::of_secret(&self.servers, &self.policies, &namespace, &name);
+                if matches!(event, Event::Delete(_))
+                    || (dependents.servers.is_empty() && dependents.policies.is_empty())
+                {
+                    self.secrets.forget(&namespace, &name);
+                }
+                self.retrigger.send(dependents);
+            }
             Event::InitDone => {
+                self.secrets.retain(|namespace, name| {
+                    let d = relations::of_secret(&self.servers, &self.policies, namespace, name);
+                    !(d.servers.is_empty() && d.policies.is_empty())
+                });
                 self.listed.send_replace(true);
                 self.retrigger
                     .send(relations::of_any_secret(&self.servers, &self.policies));

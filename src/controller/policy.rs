@@ -102,6 +102,11 @@ impl Registered for TokenExchangePolicy {
 
     async fn apply(&self, ctx: &Ctx, key: &ServerKey) -> Result<Action, Error> {
         let policy = self;
+        // Only referenced Secrets are held in memory: fetch this policy's first.
+        ctx.secrets
+            .load(&key.namespace, &policy.referenced_secrets())
+            .await
+            .map_err(Error::Kube)?;
         let reg = match validate_policy(policy, &ctx.secrets) {
             Ok(reg) => reg,
             Err(errs) => {

@@ -1,5 +1,6 @@
 //! Wiring: per watch scope (all namespaces, or each listed namespace), three reflectors —
-//! Secrets, TokenExchangePolicies, RemoteMCPServers — and two controllers.
+//! Secrets (metadata only: see [`super::secrets`]), TokenExchangePolicies, RemoteMCPServers —
+//! and two controllers.
 //!
 //! Ordering is what makes this correct, so the streams are built by hand rather than with
 //! `Controller::new(..).watches(..)`:
@@ -27,7 +28,7 @@ use super::context::Ctx;
 use super::error::{Error, Retries};
 use super::follow::{PolicyFollower, Retrigger, SecretFollower, ServerFollower};
 use super::lease::LeaderElector;
-use super::secrets::{self, StoreSecrets};
+use super::secrets::{self, ApiSecrets, SecretMeta, StoreSecrets};
 use super::status::FIELD_MANAGER;
 use super::triggers::{RelistBuffer, changes, rising_edges};
 use super::{PolicyObject, ServerObject, events, policy, server};
@@ -37,7 +38,7 @@ use futures::channel::mpsc::unbounded;
 use futures::future::{self, BoxFuture};
 use futures::{FutureExt as _, Stream, StreamExt as _};
 use k8s_openapi::NamespaceResourceScope;
-use k8s_openapi::api::core::v1::{ObjectReference, Secret};
+use k8s_openapi::api::core::v1::ObjectReference;
 use kube::api::Api;
 use kube::runtime::controller::{self, Action, Config, Controller};
 use kube::runtime::events::{Recorder, Reporter};
@@ -151,7 +152,7 @@ impl ScopeParts {
     /// The scope's long-running tasks, and a future that completes when its stores have their
     /// first list.
     fn build(self) -> (Vec<BoxFuture<'static, ()>>, BoxFuture<'static, ()>) {
-        let (secret_store, secret_writer) = reflector::store::<Secret>();
+        let (secret_store, secret_writer) = reflector::store::<SecretMeta>();
         let (policy_store, policy_writer) = reflector::store::<PolicyObject>();
         let (server_store, server_writer) = reflector::store::<ServerObject>();
         let (server_tx, server_rx) = unbounded::<ObjectRef<ServerObject>>();
@@ -164,6 +165,9 @@ impl ScopeParts {
         let (policies_listed, policies_listed_rx) = watch::channel(false);
         let (servers_listed, servers_listed_rx) = watch::channel(false);
 
+        // Secrets: metadata only in the watch; the data of referenced ones fetched on demand.
+        let secret_lookup =
+            StoreSecrets::new(secret_store, Arc::new(ApiSecrets(self.client.clone())));
         let ctx = Arc::new(Ctx {
             client: self.client.clone(),
             manager: self.manager.clone(),
@@ -172,20 +176,23 @@ impl ScopeParts {
             metrics: self.manager.metrics().clone(),
             servers: server_store.clone(),
             policies: policy_store.clone(),
-            secrets: StoreSecrets::new(secret_store),
+            secrets: secret_lookup.clone(),
             retries: Retries::default(),
         });
 
         // Secrets: no controller of their own, only re-triggers.
         let follower = SecretFollower {
+            secrets: secret_lookup,
             servers: server_store.clone(),
             policies: policy_store.clone(),
             retrigger: retrigger.clone(),
             listed: secrets_listed,
         };
         let sync = self.sync.clone();
+        // `Api<PartialObjectMeta<_>>` lists and watches metadata only: the data of Secrets
+        // nothing references never reaches this process.
         let secrets = watcher::watcher(
-            api::<Secret>(&self.client, &self.scope),
+            api::<SecretMeta>(&self.client, &self.scope),
             watcher::Config::default().fields(secrets::IGNORED_TYPES_SELECTOR),
         )
         .default_backoff()

@@ -62,6 +62,7 @@ impl Registered for RemoteMCPServer {
 
     async fn apply(&self, ctx: &Ctx, key: &ServerKey) -> Result<Action, Error> {
         let server = self;
+        load_secrets(server, ctx, &key.namespace).await?;
         match resolve(server, ctx) {
             Ok(reg) => {
                 if !still_current(server, ctx) {
@@ -102,6 +103,22 @@ impl Registered for RemoteMCPServer {
             }
         }
     }
+}
+
+/// Fetches the data of the Secrets the server reads, directly or through its policy, before
+/// [`resolve`] looks them up (only referenced Secrets are held in memory).
+async fn load_secrets(server: &RemoteMCPServer, ctx: &Ctx, namespace: &str) -> Result<(), Error> {
+    let mut names = server.referenced_secrets();
+    if let Some(policy) = server.referenced_policy()
+        && let Some(found) = ctx.policies.get(&ObjectRef::new(policy).within(namespace))
+        && let Ok(policy) = &found.0
+    {
+        names.extend(policy.referenced_secrets());
+    }
+    ctx.secrets
+        .load(namespace, &names)
+        .await
+        .map_err(Error::Kube)
 }
 
 /// Validate and resolve: the registration, or the `Ready=False` verdict saying why not.

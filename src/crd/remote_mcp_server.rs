@@ -61,10 +61,18 @@ use super::common::{SecretKeySelector, default_true};
 #[serde(rename_all = "camelCase")]
 pub struct RemoteMCPServerSpec {
     /// Streamable HTTP endpoint of the remote MCP server, e.g. `https://mcp.example.com/mcp`.
-    /// Must be an absolute http(s) URL without user info or fragment. Plain http is meant for
-    /// servers on loopback or inside the cluster.
+    /// Must be an absolute http(s) URL without user info or fragment. Plain `http://` is
+    /// accepted only for a loopback host (`localhost`, `127.0.0.0/8`, `::1`) unless
+    /// `allowInsecureHttp` is set.
     #[schemars(length(min = 8, max = 2048), pattern(r"^https?://"))]
     pub url: String,
+
+    /// Accept a plain `http://` `url` on a host other than loopback, e.g. a server inside the
+    /// cluster on a network you trust. Users' access tokens and their MCP traffic then cross
+    /// that network unencrypted, readable and alterable by anyone on the path. Default: false
+    /// (such a server is not registered: Ready=False, reason `InsecureURL`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_insecure_http: bool,
 
     /// How the gateway authenticates to the remote server. Default: `mode: oauth` with every
     /// OAuth setting discovered from the server.

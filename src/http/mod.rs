@@ -17,7 +17,7 @@ mod status;
 
 pub use health::Readiness;
 pub use pages::escape_html;
-pub use rate_limit::{IpRateLimiter, RateLimit};
+pub use rate_limit::{Cidr, CidrError, IpRateLimiter, RateLimit, client_ip};
 
 use crate::identity::Authenticator;
 use crate::manager::Manager;
@@ -60,6 +60,14 @@ impl AppState {
     fn secure_cookies(&self) -> bool {
         self.manager.config().public_url.scheme() == "https"
     }
+}
+
+/// `/metrics` alone, for its own listener (`--metrics-listen`), so a public Ingress in front of
+/// the main port never exposes it.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics::metrics))
+        .with_state(state)
 }
 
 /// The complete router. Serve it with `into_make_service_with_connect_info::<SocketAddr>()`

@@ -150,7 +150,11 @@ impl Manager {
             &md.scopes_supported,
         );
         self.issuers.insert(server.clone(), issuer.clone());
-        self.remember_scopes(&scopes);
+        // Not `scopes` whole: the challenge and the metadata are the remote server's words.
+        self.remember_scopes(&crate::oauth::cimd::advertisable_scopes(
+            &scopes,
+            &settings.scopes,
+        ));
 
         let now = unix_now();
         let flow = PendingFlow {

@@ -154,7 +154,8 @@ impl Manager {
 
     /// The `scope` of our Client ID Metadata Document (`None`: omit the field). Authorization
     /// servers may treat it as the scopes this client is allowed to request, so by default it
-    /// lists every scope configured on a registered server and every scope a flow requested.
+    /// lists every scope configured on a registered server and those a flow requested that
+    /// [`crate::oauth::cimd::advertisable_scopes`] lets through (never a remote server's own).
     pub fn advertised_scope(&self) -> Option<String> {
         match &self.cfg.cimd_scope {
             CimdScope::Omit => return None,

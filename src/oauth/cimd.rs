@@ -46,6 +46,24 @@ impl ClientMetadataDocument {
     }
 }
 
+/// The scopes of a flow that may be added to the document's `scope` (`--cimd-scope auto`):
+/// those the resource's author configured, and `offline_access`. Scopes that came only from the
+/// remote side (its `WWW-Authenticate` challenge, its protected-resource metadata's
+/// `scopes_supported`, the authorization server it names) are left out: a remote server must not
+/// be able to rewrite what the gateway's client says about itself to every authorization server.
+pub fn advertisable_scopes(requested: &[String], configured: &[String]) -> Vec<String> {
+    let configured: Vec<&str> = configured
+        .iter()
+        .flat_map(|s| s.split_whitespace())
+        .collect();
+    requested
+        .iter()
+        .flat_map(|s| s.split_whitespace())
+        .filter(|s| *s == crate::oauth::OFFLINE_ACCESS || configured.contains(s))
+        .map(str::to_owned)
+        .collect()
+}
+
 /// Our `client_id` under CIMD: the document's URL.
 pub fn client_id_for(public_url: &Url) -> String {
     below(public_url, CIMD_PATH)
@@ -92,6 +110,18 @@ mod tests {
         );
         let doc = ClientMetadataDocument::new(&public, "");
         assert!(serde_json::to_value(&doc).unwrap().get("scope").is_none());
+    }
+
+    #[test]
+    fn only_configured_scopes_and_offline_access_are_advertisable() {
+        let requested: Vec<String> = ["mcp:tools junk:1", "offline_access", "admin", "<script>"]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(
+            advertisable_scopes(&requested, &["mcp:tools".to_owned()]),
+            ["mcp:tools", "offline_access"]
+        );
+        assert_eq!(advertisable_scopes(&requested, &[]), ["offline_access"]);
     }
 
     #[test]

@@ -8,6 +8,7 @@ use crate::metrics::Metrics;
 use crate::net::{AddressPolicy, OutboundClient, OutboundConfig};
 use crate::oauth::DiscoveryConfig;
 use crate::registry::Registry;
+use axum::response::IntoResponse as _;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -80,17 +81,20 @@ impl Registrations {
 pub struct RunningServer {
     pub local_addr: SocketAddr,
     pub public_url: Url,
+    /// Where `/metrics` is served when it has its own listener (`--metrics-listen`).
+    pub metrics_addr: Option<SocketAddr>,
     pub manager: Arc<Manager>,
     pub readiness: Arc<Readiness>,
     cancel: CancellationToken,
     server: JoinHandle<()>,
+    metrics_server: Option<JoinHandle<()>>,
 }
 
 impl RunningServer {
     /// Stop accepting, drain in-flight requests, stop background tasks.
     pub async fn shutdown(self) {
         self.cancel.cancel();
-        let _ = self.server.await;
+        self.wait().await;
     }
 
     /// The token that stops this server when cancelled.
@@ -101,6 +105,9 @@ impl RunningServer {
     /// Wait until the server stops (after its cancel token fires).
     pub async fn wait(self) {
         let _ = self.server.await;
+        if let Some(metrics) = self.metrics_server {
+            let _ = metrics.await;
+        }
     }
 }
 
@@ -204,6 +211,7 @@ pub async fn start(
         RateLimit {
             per_minute: args.rate_limit_per_minute,
             burst: args.rate_limit_burst,
+            trusted_proxies: args.trusted_proxies.clone(),
         },
         gateway,
     );
@@ -219,7 +227,14 @@ pub async fn start(
         }
     });
 
+    let metrics_server = spawn_metrics_listener(args.metrics_listen, &state, &cancel)
+        .await
+        .inspect_err(|_| cancel.cancel())?;
     let app = crate::http::router(state);
+    let app = match metrics_server {
+        Some(_) => app.layer(axum::middleware::from_fn(metrics_elsewhere)),
+        None => app,
+    };
     let shutdown = cancel.clone();
     // SSE events and JSON-RPC answers are small writes: with Nagle's algorithm each would wait
     // for the client's delayed ACK (about 40 ms) behind the previous one.
@@ -240,14 +255,59 @@ pub async fn start(
         }
     });
     tracing::info!(listen = %local_addr, public_url = %public_url, "gateway listening");
+    let (metrics_addr, metrics_server) = metrics_server.unzip();
     Ok(RunningServer {
         local_addr,
         public_url,
+        metrics_addr,
         manager,
         readiness,
         cancel,
         server,
+        metrics_server,
     })
+}
+
+/// With `--metrics-listen`: binds it and serves `/metrics` (only) there until `cancel`.
+async fn spawn_metrics_listener(
+    listen: Option<SocketAddr>,
+    state: &AppState,
+    cancel: &CancellationToken,
+) -> Result<Option<(SocketAddr, JoinHandle<()>)>, ServeError> {
+    let Some(listen) = listen else {
+        return Ok(None);
+    };
+    let bind_err = |source| ServeError::Bind {
+        addr: listen,
+        source,
+    };
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(bind_err)?;
+    let addr = listener.local_addr().map_err(bind_err)?;
+    let app = crate::http::metrics_router(state.clone());
+    let shutdown = cancel.clone();
+    let task = tokio::spawn(async move {
+        let result = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+            .await;
+        if let Err(e) = result {
+            tracing::error!(error = %e, "metrics listener stopped with an error");
+        }
+    });
+    tracing::info!(listen = %addr, "metrics listening");
+    Ok(Some((addr, task)))
+}
+
+/// On the main listener when metrics have their own: `/metrics` is not found there.
+async fn metrics_elsewhere(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    if req.uri().path() == "/metrics" {
+        return axum::http::StatusCode::NOT_FOUND.into_response();
+    }
+    next.run(req).await
 }
 
 fn start_registrations(

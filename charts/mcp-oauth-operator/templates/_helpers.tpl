@@ -82,6 +82,14 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- if empty .Values.watchNamespaces }}true{{ end }}
 {{- end }}
 
+{{/* "true" when the NetworkPolicy is rendered: as set, or (unset) with header identity. */}}
+{{- define "mcpoauth.networkPolicyEnabled" -}}
+{{- $set := .Values.networkPolicy.enabled }}
+{{- if kindIs "invalid" $set }}
+{{- if eq .Values.identity.mode "header" }}true{{ end }}
+{{- else if $set }}true{{ end }}
+{{- end }}
+
 {{/*
 Cross-field rules the schema cannot phrase readably. Rendered (as nothing) by the Deployment so
 every install and upgrade checks them.
@@ -96,6 +104,12 @@ every install and upgrade checks them.
 {{- end }}
 {{- if and (eq .Values.valkey.topology "sentinel") (eq .Values.store "valkey") (not .Values.valkey.sentinelService) }}
 {{- fail "valkey.topology: sentinel needs valkey.sentinelService" }}
+{{- end }}
+{{- if and (eq .Values.identity.mode "oidc") (or (not .Values.identity.oidc.issuer) (not .Values.identity.oidc.audience)) }}
+{{- fail "identity.mode is oidc (the default): set identity.oidc.issuer (the issuer of your callers' tokens, e.g. https://login.example.com/realms/acme) and identity.oidc.audience (the aud those tokens carry); or identity.mode: header behind an authenticating proxy. identity.mode: anonymous lets every caller use one shared user's tokens and is for development only" }}
+{{- end }}
+{{- if and (eq .Values.identity.mode "header") (include "mcpoauth.networkPolicyEnabled" .) (empty .Values.networkPolicy.ingressFrom) }}
+{{- fail "identity.mode: header trusts whoever reaches the gateway to name the user: set networkPolicy.ingressFrom to select only the authenticating proxy's pods (e.g. [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: oauth2-proxy}}}]), or networkPolicy.enabled: false if something else keeps everyone but the proxy away" }}
 {{- end }}
 {{- if and .Values.identity.oidc.clientSecretSecret (not .Values.identity.oidc.clientId) }}
 {{- fail "identity.oidc.clientSecretSecret needs identity.oidc.clientId (the client the secret belongs to)" }}

@@ -65,6 +65,38 @@ pub(crate) fn same_origin(field: &str, resource: &Url, url: &Url) -> Result<(), 
     ))
 }
 
+/// A plain-http URL is accepted only on a loopback host, unless the resource opts in: the
+/// gateway sends users' access tokens and their MCP traffic to it.
+pub(crate) fn transport_security(
+    field: &str,
+    opt_in: &str,
+    url: &Url,
+    allow_insecure_http: bool,
+) -> Result<(), SpecError> {
+    if url.scheme() != "http" || allow_insecure_http || is_loopback(url) {
+        return Ok(());
+    }
+    Err(SpecError::new(
+        field,
+        reason::INSECURE_URL,
+        format!(
+            "{field} uses plain http on a host that is not loopback: users' access tokens and MCP \
+             traffic would cross the network unencrypted; use https, or set {opt_in}: true if \
+             the network to that host is trusted"
+        ),
+    ))
+}
+
+/// `localhost`, `127.0.0.0/8` or `::1`.
+pub(crate) fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
 /// Every scope is one RFC 6749 §3.3 scope token: non-empty, printable ASCII, no space, `"` or `\`.
 pub(crate) fn scopes(field: &str, scopes: &[String]) -> Vec<SpecError> {
     scopes

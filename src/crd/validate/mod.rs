@@ -60,6 +60,7 @@ pub mod reason {
     pub const MISSING_NAME: &str = "MissingName";
     pub const INVALID_URL: &str = "InvalidURL";
     pub const RESOURCE_ON_ANOTHER_ORIGIN: &str = "ResourceOnAnotherOrigin";
+    pub const INSECURE_URL: &str = "InsecureURL";
     pub const CONFLICTING_AUTH_SETTINGS: &str = "ConflictingAuthSettings";
     pub const MISSING_POLICY_REF: &str = "MissingPolicyRef";
     pub const MISSING_AUDIENCES: &str = "MissingAudiences";

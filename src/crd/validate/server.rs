@@ -19,11 +19,23 @@ pub fn validate_server(
 ) -> Result<ServerRegistration, Vec<SpecError>> {
     let mut problems = Problems::default();
     let key = resource_key(&obj.metadata, &mut problems);
-    let url = problems.take(checks::http_url(
-        "spec.url",
-        &obj.spec.url,
-        UrlKind::Endpoint,
-    ));
+    let url = problems
+        .take(checks::http_url(
+            "spec.url",
+            &obj.spec.url,
+            UrlKind::Endpoint,
+        ))
+        .and_then(|url| {
+            problems.take(
+                checks::transport_security(
+                    "spec.url",
+                    "spec.allowInsecureHttp",
+                    &url,
+                    obj.spec.allow_insecure_http,
+                )
+                .map(|()| url),
+            )
+        });
     let namespace = key
         .as_ref()
         .map_or(super::DEFAULT_NAMESPACE, |k| k.namespace.as_str());

@@ -387,3 +387,40 @@ fn all_problems_are_reported_together() {
         ]
     );
 }
+
+#[test]
+fn plain_http_is_refused_outside_loopback_unless_the_resource_opts_in() {
+    for url in [
+        "http://mcp.team-a.svc.cluster.local/mcp",
+        "http://10.0.0.7:8080/mcp",
+        "http://localhost.evil.example/mcp",
+        "http://[2001:db8::1]/mcp",
+    ] {
+        let obj = server(json!({"url": url, "auth": {"mode": "none"}}));
+        let errs = validate_server(&obj, &Secrets::default()).expect_err(url);
+        assert_eq!(
+            fields_and_reasons(&errs),
+            [("spec.url", reason::INSECURE_URL)],
+            "{url}"
+        );
+        assert!(
+            errs[0].message.contains("spec.allowInsecureHttp: true")
+                && errs[0].message.contains("https"),
+            "the message says how to fix it: {}",
+            errs[0].message
+        );
+        let opted_in =
+            server(json!({"url": url, "allowInsecureHttp": true, "auth": {"mode": "none"}}));
+        validate_server(&opted_in, &Secrets::default()).expect("opted in");
+    }
+    for url in [
+        "http://127.0.0.1:3001/mcp",
+        "http://127.8.9.10/mcp",
+        "http://localhost:9/mcp",
+        "http://[::1]:9/mcp",
+        "https://mcp.example.com/mcp",
+    ] {
+        let obj = server(json!({"url": url, "auth": {"mode": "none"}}));
+        validate_server(&obj, &Secrets::default()).expect(url);
+    }
+}
