@@ -25,6 +25,8 @@ pub enum GatewayError {
     BodyTooLarge { limit: usize },
     #[error("the request body could not be read: {0}")]
     BodyRead(String),
+    #[error("the request body did not arrive within {0:?}")]
+    BodyTimeout(std::time::Duration),
     #[error("the request is not a JSON-RPC message: {0}")]
     InvalidMessage(String),
     #[error(
@@ -104,6 +106,13 @@ pub enum GatewayError {
     },
     #[error("remote MCP server {server} failed with HTTP {status}")]
     UpstreamStatus { server: ServerKey, status: u16 },
+    /// Redirects are not followed (the target could be anywhere, and the request carries the
+    /// user's credential) nor relayed (the client would follow it without the gateway).
+    #[error(
+        "remote MCP server {server} answered with a redirect (HTTP {status}), which the gateway \
+         does not follow or pass on; point its registered URL at the final endpoint"
+    )]
+    UpstreamRedirect { server: ServerKey, status: u16 },
     #[error(
         "remote MCP server {server} refused the request with HTTP {status} (its auth mode is \
          {mode})"
@@ -165,6 +174,7 @@ impl GatewayError {
             GatewayError::UnknownServer(_) | GatewayError::UnknownSession => StatusCode::NOT_FOUND,
             GatewayError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             GatewayError::BodyRead(_) | GatewayError::InvalidMessage(_) => StatusCode::BAD_REQUEST,
+            GatewayError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             GatewayError::ExchangePolicyMissing { .. } => StatusCode::SERVICE_UNAVAILABLE,
             GatewayError::Exchange { source, .. } if source.is_transient() => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -186,6 +196,7 @@ impl GatewayError {
             | GatewayError::BrokenResponse { .. }
             | GatewayError::NotMcp { .. }
             | GatewayError::UpstreamStatus { .. }
+            | GatewayError::UpstreamRedirect { .. }
             | GatewayError::SessionStart { .. } => StatusCode::BAD_GATEWAY,
             GatewayError::InsufficientScope { .. }
             | GatewayError::ForwardWithoutToken { .. }
@@ -202,7 +213,9 @@ impl GatewayError {
     pub fn code(&self) -> i64 {
         match self {
             GatewayError::InvalidMessage(_) => PARSE_ERROR,
-            GatewayError::BodyTooLarge { .. } | GatewayError::BodyRead(_) => INVALID_REQUEST,
+            GatewayError::BodyTooLarge { .. }
+            | GatewayError::BodyRead(_)
+            | GatewayError::BodyTimeout(_) => INVALID_REQUEST,
             _ => GATEWAY_ERROR,
         }
     }
@@ -213,6 +226,7 @@ impl GatewayError {
             GatewayError::UnknownServer(_) => "unknown_server",
             GatewayError::BodyTooLarge { .. } => "body_too_large",
             GatewayError::BodyRead(_) | GatewayError::InvalidMessage(_) => "bad_request",
+            GatewayError::BodyTimeout(_) => "body_timeout",
             GatewayError::ForwardWithoutToken { .. } | GatewayError::ForwardAudience { .. } => {
                 "forward_refused"
             }
@@ -227,6 +241,7 @@ impl GatewayError {
             GatewayError::BrokenResponse { .. }
             | GatewayError::NotMcp { .. }
             | GatewayError::UpstreamStatus { .. } => "upstream_bad_response",
+            GatewayError::UpstreamRedirect { .. } => "upstream_redirect",
             GatewayError::UnknownSession => "unknown_session",
             GatewayError::SessionStart { .. } => "session_start_failed",
             GatewayError::InsufficientScope { .. } => "insufficient_scope",

@@ -163,7 +163,10 @@ impl Call<'_> {
             .map_err(|_| GatewayError::BadUpstreamUrl(self.server.clone()))?;
         let mut retried = false;
         loop {
-            let resp = match self.send(&uri, session.as_deref(), &creds).await? {
+            let resp = match self
+                .send(&uri, &reg.forward_headers, session.as_deref(), &creds)
+                .await?
+            {
                 Sent::Done(done) => return Ok(done),
                 Sent::Response(resp) => resp,
             };
@@ -226,12 +229,17 @@ impl Call<'_> {
     async fn send(
         &self,
         uri: &Uri,
+        forward_headers: &[http::HeaderName],
         session: Option<&GatewaySession>,
         creds: &Credentials,
     ) -> Result<Sent, GatewayError> {
         let authorization = creds.authorization();
-        let mut headers =
-            headers::to_upstream(&self.headers, authorization.clone(), &self.identity_headers);
+        let mut headers = headers::to_upstream(
+            &self.headers,
+            authorization.clone(),
+            forward_headers,
+            &self.identity_headers,
+        );
         if let Some(s) = session {
             let started = s
                 .upstream
@@ -295,6 +303,14 @@ impl Call<'_> {
     ) -> Done {
         let (parts, body) = resp.into_parts();
         let status = parts.status;
+        if status.is_redirection() && status != StatusCode::NOT_MODIFIED {
+            let err = GatewayError::UpstreamRedirect {
+                server: self.server.clone(),
+                status: status.as_u16(),
+            };
+            log_failure(&self.server, &err);
+            return (err.outcome(), err.to_response(self.request_id()));
+        }
         if must_be_mcp(&self.method, status, &parts.headers, body.is_end_stream())
             && !headers::is_mcp_content_type(&parts.headers)
         {

@@ -82,6 +82,7 @@ impl Gateway {
             url: Url::parse(mcp_url).expect("server url"),
             auth: AuthSettings::OAuth(settings),
             generation: 1,
+            forward_headers: Vec::new(),
         });
         key
     }
@@ -94,6 +95,7 @@ impl Gateway {
             url: Url::parse(mcp_url).expect("server url"),
             auth: AuthSettings::None,
             generation: 1,
+            forward_headers: Vec::new(),
         });
         key
     }
@@ -109,6 +111,7 @@ impl Gateway {
                 audiences: audiences.iter().map(|a| (*a).to_owned()).collect(),
             }),
             generation: 1,
+            forward_headers: Vec::new(),
         });
         key
     }
