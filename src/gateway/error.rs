@@ -27,6 +27,11 @@ pub enum GatewayError {
     BodyRead(String),
     #[error("the request body did not arrive within {0:?}")]
     BodyTimeout(std::time::Duration),
+    #[error(
+        "an initialize request before sign-in may be at most {limit} bytes (the gateway keeps it \
+         until the user has signed in)"
+    )]
+    InitializeTooLarge { limit: usize },
     #[error("the request is not a JSON-RPC message: {0}")]
     InvalidMessage(String),
     #[error(
@@ -172,7 +177,9 @@ impl GatewayError {
     pub fn status(&self) -> StatusCode {
         match self {
             GatewayError::UnknownServer(_) | GatewayError::UnknownSession => StatusCode::NOT_FOUND,
-            GatewayError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            GatewayError::BodyTooLarge { .. } | GatewayError::InitializeTooLarge { .. } => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
             GatewayError::BodyRead(_) | GatewayError::InvalidMessage(_) => StatusCode::BAD_REQUEST,
             GatewayError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             GatewayError::ExchangePolicyMissing { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -214,6 +221,7 @@ impl GatewayError {
         match self {
             GatewayError::InvalidMessage(_) => PARSE_ERROR,
             GatewayError::BodyTooLarge { .. }
+            | GatewayError::InitializeTooLarge { .. }
             | GatewayError::BodyRead(_)
             | GatewayError::BodyTimeout(_) => INVALID_REQUEST,
             _ => GATEWAY_ERROR,
@@ -224,7 +232,9 @@ impl GatewayError {
     pub fn outcome(&self) -> &'static str {
         match self {
             GatewayError::UnknownServer(_) => "unknown_server",
-            GatewayError::BodyTooLarge { .. } => "body_too_large",
+            GatewayError::BodyTooLarge { .. } | GatewayError::InitializeTooLarge { .. } => {
+                "body_too_large"
+            }
             GatewayError::BodyRead(_) | GatewayError::InvalidMessage(_) => "bad_request",
             GatewayError::BodyTimeout(_) => "body_timeout",
             GatewayError::ForwardWithoutToken { .. } | GatewayError::ForwardAudience { .. } => {

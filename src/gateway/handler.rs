@@ -70,11 +70,18 @@ pub async fn proxy(
     response
 }
 
+/// Count the request under its server's name, or under `unknown` when the path names no
+/// registered server (see [`super::metrics`]).
 fn record(gw: &Gateway, server: &ServerKey, outcome: &'static str, started: Instant) {
+    let label = if gw.manager.registry().server(server).is_some() {
+        server.to_string()
+    } else {
+        super::metrics::UNKNOWN_SERVER.to_owned()
+    };
     gw.manager
         .metrics()
         .gateway
-        .record(&server.to_string(), outcome, started.elapsed());
+        .record(&label, outcome, started.elapsed());
 }
 
 fn log_failure(server: &ServerKey, e: &GatewayError) {
@@ -116,7 +123,14 @@ impl Call<'_> {
         }
         // Read before the lookup, so that even "unknown server" answers carry the request's id.
         if self.method == Method::POST {
-            self.body = body::read(body, &self.headers, self.gw.cfg.max_request_body_bytes).await?;
+            let cfg = &self.gw.cfg;
+            self.body = body::read(
+                body,
+                &self.headers,
+                cfg.max_request_body_bytes,
+                cfg.request_body_timeout,
+            )
+            .await?;
         }
         let reg = self
             .gw
@@ -379,6 +393,12 @@ impl Call<'_> {
             return Ok(("session_deleted", StatusCode::OK.into_response()));
         }
         let env = self.envelope()?.clone();
+        let opens_session = env.method() == Some("initialize") && session.is_none();
+        let limit = self.gw.cfg.sessions.max_initialize_bytes;
+        if opens_session && self.body.len() > limit {
+            // Refused before anything is stored (no flow, no session).
+            return Err(GatewayError::InitializeTooLarge { limit });
+        }
         let profile = self.profile(&env);
         let caller = &self.auth.caller;
         let ch = self
@@ -397,12 +417,13 @@ impl Call<'_> {
                 .unwrap_or_else(|| challenge::render(&env, &profile, &ch))
         };
         let mut resp = reply_response(reply);
-        if env.method() == Some("initialize") && session.is_none() {
+        if opens_session {
             // The client gets a session of ours, started at the remote server after login.
             let s = self
                 .gw
                 .sessions
-                .create(&caller.session, &self.server, self.body.clone());
+                .create(&caller.session, &self.server, self.body.clone())
+                .map_err(|e| GatewayError::InitializeTooLarge { limit: e.limit })?;
             if let Ok(id) = HeaderValue::from_str(&s.id) {
                 resp.headers_mut().insert(MCP_SESSION_ID, id);
             }
