@@ -270,6 +270,12 @@ impl GatewayError {
         let mut resp = (self.status(), axum::Json(body)).into_response();
         resp.headers_mut()
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if matches!(self, GatewayError::BodyTimeout(_)) {
+            // The rest of the trickled body would still be on the connection: it is not waited
+            // for.
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         resp
     }
 }

@@ -99,7 +99,9 @@ impl moka::Expiry<String, Arc<GatewaySession>> for SessionExpiry {
     }
 }
 
-/// A session's weight in bytes (saturating: the cache counts in `u32`).
+/// A session's weight in bytes (saturating: the cache counts in `u32`). The signature is the
+/// cache's weigher's, hence `&String`.
+#[allow(clippy::ptr_arg)]
 fn weight(id: &String, session: &Arc<GatewaySession>) -> u32 {
     let bytes = id.len() + session.owner.len() + session.initialize.len() + OVERHEAD_BYTES;
     u32::try_from(bytes).unwrap_or(u32::MAX)

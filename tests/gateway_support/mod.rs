@@ -100,6 +100,27 @@ impl Gateway {
         key
     }
 
+    /// Register `default/<name>` with auth mode `none` and `spec.forwardHeaders` = `headers`.
+    pub fn register_none_forwarding(
+        &self,
+        name: &str,
+        mcp_url: &str,
+        headers: &[&str],
+    ) -> ServerKey {
+        let key = ServerKey::new("default", name);
+        self.manager().register_server(ServerRegistration {
+            key: key.clone(),
+            url: Url::parse(mcp_url).expect("server url"),
+            auth: AuthSettings::None,
+            generation: 1,
+            forward_headers: headers
+                .iter()
+                .map(|h| http::HeaderName::from_bytes(h.as_bytes()).expect("header name"))
+                .collect(),
+        });
+        key
+    }
+
     /// Register `default/<name>` in forward mode: the caller's token goes upstream when its
     /// audience is one of `audiences`.
     pub fn register_forward(&self, name: &str, mcp_url: &str, audiences: &[&str]) -> ServerKey {
