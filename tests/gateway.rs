@@ -818,6 +818,15 @@ async fn only_allowlisted_headers_cross_the_proxy_and_upstream_redirects_become_
     assert!(body.contains("\"result\""), "{body}");
     resp_to_caller_is_clean(&headers);
     assert_eq!(headers["mcp-session-id"], "upstream-session");
+    // The gateway's own: the upstream's body never runs as a page of the gateway's origin.
+    assert!(
+        headers["content-security-policy"]
+            .to_str()
+            .expect("ascii")
+            .starts_with("sandbox"),
+        "{headers:?}"
+    );
+    assert_eq!(headers["x-content-type-options"], "nosniff");
 
     let resp = leaky_request(&gw.mcp_url("tenant"))
         .send()
@@ -886,7 +895,6 @@ fn resp_to_caller_is_clean(headers: &HeaderMap) {
         "set-cookie",
         "strict-transport-security",
         "clear-site-data",
-        "content-security-policy",
         "alt-svc",
         "refresh",
         "link",
@@ -1009,6 +1017,21 @@ async fn trickled_headers_and_bodies_are_cut_off() {
         "closed after {:?}",
         started.elapsed()
     );
+
+    // Nothing at all, or the start of the HTTP/2 preface and then nothing: before hyper knows
+    // the protocol, the listener's own deadline applies.
+    for opening in [&b""[..], &b"PRI * HTTP/2.0\r\n"[..]] {
+        let mut conn = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let started = Instant::now();
+        conn.write_all(opening).await.expect("write");
+        let (_, closed) = read_until_closed(&mut conn, Duration::from_secs(5)).await;
+        assert!(closed, "a silent connection is closed ({opening:?})");
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "{:?}",
+            started.elapsed()
+        );
+    }
 
     // A /mcp body, one byte every 300 ms.
     let mut conn = tokio::net::TcpStream::connect(addr).await.expect("connect");

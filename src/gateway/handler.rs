@@ -23,7 +23,10 @@ use axum::body::Body;
 use axum::extract::{Path, Request, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use http::header::{ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, WWW_AUTHENTICATE};
+use http::header::{
+    ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_SECURITY_POLICY, CONTENT_TYPE, WWW_AUTHENTICATE,
+    X_CONTENT_TYPE_OPTIONS,
+};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use hyper::body::{Body as _, Incoming};
 use std::sync::Arc;
@@ -348,6 +351,14 @@ impl Call<'_> {
         if status.is_success() && self.is_initialize() {
             self.remember_profile(out_headers.get(MCP_SESSION_ID));
         }
+        // The body is the remote server's, served from the gateway's origin: a browser lured to
+        // a `/mcp/...` URL must not run it as the gateway's page (an HTML error page with a
+        // script would otherwise read the gateway's cookies' effects and call its endpoints).
+        out_headers.insert(
+            CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("sandbox; default-src 'none'; frame-ancestors 'none'"),
+        );
+        out_headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
         let mut out = Response::new(Body::new(body));
         *out.status_mut() = status;
         *out.headers_mut() = out_headers;

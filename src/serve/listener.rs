@@ -19,6 +19,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -202,7 +203,10 @@ pub async fn serve(
             tracing::debug!(error = %e, "cannot set TCP_NODELAY on an accepted connection");
         }
         let app = app.clone();
+        let served = Arc::new(AtomicBool::new(false));
+        let first = served.clone();
         let service = hyper::service::service_fn(move |mut req: http::Request<Incoming>| {
+            first.store(true, Ordering::Relaxed);
             req.extensions_mut().insert(ConnectInfo(peer));
             app.clone().oneshot(req.map(Body::new))
         });
@@ -214,6 +218,9 @@ pub async fn serve(
             let mut conn = std::pin::pin!(conn);
             tokio::select! {
                 result = conn.as_mut() => log_end(result),
+                () = first_request_missed(&served, limits.header_read_timeout) => {
+                    tracing::trace!("no complete request within the header read timeout; connection closed");
+                }
                 _ = shutdown.cancelled() => {
                     conn.as_mut().graceful_shutdown();
                     log_end(conn.await);
@@ -226,6 +233,18 @@ pub async fn serve(
     drop(listener);
     drop(close_rx);
     close_tx.closed().await;
+}
+
+/// Completes when no request has arrived within `limit` of the connection's start (then the
+/// connection is dropped, which closes it); never completes once one has. hyper's header
+/// deadline covers HTTP/1.1 requests, but not the bytes before it knows the protocol (a client
+/// sending nothing, or the first bytes of the HTTP/2 preface) nor an HTTP/2 connection's first
+/// request.
+async fn first_request_missed(served: &AtomicBool, limit: Duration) {
+    tokio::time::sleep(limit).await;
+    if served.load(Ordering::Relaxed) {
+        std::future::pending::<()>().await;
+    }
 }
 
 fn log_end(result: Result<(), Box<dyn std::error::Error + Send + Sync>>) {
