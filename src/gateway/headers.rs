@@ -150,14 +150,25 @@ pub const NEVER_FORWARDED: [&str; 26] = [
 ];
 
 /// Prefixes of request header names a resource author may not list in `spec.forwardHeaders`
-/// (same reasons as [`NEVER_FORWARDED`]; `mcp-` ones pass anyway).
-pub const NEVER_FORWARDED_PREFIXES: [&str; 9] = [
+/// (same reasons as [`NEVER_FORWARDED`]; `mcp-` ones pass anyway). Among them the headers in
+/// which common authenticating proxies hand the user's tokens and claims to their backend
+/// (oauth2-proxy, AWS ALB, Azure App Service, Google IAP, Cloudflare Access, Pomerium): a
+/// resource author must not be able to collect them.
+pub const NEVER_FORWARDED_PREFIXES: [&str; 17] = [
     "proxy-",
     "x-forwarded-",
     "x-auth-request-",
     "x-amzn-oidc-",
     "x-ms-client-principal",
+    "x-ms-token-",
     "x-goog-authenticated-",
+    "x-goog-iap-",
+    "cf-access-",
+    "x-pomerium-",
+    "x-jwt-",
+    "x-id-token",
+    "x-access-token",
+    "x-refresh-token",
     "x-envoy-",
     "x-original-",
     "sec-",
@@ -425,6 +436,10 @@ mod tests {
             "Forwarded",
             "Sec-Fetch-Site",
             "X-Amzn-Oidc-Data",
+            "X-Goog-Iap-Jwt-Assertion",
+            "Cf-Access-Jwt-Assertion",
+            "X-Pomerium-Jwt-Assertion",
+            "X-Access-Token",
             "Accept",
             "Mcp-Session-Id",
             "bad header",
