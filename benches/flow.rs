@@ -244,6 +244,7 @@ fn register(manager: &Manager, mcp_url: &str) -> ServerKey {
         url,
         auth: AuthSettings::OAuth(oauth_settings(mcp_url, client)),
         generation: 1,
+        forward_headers: Vec::new(),
     });
     key
 }

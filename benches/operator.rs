@@ -206,6 +206,7 @@ fn server(i: usize) -> RemoteMCPServer {
                 mode: AuthMode::None,
                 ..AuthSpec::default()
             },
+            forward_headers: Vec::new(),
         },
     )
 }

@@ -507,6 +507,8 @@ pub struct ServerArgs {
     pub exchange_ca_file: Option<PathBuf>,
     #[command(flatten)]
     pub gateway: GatewayArgs,
+    #[command(flatten)]
+    pub listener: ListenerArgs,
 }
 
 /// Limits of the gateway's proxy path (`/mcp/{namespace}/{name}`).
@@ -522,6 +524,25 @@ pub struct GatewayArgs {
     /// Largest request body accepted by the gateway, in bytes.
     #[arg(long, env = "MCPOAUTH_MAX_REQUEST_BODY_BYTES", default_value_t = 4 * 1024 * 1024)]
     pub max_request_body_bytes: usize,
+    /// Seconds allowed for a caller's whole request body to arrive (a body trickled slower is
+    /// answered 408 and its connection closed).
+    #[arg(long, env = "MCPOAUTH_REQUEST_BODY_TIMEOUT_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    pub request_body_timeout_secs: u64,
+    /// Total bytes of `initialize` requests the gateway keeps for MCP sessions it opened before
+    /// the user signed in (the oldest are forgotten first).
+    #[arg(long, env = "MCPOAUTH_GATEWAY_SESSIONS_MAX_BYTES", default_value_t = 64 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1..))]
+    pub gateway_sessions_max_bytes: u64,
+    /// Largest `initialize` request the gateway keeps for a session opened before sign-in; a
+    /// larger one is refused with 413.
+    #[arg(long, env = "MCPOAUTH_GATEWAY_SESSION_INITIALIZE_MAX_BYTES", default_value_t = 64 * 1024, value_parser = clap::value_parser!(u64).range(1..))]
+    pub gateway_session_initialize_max_bytes: u64,
+    /// Seconds a gateway session whose user has not signed in yet (nothing started at the remote
+    /// server) is kept without use.
+    #[arg(long, env = "MCPOAUTH_GATEWAY_SESSION_PENDING_TTL_SECS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..))]
+    pub gateway_session_pending_ttl_secs: u64,
+    /// Seconds a started gateway session is kept without use.
+    #[arg(long, env = "MCPOAUTH_GATEWAY_SESSION_IDLE_SECS", default_value_t = 86_400, value_parser = clap::value_parser!(u64).range(1..))]
+    pub gateway_session_idle_secs: u64,
 }
 
 impl GatewayArgs {
@@ -530,7 +551,46 @@ impl GatewayArgs {
             connect_timeout: Duration::from_secs(self.upstream_connect_timeout_secs),
             response_timeout: Duration::from_secs(self.upstream_response_timeout_secs),
             max_request_body_bytes: self.max_request_body_bytes,
+            request_body_timeout: Duration::from_secs(self.request_body_timeout_secs),
+            sessions: crate::gateway::sessions::SessionLimits {
+                max_bytes: self.gateway_sessions_max_bytes,
+                max_initialize_bytes: usize::try_from(self.gateway_session_initialize_max_bytes)
+                    .unwrap_or(usize::MAX),
+                pending_ttl: Duration::from_secs(self.gateway_session_pending_ttl_secs),
+                idle: Duration::from_secs(self.gateway_session_idle_secs),
+            },
             ..crate::gateway::GatewayConfig::default()
+        }
+    }
+}
+
+/// Limits of the HTTP listener, against clients that hold connections open.
+#[derive(Debug, Clone, Args)]
+pub struct ListenerArgs {
+    /// Seconds allowed for a request's headers to arrive (HTTP/1.1), also between requests on
+    /// a kept-alive connection.
+    #[arg(long, env = "MCPOAUTH_HEADER_READ_TIMEOUT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub header_read_timeout_secs: u64,
+    /// Open connections allowed per client address (IPv6: per /64); more are closed on accept.
+    /// Behind an Ingress or load balancer every connection comes from its few addresses: set
+    /// this above the number of concurrent streams expected through one of them. 0: no limit.
+    #[arg(
+        long,
+        env = "MCPOAUTH_MAX_CONNECTIONS_PER_CLIENT",
+        default_value_t = 512
+    )]
+    pub max_connections_per_client: usize,
+    /// Open connections allowed in all; more are closed on accept. 0: no limit.
+    #[arg(long, env = "MCPOAUTH_MAX_CONNECTIONS", default_value_t = 16_384)]
+    pub max_connections: usize,
+}
+
+impl ListenerArgs {
+    pub fn limits(&self) -> crate::serve::listener::ListenerLimits {
+        crate::serve::listener::ListenerLimits {
+            header_read_timeout: Duration::from_secs(self.header_read_timeout_secs),
+            max_connections_per_client: self.max_connections_per_client,
+            max_connections: self.max_connections,
         }
     }
 }

@@ -593,6 +593,7 @@ fn register_at(
         key: key.clone(),
         url: url::Url::parse(url).expect("url"),
         auth: AuthSettings::OAuth(oauth_settings(resource, ClientIdentity::Cimd)),
+        forward_headers: Vec::new(),
         generation: 1,
     });
 }
@@ -909,4 +910,398 @@ async fn insufficient_scope_starts_a_step_up_with_the_union_of_scopes() {
             key.scope
         );
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// What crosses the proxy, and what the gateway bounds
+
+/// What the hostile upstream received: the headers of every request, in order.
+type Seen = std::sync::Arc<std::sync::Mutex<Vec<http::HeaderMap>>>;
+
+/// A remote server that answers like an MCP server but adds every header that acts on the
+/// gateway's origin (`/mcp`), or redirects elsewhere (`/redirect`); it records what it received.
+async fn hostile_upstream() -> (String, Seen) {
+    use axum::response::IntoResponse;
+    let seen: Seen = Seen::default();
+    let record = |seen: Seen| {
+        move |headers: http::HeaderMap| {
+            seen.lock().expect("lock").push(headers);
+            std::future::ready(())
+        }
+    };
+    let on_mcp = record(seen.clone());
+    let on_redirect = record(seen.clone());
+    let app = axum::Router::new()
+        .route(
+            "/mcp",
+            axum::routing::post(move |headers: http::HeaderMap| async move {
+                on_mcp(headers).await;
+                (
+                    [
+                        ("content-type", "application/json"),
+                        ("mcp-session-id", "upstream-session"),
+                        ("access-control-allow-origin", "https://evil.example"),
+                        ("access-control-allow-credentials", "true"),
+                        ("set-cookie", "mcpoauth_browser=planted; Path=/"),
+                        ("strict-transport-security", "max-age=0"),
+                        ("clear-site-data", "\"*\""),
+                        ("content-security-policy", "default-src *"),
+                        ("alt-svc", "h2=\"evil.example:443\""),
+                        ("refresh", "0; url=https://evil.example/"),
+                        ("link", "<https://evil.example/x.js>; rel=preload"),
+                        ("cross-origin-resource-policy", "cross-origin"),
+                        ("location", "https://evil.example/"),
+                    ],
+                    r#"{"jsonrpc":"2.0","id":7,"result":{"content":[]}}"#,
+                )
+                    .into_response()
+            }),
+        )
+        .route(
+            "/redirect",
+            axum::routing::post(move |headers: http::HeaderMap| async move {
+                on_redirect(headers).await;
+                (
+                    StatusCode::FOUND,
+                    [
+                        ("location", "https://evil.example/steal"),
+                        ("set-cookie", "planted=1"),
+                        ("content-type", "text/html"),
+                    ],
+                    "<a href=\"https://evil.example/steal\">moved</a>",
+                )
+                    .into_response()
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (format!("http://{addr}"), seen)
+}
+
+/// A request as it reaches the gateway through a careless chain of proxies: the auth proxy's
+/// tokens and every kind of client-address claim, plus the caller's own credentials.
+fn leaky_request(url: &str) -> reqwest::RequestBuilder {
+    reqwest::Client::new()
+        .post(url)
+        .header("accept", ACCEPT)
+        .header("mcp-protocol-version", "2025-06-18")
+        .header("mcp-method", "tools/call")
+        .header("authorization", "Bearer caller-own-token")
+        .header("cookie", "mcpoauth_browser=secret-binding")
+        .header("x-forwarded-access-token", "idp-access-token")
+        .header("x-auth-request-access-token", "idp-access-token")
+        .header("x-auth-request-email", "alice@example.com")
+        .header("x-forwarded-for", "203.0.113.9")
+        .header("x-forwarded-host", "evil.example")
+        .header("forwarded", "for=203.0.113.9")
+        .header("x-real-ip", "203.0.113.9")
+        .header("true-client-ip", "203.0.113.9")
+        .header("cf-connecting-ip", "203.0.113.9")
+        .header("x-tenant", "acme")
+        .json(&json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+                      "params": {"name": "echo", "arguments": {}}}))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_allowlisted_headers_cross_the_proxy_and_upstream_redirects_become_errors() {
+    let gw = Gateway::start().await;
+    let (upstream, seen) = hostile_upstream().await;
+    gw.register_none("hostile", &format!("{upstream}/mcp"));
+    gw.register_none_forwarding("tenant", &format!("{upstream}/mcp"), &["x-tenant"]);
+    gw.register_none("redirect", &format!("{upstream}/redirect"));
+
+    // Toward the upstream: only MCP and content-negotiation headers, and `X-Tenant` only for
+    // the server that lists it.
+    let resp = leaky_request(&gw.mcp_url("hostile"))
+        .send()
+        .await
+        .expect("gateway answers");
+    assert_eq!(resp.status(), StatusCode::OK);
+    let headers = resp.headers().clone();
+    let body = resp.text().await.expect("body");
+    assert!(body.contains("\"result\""), "{body}");
+    resp_to_caller_is_clean(&headers);
+    assert_eq!(headers["mcp-session-id"], "upstream-session");
+    // The gateway's own: the upstream's body never runs as a page of the gateway's origin.
+    assert!(
+        headers["content-security-policy"]
+            .to_str()
+            .expect("ascii")
+            .starts_with("sandbox"),
+        "{headers:?}"
+    );
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+
+    let resp = leaky_request(&gw.mcp_url("tenant"))
+        .send()
+        .await
+        .expect("gateway answers");
+    assert_eq!(resp.status(), StatusCode::OK);
+    resp_to_caller_is_clean(resp.headers());
+
+    // Toward the client: a redirect is neither followed nor relayed.
+    let resp = leaky_request(&gw.mcp_url("redirect"))
+        .send()
+        .await
+        .expect("gateway answers");
+    assert_eq!(resp.status(), StatusCode::BAD_GATEWAY);
+    let headers = resp.headers().clone();
+    assert!(headers.get("location").is_none(), "{headers:?}");
+    assert!(headers.get("set-cookie").is_none(), "{headers:?}");
+    let reply: Value = resp.json().await.expect("JSON-RPC error");
+    assert_eq!(reply["id"], 7);
+    let msg = reply["error"]["message"].as_str().expect("message");
+    assert!(
+        msg.contains("default/redirect") && msg.contains("redirect (HTTP 302)"),
+        "{msg}"
+    );
+    assert!(!msg.contains("evil.example"), "{msg}");
+
+    let seen = seen.lock().expect("lock").clone();
+    assert_eq!(seen.len(), 3, "every request reached the upstream once");
+    for (i, h) in seen.iter().enumerate() {
+        let mut names: Vec<&str> = h
+            .keys()
+            .map(http::HeaderName::as_str)
+            .filter(|n| !["host", "content-length", "accept-encoding"].contains(n))
+            .collect();
+        names.sort_unstable();
+        let mut expected = vec![
+            "accept",
+            "content-type",
+            "mcp-method",
+            "mcp-protocol-version",
+        ];
+        if i == 1 {
+            expected.push("x-tenant");
+        }
+        expected.sort_unstable();
+        assert_eq!(names, expected, "request {i}: {h:?}");
+        let all = format!("{h:?}");
+        for secret in [
+            "caller-own-token",
+            "secret-binding",
+            "idp-access-token",
+            "203.0.113.9",
+        ] {
+            assert!(!all.contains(secret), "request {i} leaked {secret}");
+        }
+    }
+    assert_eq!(seen[1]["x-tenant"], "acme");
+    gw.shutdown().await;
+}
+
+/// No header the upstream set that acts on the gateway's origin reached the client.
+fn resp_to_caller_is_clean(headers: &HeaderMap) {
+    for name in [
+        "access-control-allow-origin",
+        "access-control-allow-credentials",
+        "set-cookie",
+        "strict-transport-security",
+        "clear-site-data",
+        "alt-svc",
+        "refresh",
+        "link",
+        "cross-origin-resource-policy",
+        "location",
+    ] {
+        assert!(
+            headers.get(name).is_none(),
+            "{name} was relayed: {headers:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_for_unregistered_servers_share_one_metric_label() {
+    let gw = Gateway::start().await;
+    let client = reqwest::Client::new();
+    for i in 0..40 {
+        let resp = client
+            .post(gw.url(&format!("/mcp/ns-{i}/made-up-{i}")))
+            .header("accept", ACCEPT)
+            .json(&json!({"jsonrpc": "2.0", "id": i, "method": "ping"}))
+            .send()
+            .await
+            .expect("gateway answers");
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    }
+    let metrics = gw.metrics().await;
+    assert!(!metrics.contains("made-up"), "{metrics}");
+    assert!(
+        metrics.contains(
+            "mcpoauth_gateway_requests_total{server=\"unknown\",outcome=\"unknown_server\"} 40"
+        ),
+        "{metrics}"
+    );
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_initialize_before_sign_in_is_not_kept() {
+    let w = world(
+        IdpOptions::default(),
+        &["--gateway-session-initialize-max-bytes", "2048"],
+    )
+    .await;
+    let initialize = |name: String| {
+        json!({"protocolVersion": "2025-06-18", "capabilities": {},
+               "clientInfo": {"name": name, "version": "1"}})
+    };
+    let reply = Rpc::new(w.gw.mcp_url("echo"))
+        .call(1, "initialize", initialize("x".repeat(4096)))
+        .await;
+    assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", reply.raw);
+    assert!(reply.headers.get("mcp-session-id").is_none());
+    assert!(
+        reply.error_message().contains("2048 bytes"),
+        "{}",
+        reply.raw
+    );
+
+    // A normal one still opens a gateway session.
+    let reply = Rpc::new(w.gw.mcp_url("echo"))
+        .call(2, "initialize", initialize("client".to_owned()))
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.raw);
+    let id = reply.headers["mcp-session-id"].to_str().expect("ascii");
+    assert!(id.starts_with("mcpgw-"), "{id}");
+    w.gw.shutdown().await;
+}
+
+/// Read until the peer closes (or `limit` passes); returns what arrived and whether it closed.
+async fn read_until_closed(conn: &mut tokio::net::TcpStream, limit: Duration) -> (String, bool) {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = Instant::now() + limit;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, conn.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return (String::from_utf8_lossy(&got).into_owned(), true),
+            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+            Err(_) => return (String::from_utf8_lossy(&got).into_owned(), false),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trickled_headers_and_bodies_are_cut_off() {
+    let gw = Gateway::start_with(&[
+        "--header-read-timeout-secs",
+        "1",
+        "--request-body-timeout-secs",
+        "1",
+    ])
+    .await;
+    let addr = gw.server.local_addr;
+
+    // Headers, one line every 300 ms.
+    let mut conn = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let started = Instant::now();
+    conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .expect("write");
+    let trickle = async {
+        for i in 0..40 {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            if conn
+                .write_all(format!("X-Slow-{i}: 1\r\n").as_bytes())
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+    };
+    trickle.await;
+    let (_, closed) = read_until_closed(&mut conn, Duration::from_secs(2)).await;
+    assert!(closed, "the connection trickling headers is closed");
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "closed after {:?}",
+        started.elapsed()
+    );
+
+    // Nothing at all, or the start of the HTTP/2 preface and then nothing: before hyper knows
+    // the protocol, the listener's own deadline applies.
+    for opening in [&b""[..], &b"PRI * HTTP/2.0\r\n"[..]] {
+        let mut conn = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let started = Instant::now();
+        conn.write_all(opening).await.expect("write");
+        let (_, closed) = read_until_closed(&mut conn, Duration::from_secs(5)).await;
+        assert!(closed, "a silent connection is closed ({opening:?})");
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    // A /mcp body, one byte every 300 ms.
+    let mut conn = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let started = Instant::now();
+    conn.write_all(
+        b"POST /mcp/default/anything HTTP/1.1\r\nHost: x\r\nAccept: application/json, text/event-stream\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{",
+    )
+    .await
+    .expect("write");
+    for _ in 0..8 {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        if conn.write_all(b" ").await.is_err() {
+            break;
+        }
+    }
+    let (answer, closed) = read_until_closed(&mut conn, Duration::from_secs(3)).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("did not arrive within"), "{answer}");
+    assert!(closed, "the connection is closed after the 408");
+    assert!(started.elapsed() < Duration::from_secs(8));
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_beyond_the_per_client_cap_are_closed() {
+    let gw = Gateway::start_with(&["--max-connections-per-client", "3"]).await;
+    let addr = gw.server.local_addr;
+    let mut open = Vec::new();
+    for _ in 0..3 {
+        open.push(tokio::net::TcpStream::connect(addr).await.expect("connect"));
+    }
+    // Let the gateway accept them before the next one arrives.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut extra = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let _ = extra
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await;
+    let (answer, closed) = read_until_closed(&mut extra, Duration::from_secs(3)).await;
+    assert!(
+        closed && answer.is_empty(),
+        "the fourth is closed unanswered: {answer:?}"
+    );
+
+    // The admitted ones are served.
+    let first = &mut open[0];
+    first
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("write");
+    let (answer, _) = read_until_closed(first, Duration::from_secs(3)).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+
+    // A closed connection frees its place.
+    drop(open);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut again = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    again
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("write");
+    let (answer, _) = read_until_closed(&mut again, Duration::from_secs(3)).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    gw.shutdown().await;
 }

@@ -80,6 +80,7 @@ fn register(gw: &Gateway, name: &str, mcp_url: &str, policy: PolicyRegistration)
             policy: policy_name,
         }),
         generation: 1,
+        forward_headers: Vec::new(),
     });
 }
 
@@ -273,6 +274,7 @@ async fn misconfigured_policies_are_refused_with_clear_errors() {
             policy: "missing".into(),
         }),
         generation: 1,
+        forward_headers: Vec::new(),
     });
     let subject = idp.user_access_token("alice", GATEWAY_AUDIENCE).await;
     idp.reset_stats().await;

@@ -154,6 +154,7 @@ async fn status_shows_what_needs_authorization_then_the_token_after_login() {
         url: Url::parse(w.mcp.url()).expect("url"),
         auth: AuthSettings::None,
         generation: 1,
+        forward_headers: Vec::new(),
     });
 
     let before = status_json(&w.gw).await;

@@ -78,6 +78,23 @@ pub struct RemoteMCPServerSpec {
     /// OAuth setting discovered from the server.
     #[serde(default)]
     pub auth: AuthSpec,
+
+    /// Extra request headers the gateway passes from the caller to this server, e.g.
+    /// `[X-Tenant]` (case-insensitive, at most 16). By default only the MCP transport's headers
+    /// (`Mcp-*`, `Last-Event-ID`), content negotiation (`Accept`, `Accept-Encoding`,
+    /// `Content-Type`, `Content-Encoding`) and the gateway's own `Authorization` reach the
+    /// server; every other header the caller or a proxy in front of the gateway added is
+    /// dropped. Refused here: hop-by-hop headers, `Host`, `Content-Length`, credentials
+    /// (`Authorization`, `Cookie`, `Proxy-*`, `X-Auth-Request-*`, `X-Api-Key`, ...) and claims
+    /// about the client or the request path (`Forwarded`, `X-Forwarded-*`, `X-Real-IP`,
+    /// `True-Client-IP`, `Via`, `Sec-*`, ...). Headers the gateway's `header` identity reads
+    /// are never passed, even when listed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(
+        length(max = 16),
+        inner(length(min = 1, max = 128), pattern(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"))
+    )]
+    pub forward_headers: Vec<String>,
 }
 
 /// Authentication towards the remote server. Exactly the sub-block matching `mode` may be set.

@@ -30,8 +30,12 @@ pub enum ChallengeForm {
     Fallback,
 }
 
+/// Longest protocol version string remembered (revisions are `YYYY-MM-DD`; drafts a bit longer).
+const MAX_VERSION_LEN: usize = 64;
+
 /// What one client understands.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+
 pub struct ClientProfile {
     pub protocol_version: Option<String>,
     pub url_elicitation: bool,
@@ -47,10 +51,17 @@ impl ClientProfile {
         header_protocol_version: Option<&str>,
         remembered: Option<&ClientProfile>,
     ) -> ClientProfile {
+        // Profiles are remembered per session, so a version string is kept only when it is of a
+        // sane length: a megabyte-long `protocolVersion` in each of many unauthenticated
+        // `initialize` requests would otherwise be held for a day. (No revision is that long;
+        // a dropped one is treated as unknown, which gets the fallback form anyway.)
+        let sane = |v: &&str| v.len() <= MAX_VERSION_LEN;
         let protocol_version = env
             .protocol_version
-            .clone()
-            .or_else(|| header_protocol_version.map(str::to_owned))
+            .as_deref()
+            .filter(sane)
+            .or_else(|| header_protocol_version.filter(sane))
+            .map(str::to_owned)
             .or_else(|| remembered.and_then(|p| p.protocol_version.clone()));
         let per_request = protocol_version
             .as_deref()
@@ -183,6 +194,15 @@ mod tests {
             url_elicitation: url,
             ..Envelope::default()
         }
+    }
+
+    #[test]
+    fn an_oversized_version_is_not_remembered() {
+        let huge = "2025-11-25".repeat(100_000);
+        let p = ClientProfile::resolve(&env(Some(&huge), Some(true)), Some(&huge), None);
+        assert_eq!(p.protocol_version, None);
+        let p = ClientProfile::resolve(&env(Some(&huge), None), Some("2025-11-25"), None);
+        assert_eq!(p.protocol_version.as_deref(), Some("2025-11-25"));
     }
 
     #[test]

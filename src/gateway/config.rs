@@ -13,6 +13,11 @@ pub struct GatewayConfig {
     pub response_timeout: Duration,
     /// Largest request body accepted from a caller (JSON-RPC messages are small).
     pub max_request_body_bytes: usize,
+    /// Time allowed for a caller's whole request body to arrive: a body trickled byte by byte
+    /// would otherwise hold its connection and task for as long as the caller likes.
+    pub request_body_timeout: Duration,
+    /// Bounds of the sessions the gateway opens before sign-in.
+    pub sessions: super::sessions::SessionLimits,
     /// Idle keep-alive connections to a remote server are closed after this long.
     pub pool_idle_timeout: Duration,
     /// Which addresses remote servers may be at (the SSRF guard). The default is the
@@ -26,6 +31,8 @@ impl Default for GatewayConfig {
             connect_timeout: Duration::from_secs(5),
             response_timeout: Duration::from_secs(60),
             max_request_body_bytes: 4 * 1024 * 1024,
+            request_body_timeout: Duration::from_secs(30),
+            sessions: super::sessions::SessionLimits::default(),
             pool_idle_timeout: Duration::from_secs(90),
             address_policy: AddressPolicy::AllowPrivate,
         }

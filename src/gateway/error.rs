@@ -25,6 +25,13 @@ pub enum GatewayError {
     BodyTooLarge { limit: usize },
     #[error("the request body could not be read: {0}")]
     BodyRead(String),
+    #[error("the request body did not arrive within {0:?}")]
+    BodyTimeout(std::time::Duration),
+    #[error(
+        "an initialize request before sign-in may be at most {limit} bytes (the gateway keeps it \
+         until the user has signed in)"
+    )]
+    InitializeTooLarge { limit: usize },
     #[error("the request is not a JSON-RPC message: {0}")]
     InvalidMessage(String),
     #[error(
@@ -104,6 +111,13 @@ pub enum GatewayError {
     },
     #[error("remote MCP server {server} failed with HTTP {status}")]
     UpstreamStatus { server: ServerKey, status: u16 },
+    /// Redirects are not followed (the target could be anywhere, and the request carries the
+    /// user's credential) nor relayed (the client would follow it without the gateway).
+    #[error(
+        "remote MCP server {server} answered with a redirect (HTTP {status}), which the gateway \
+         does not follow or pass on; point its registered URL at the final endpoint"
+    )]
+    UpstreamRedirect { server: ServerKey, status: u16 },
     #[error(
         "remote MCP server {server} refused the request with HTTP {status} (its auth mode is \
          {mode})"
@@ -163,8 +177,11 @@ impl GatewayError {
     pub fn status(&self) -> StatusCode {
         match self {
             GatewayError::UnknownServer(_) | GatewayError::UnknownSession => StatusCode::NOT_FOUND,
-            GatewayError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            GatewayError::BodyTooLarge { .. } | GatewayError::InitializeTooLarge { .. } => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
             GatewayError::BodyRead(_) | GatewayError::InvalidMessage(_) => StatusCode::BAD_REQUEST,
+            GatewayError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             GatewayError::ExchangePolicyMissing { .. } => StatusCode::SERVICE_UNAVAILABLE,
             GatewayError::Exchange { source, .. } if source.is_transient() => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -186,6 +203,7 @@ impl GatewayError {
             | GatewayError::BrokenResponse { .. }
             | GatewayError::NotMcp { .. }
             | GatewayError::UpstreamStatus { .. }
+            | GatewayError::UpstreamRedirect { .. }
             | GatewayError::SessionStart { .. } => StatusCode::BAD_GATEWAY,
             GatewayError::InsufficientScope { .. }
             | GatewayError::ForwardWithoutToken { .. }
@@ -202,7 +220,10 @@ impl GatewayError {
     pub fn code(&self) -> i64 {
         match self {
             GatewayError::InvalidMessage(_) => PARSE_ERROR,
-            GatewayError::BodyTooLarge { .. } | GatewayError::BodyRead(_) => INVALID_REQUEST,
+            GatewayError::BodyTooLarge { .. }
+            | GatewayError::InitializeTooLarge { .. }
+            | GatewayError::BodyRead(_)
+            | GatewayError::BodyTimeout(_) => INVALID_REQUEST,
             _ => GATEWAY_ERROR,
         }
     }
@@ -211,8 +232,11 @@ impl GatewayError {
     pub fn outcome(&self) -> &'static str {
         match self {
             GatewayError::UnknownServer(_) => "unknown_server",
-            GatewayError::BodyTooLarge { .. } => "body_too_large",
+            GatewayError::BodyTooLarge { .. } | GatewayError::InitializeTooLarge { .. } => {
+                "body_too_large"
+            }
             GatewayError::BodyRead(_) | GatewayError::InvalidMessage(_) => "bad_request",
+            GatewayError::BodyTimeout(_) => "body_timeout",
             GatewayError::ForwardWithoutToken { .. } | GatewayError::ForwardAudience { .. } => {
                 "forward_refused"
             }
@@ -227,6 +251,7 @@ impl GatewayError {
             GatewayError::BrokenResponse { .. }
             | GatewayError::NotMcp { .. }
             | GatewayError::UpstreamStatus { .. } => "upstream_bad_response",
+            GatewayError::UpstreamRedirect { .. } => "upstream_redirect",
             GatewayError::UnknownSession => "unknown_session",
             GatewayError::SessionStart { .. } => "session_start_failed",
             GatewayError::InsufficientScope { .. } => "insufficient_scope",
@@ -245,6 +270,12 @@ impl GatewayError {
         let mut resp = (self.status(), axum::Json(body)).into_response();
         resp.headers_mut()
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if matches!(self, GatewayError::BodyTimeout(_)) {
+            // The rest of the trickled body would still be on the connection: it is not waited
+            // for.
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         resp
     }
 }

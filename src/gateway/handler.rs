@@ -23,7 +23,10 @@ use axum::body::Body;
 use axum::extract::{Path, Request, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use http::header::{ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, WWW_AUTHENTICATE};
+use http::header::{
+    ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_SECURITY_POLICY, CONTENT_TYPE, WWW_AUTHENTICATE,
+    X_CONTENT_TYPE_OPTIONS,
+};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use hyper::body::{Body as _, Incoming};
 use std::sync::Arc;
@@ -70,11 +73,18 @@ pub async fn proxy(
     response
 }
 
+/// Count the request under its server's name, or under `unknown` when the path names no
+/// registered server (see [`super::metrics`]).
 fn record(gw: &Gateway, server: &ServerKey, outcome: &'static str, started: Instant) {
+    let label = if gw.manager.registry().server(server).is_some() {
+        server.to_string()
+    } else {
+        super::metrics::UNKNOWN_SERVER.to_owned()
+    };
     gw.manager
         .metrics()
         .gateway
-        .record(&server.to_string(), outcome, started.elapsed());
+        .record(&label, outcome, started.elapsed());
 }
 
 fn log_failure(server: &ServerKey, e: &GatewayError) {
@@ -116,7 +126,14 @@ impl Call<'_> {
         }
         // Read before the lookup, so that even "unknown server" answers carry the request's id.
         if self.method == Method::POST {
-            self.body = body::read(body, &self.headers, self.gw.cfg.max_request_body_bytes).await?;
+            let cfg = &self.gw.cfg;
+            self.body = body::read(
+                body,
+                &self.headers,
+                cfg.max_request_body_bytes,
+                cfg.request_body_timeout,
+            )
+            .await?;
         }
         let reg = self
             .gw
@@ -163,7 +180,10 @@ impl Call<'_> {
             .map_err(|_| GatewayError::BadUpstreamUrl(self.server.clone()))?;
         let mut retried = false;
         loop {
-            let resp = match self.send(&uri, session.as_deref(), &creds).await? {
+            let resp = match self
+                .send(&uri, &reg.forward_headers, session.as_deref(), &creds)
+                .await?
+            {
                 Sent::Done(done) => return Ok(done),
                 Sent::Response(resp) => resp,
             };
@@ -226,12 +246,17 @@ impl Call<'_> {
     async fn send(
         &self,
         uri: &Uri,
+        forward_headers: &[http::HeaderName],
         session: Option<&GatewaySession>,
         creds: &Credentials,
     ) -> Result<Sent, GatewayError> {
         let authorization = creds.authorization();
-        let mut headers =
-            headers::to_upstream(&self.headers, authorization.clone(), &self.identity_headers);
+        let mut headers = headers::to_upstream(
+            &self.headers,
+            authorization.clone(),
+            forward_headers,
+            &self.identity_headers,
+        );
         if let Some(s) = session {
             let started = s
                 .upstream
@@ -295,6 +320,14 @@ impl Call<'_> {
     ) -> Done {
         let (parts, body) = resp.into_parts();
         let status = parts.status;
+        if status.is_redirection() && status != StatusCode::NOT_MODIFIED {
+            let err = GatewayError::UpstreamRedirect {
+                server: self.server.clone(),
+                status: status.as_u16(),
+            };
+            log_failure(&self.server, &err);
+            return (err.outcome(), err.to_response(self.request_id()));
+        }
         if must_be_mcp(&self.method, status, &parts.headers, body.is_end_stream())
             && !headers::is_mcp_content_type(&parts.headers)
         {
@@ -318,6 +351,14 @@ impl Call<'_> {
         if status.is_success() && self.is_initialize() {
             self.remember_profile(out_headers.get(MCP_SESSION_ID));
         }
+        // The body is the remote server's, served from the gateway's origin: a browser lured to
+        // a `/mcp/...` URL must not run it as the gateway's page (an HTML error page with a
+        // script would otherwise read the gateway's cookies' effects and call its endpoints).
+        out_headers.insert(
+            CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("sandbox; default-src 'none'; frame-ancestors 'none'"),
+        );
+        out_headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
         let mut out = Response::new(Body::new(body));
         *out.status_mut() = status;
         *out.headers_mut() = out_headers;
@@ -363,6 +404,12 @@ impl Call<'_> {
             return Ok(("session_deleted", StatusCode::OK.into_response()));
         }
         let env = self.envelope()?.clone();
+        let opens_session = env.method() == Some("initialize") && session.is_none();
+        let limit = self.gw.cfg.sessions.max_initialize_bytes;
+        if opens_session && self.body.len() > limit {
+            // Refused before anything is stored (no flow, no session).
+            return Err(GatewayError::InitializeTooLarge { limit });
+        }
         let profile = self.profile(&env);
         let caller = &self.auth.caller;
         let ch = self
@@ -381,12 +428,13 @@ impl Call<'_> {
                 .unwrap_or_else(|| challenge::render(&env, &profile, &ch))
         };
         let mut resp = reply_response(reply);
-        if env.method() == Some("initialize") && session.is_none() {
+        if opens_session {
             // The client gets a session of ours, started at the remote server after login.
             let s = self
                 .gw
                 .sessions
-                .create(&caller.session, &self.server, self.body.clone());
+                .create(&caller.session, &self.server, self.body.clone())
+                .map_err(|e| GatewayError::InitializeTooLarge { limit: e.limit })?;
             if let Ok(id) = HeaderValue::from_str(&s.id) {
                 resp.headers_mut().insert(MCP_SESSION_ID, id);
             }

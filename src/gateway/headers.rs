@@ -1,12 +1,25 @@
 //! Which headers cross the gateway, in each direction. Pure functions over `HeaderMap`s.
 //!
-//! Everything end-to-end passes (so MCP headers — `Mcp-Session-Id`, `MCP-Protocol-Version`,
-//! `Mcp-Method`, `Mcp-Name`, `Last-Event-ID` and future ones — flow both ways unchanged), except:
-//! hop-by-hop headers (RFC 9110 §7.6.1, plus any the `Connection` header names), and headers that
-//! belong to the gateway rather than to the remote server: the caller's credentials
-//! (`Authorization`, `Cookie`), client-supplied forwarding claims, and cookies set by a remote
-//! server (every remote server shares the gateway's origin, so its cookies would leak to the
-//! others).
+//! Both directions are allowlists. A denylist has to name every header some piece of
+//! infrastructure might add, and it goes stale: ingress controllers and auth proxies put the
+//! caller's own tokens and client claims in headers of their own (`X-Forwarded-Access-Token`,
+//! `X-Auth-Request-Access-Token`, `X-Real-IP`, `True-Client-IP`, ...), and browsers keep
+//! growing the set of response headers that act on an origin. So only what the MCP Streamable
+//! HTTP transport needs crosses, plus a few names a resource author lists per server
+//! (`spec.forwardHeaders`, validated in [`crate::crd::validate`]).
+//!
+//! Toward the remote server: MCP headers (any `Mcp-*` name — the protocol reserves the prefix
+//! and adds headers under it, e.g. `Mcp-Method`, `Mcp-Name`, `Mcp-Param-*` — and
+//! `Last-Event-ID`), content negotiation (`Accept`, `Accept-Encoding`, `Content-Type`,
+//! `Content-Encoding`: the body passes through unchanged, and neither hyper's server nor its
+//! client decodes or re-encodes it, so these stay end-to-end), and the gateway's own
+//! `Authorization`. Never the caller's `Authorization` or `Cookie`, `Host`, `Content-Length`
+//! (set for the upstream URI and body), hop-by-hop headers, or forwarding claims.
+//!
+//! Toward the caller: every remote server shares the gateway's origin, so a header that acts on
+//! an origin (cookies, CORS, HSTS, `Clear-Site-Data`, CSP, `Alt-Svc`, `Refresh`, `Link`,
+//! `Cross-Origin-*`, ...) would let one server act on the gateway's pages and on every other
+//! server's clients. Only MCP headers, the content description and caching headers pass.
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
@@ -16,49 +29,42 @@ pub const MCP_SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id")
 pub const MCP_PROTOCOL_VERSION: HeaderName = HeaderName::from_static("mcp-protocol-version");
 /// `Mcp-Method` (protocol `2026-07-28`).
 pub const MCP_METHOD: HeaderName = HeaderName::from_static("mcp-method");
+/// `Last-Event-ID`: resumes an SSE stream.
+const LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
 
-/// Hop-by-hop headers: they describe one connection, not the message.
-const HOP_BY_HOP: [HeaderName; 8] = [
-    header::CONNECTION,
-    HeaderName::from_static("keep-alive"),
-    HeaderName::from_static("proxy-connection"),
-    header::PROXY_AUTHENTICATE,
-    header::PROXY_AUTHORIZATION,
-    header::TE,
-    header::TRAILER,
-    header::TRANSFER_ENCODING,
+/// The prefix the MCP transport's headers share (`HeaderName`s are lower-case).
+const MCP_PREFIX: &str = "mcp-";
+
+/// Request headers that reach the remote server besides the `Mcp-*` ones.
+const TO_UPSTREAM: [HeaderName; 5] = [
+    header::ACCEPT,
+    header::ACCEPT_ENCODING,
+    header::CONTENT_TYPE,
+    header::CONTENT_ENCODING,
+    LAST_EVENT_ID,
 ];
 
-/// Request headers the gateway never passes upstream besides the hop-by-hop ones. `Host` and
-/// `Content-Length` are set by the client for the upstream URI and body; the forwarding headers
-/// would let a caller claim another client address to a server that trusts its proxy.
-const REQUEST_ONLY: [HeaderName; 8] = [
-    header::HOST,
-    header::CONTENT_LENGTH,
-    header::AUTHORIZATION,
-    header::COOKIE,
-    header::FORWARDED,
-    HeaderName::from_static("x-forwarded-for"),
-    HeaderName::from_static("x-forwarded-host"),
-    HeaderName::from_static("x-forwarded-proto"),
+/// Response headers that reach the caller besides the `Mcp-*` ones: what describes the body and
+/// how long it may be cached, when to retry, and `X-Accel-Buffering: no`, which SSE servers send
+/// so that an nginx in front of the gateway does not buffer the stream.
+const TO_CALLER: [HeaderName; 9] = [
+    header::CONTENT_TYPE,
+    header::CONTENT_ENCODING,
+    header::CONTENT_LANGUAGE,
+    header::CACHE_CONTROL,
+    header::EXPIRES,
+    header::PRAGMA,
+    header::VARY,
+    header::RETRY_AFTER,
+    HeaderName::from_static("x-accel-buffering"),
 ];
 
-/// Response headers the caller never sees besides the hop-by-hop ones. `WWW-Authenticate`
-/// challenges are the gateway's to answer (they concern the gateway's credentials, not the
-/// caller's); `Content-Length` is recomputed by the server for the streamed body.
-const RESPONSE_ONLY: [HeaderName; 3] = [
-    header::SET_COOKIE,
-    header::WWW_AUTHENTICATE,
-    header::CONTENT_LENGTH,
-];
-
-/// Whether `name` is hop-by-hop, including the `Upgrade` header (no protocol switch through the
-/// gateway) and any header listed in `Connection`.
-fn is_hop_by_hop(name: &HeaderName, connection_listed: &[HeaderName]) -> bool {
-    HOP_BY_HOP.contains(name) || name == header::UPGRADE || connection_listed.contains(name)
+fn is_mcp(name: &HeaderName) -> bool {
+    name.as_str().starts_with(MCP_PREFIX)
 }
 
-/// Header names listed in the `Connection` header(s) (RFC 9110 §7.6.1).
+/// Header names listed in the `Connection` header(s) (RFC 9110 §7.6.1): they concern the one
+/// connection they came on, even when allowlisted.
 fn connection_listed(headers: &HeaderMap) -> Vec<HeaderName> {
     headers
         .get_all(header::CONNECTION)
@@ -69,37 +75,36 @@ fn connection_listed(headers: &HeaderMap) -> Vec<HeaderName> {
         .collect()
 }
 
-/// Copy `from` without the headers in `extra` and the hop-by-hop ones.
-fn filtered(from: &HeaderMap, extra: &[HeaderName]) -> HeaderMap {
+/// Copy the headers of `from` that `keep` accepts and `Connection` does not name; a repeated
+/// header keeps every value, in order.
+fn kept(from: &HeaderMap, keep: impl Fn(&HeaderName) -> bool) -> HeaderMap {
     // Usually empty: HTTP/2 forbids `Connection`, and HTTP/1.1 clients rarely name headers in it.
-    let listed = if from.contains_key(header::CONNECTION) {
-        connection_listed(from)
-    } else {
-        Vec::new()
-    };
-    let mut out = HeaderMap::with_capacity(from.keys_len());
+    let listed = connection_listed(from);
+    let mut out = HeaderMap::new();
     for (name, value) in from {
-        if !extra.contains(name) && !is_hop_by_hop(name, &listed) {
-            // `append`: a repeated header keeps every value, in order.
+        if keep(name) && !listed.contains(name) {
             out.append(name.clone(), value.clone());
         }
     }
     out
 }
 
-/// The headers to send upstream for a caller's request: the caller's end-to-end headers, without
-/// its credentials. `authorization` is what the credentials step decided to send (if anything);
-/// it is marked sensitive so it never appears in debug output.
-/// `identity` names the headers the caller's identity came from (`header` mode): they stay here.
+/// The headers to send upstream for a caller's request: the allowlisted ones, plus `extra`
+/// (the server's `spec.forwardHeaders`, already validated), never the caller's credentials.
+/// `authorization` is what the credentials step decided to send (if anything); it is marked
+/// sensitive so it never appears in debug output.
+/// `identity` names the headers the caller's identity came from (`header` mode): they stay
+/// here even when a server lists them.
 pub fn to_upstream(
     from: &HeaderMap,
     authorization: Option<HeaderValue>,
+    extra: &[HeaderName],
     identity: &[HeaderName],
 ) -> HeaderMap {
-    let mut out = filtered(from, &REQUEST_ONLY);
-    for name in identity {
-        out.remove(name);
-    }
+    let mut out = kept(from, |name| {
+        !identity.contains(name)
+            && (is_mcp(name) || TO_UPSTREAM.contains(name) || extra.contains(name))
+    });
     if let Some(mut value) = authorization {
         value.set_sensitive(true);
         out.insert(header::AUTHORIZATION, value);
@@ -109,7 +114,86 @@ pub fn to_upstream(
 
 /// The headers to return to the caller from an upstream response.
 pub fn to_caller(from: &HeaderMap) -> HeaderMap {
-    filtered(from, &RESPONSE_ONLY)
+    kept(from, |name| is_mcp(name) || TO_CALLER.contains(name))
+}
+
+/// Request header names a resource author may not list in `spec.forwardHeaders`: hop-by-hop
+/// headers, those the gateway sets itself, credentials, and claims about the client or the path
+/// (a server behind the gateway may trust them, and the caller could forge them).
+pub const NEVER_FORWARDED: [&str; 26] = [
+    "connection",
+    "keep-alive",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+    "content-length",
+    "authorization",
+    "cookie",
+    "cookie2",
+    "forwarded",
+    "via",
+    "x-real-ip",
+    "true-client-ip",
+    "x-client-ip",
+    "x-cluster-client-ip",
+    "cf-connecting-ip",
+    "fastly-client-ip",
+    "client-ip",
+    "x-original-url",
+    "x-rewrite-url",
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+    "x-api-key",
+];
+
+/// Prefixes of request header names a resource author may not list in `spec.forwardHeaders`
+/// (same reasons as [`NEVER_FORWARDED`]; `mcp-` ones pass anyway). Among them the headers in
+/// which common authenticating proxies hand the user's tokens and claims to their backend
+/// (oauth2-proxy, AWS ALB, Azure App Service, Google IAP, Cloudflare Access, Pomerium): a
+/// resource author must not be able to collect them.
+pub const NEVER_FORWARDED_PREFIXES: [&str; 17] = [
+    "proxy-",
+    "x-forwarded-",
+    "x-auth-request-",
+    "x-amzn-oidc-",
+    "x-ms-client-principal",
+    "x-ms-token-",
+    "x-goog-authenticated-",
+    "x-goog-iap-",
+    "cf-access-",
+    "x-pomerium-",
+    "x-jwt-",
+    "x-id-token",
+    "x-access-token",
+    "x-refresh-token",
+    "x-envoy-",
+    "x-original-",
+    "sec-",
+];
+
+/// Why a header name cannot be in `spec.forwardHeaders`, if it cannot. `name` is compared
+/// case-insensitively.
+pub fn forward_header_problem(name: &str) -> Option<&'static str> {
+    let lower = name.to_ascii_lowercase();
+    if HeaderName::from_bytes(lower.as_bytes()).is_err() {
+        return Some("is not a valid HTTP header name");
+    }
+    if lower.starts_with(MCP_PREFIX) || TO_UPSTREAM.iter().any(|h| h.as_str() == lower) {
+        return Some("is always forwarded; do not list it");
+    }
+    if NEVER_FORWARDED.contains(&lower.as_str())
+        || NEVER_FORWARDED_PREFIXES
+            .iter()
+            .any(|p| lower.starts_with(p))
+    {
+        return Some(
+            "is a hop-by-hop header, a credential or a client/forwarding claim, which the gateway never forwards",
+        );
+    }
+    None
 }
 
 /// The `Authorization` value for a bearer token. `None` when the token contains bytes a header
@@ -166,7 +250,7 @@ mod tests {
             ("x-forwarded-for", "10.0.0.1"),
             ("forwarded", "for=10.0.0.1"),
         ]);
-        let out = to_upstream(&h, None, &[]);
+        let out = to_upstream(&h, None, &[], &[]);
         for kept in [
             "accept",
             "content-type",
@@ -193,7 +277,7 @@ mod tests {
     #[test]
     fn the_injected_credential_replaces_the_callers_and_is_sensitive() {
         let h = map(&[("authorization", "Bearer caller-token")]);
-        let out = to_upstream(&h, bearer("stored-token"), &[]);
+        let out = to_upstream(&h, bearer("stored-token"), &[], &[]);
         let values: Vec<_> = out.get_all("authorization").iter().collect();
         assert_eq!(values.len(), 1);
         assert_eq!(values[0], "Bearer stored-token");
@@ -202,73 +286,166 @@ mod tests {
     }
 
     #[test]
-    fn identity_headers_of_header_mode_stay_at_the_gateway() {
+    fn identity_headers_of_header_mode_stay_at_the_gateway_even_when_a_server_lists_them() {
         let h = map(&[
             ("x-forwarded-user", "alice"),
             ("x-session", "s1"),
+            ("x-tenant", "t1"),
             ("mcp-session-id", "abc"),
         ]);
-        let names = [
+        let identity = [
             HeaderName::from_static("x-forwarded-user"),
             HeaderName::from_static("x-session"),
         ];
-        let out = to_upstream(&h, None, &names);
+        let extra = [
+            HeaderName::from_static("x-session"),
+            HeaderName::from_static("x-tenant"),
+        ];
+        let out = to_upstream(&h, None, &extra, &identity);
         assert!(out.get("x-forwarded-user").is_none());
         assert!(out.get("x-session").is_none());
-        assert_eq!(
-            out.get("mcp-session-id").map(|v| v.as_bytes()),
-            Some(&b"abc"[..])
-        );
-        let kept = to_upstream(&h, None, &[]);
-        assert!(
-            kept.get("x-session").is_some(),
-            "only configured names are dropped"
-        );
+        assert_eq!(out["x-tenant"], "t1", "listed by the server");
+        assert_eq!(out["mcp-session-id"], "abc");
+        let unlisted = to_upstream(&h, None, &[], &[]);
+        assert!(unlisted.get("x-tenant").is_none(), "only listed names pass");
+    }
+
+    #[test]
+    fn forwarding_claims_and_proxy_tokens_never_reach_the_upstream() {
+        let h = map(&[
+            ("x-forwarded-access-token", "idp-access-token"),
+            ("x-auth-request-access-token", "idp-access-token"),
+            ("x-auth-request-user", "alice"),
+            ("x-real-ip", "10.0.0.9"),
+            ("true-client-ip", "10.0.0.9"),
+            ("cf-connecting-ip", "10.0.0.9"),
+            ("x-forwarded-host", "evil.example"),
+            ("x-original-url", "/admin"),
+            ("via", "1.1 ingress"),
+            ("user-agent", "client/1"),
+            ("origin", "https://evil.example"),
+            ("referer", "https://evil.example/"),
+            ("accept", "application/json"),
+        ]);
+        let out = to_upstream(&h, None, &[], &[]);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(out["accept"], "application/json");
+    }
+
+    #[test]
+    fn any_mcp_header_passes_both_ways() {
+        let h = map(&[("mcp-param-region", "eu"), ("mcp-future", "1")]);
+        assert_eq!(to_upstream(&h, None, &[], &[]).len(), 2);
+        assert_eq!(to_caller(&h).len(), 2);
     }
 
     #[test]
     fn hop_by_hop_headers_and_those_named_in_connection_are_dropped() {
         let h = map(&[
-            ("connection", "keep-alive, x-private-hop"),
+            ("connection", "keep-alive, mcp-private-hop"),
             ("keep-alive", "timeout=5"),
             ("transfer-encoding", "chunked"),
             ("te", "trailers"),
             ("trailer", "x-sum"),
             ("upgrade", "websocket"),
             ("proxy-authorization", "Basic abc"),
-            ("x-private-hop", "1"),
-            ("x-end-to-end", "1"),
+            ("proxy-authenticate", "Basic"),
+            ("mcp-private-hop", "1"),
+            ("mcp-end-to-end", "1"),
         ]);
-        for out in [to_upstream(&h, None, &[]), to_caller(&h)] {
+        for out in [to_upstream(&h, None, &[], &[]), to_caller(&h)] {
             assert_eq!(out.len(), 1, "{out:?}");
-            assert_eq!(out["x-end-to-end"], "1");
+            assert_eq!(out["mcp-end-to-end"], "1");
         }
     }
 
     #[test]
     fn repeated_headers_keep_every_value_in_order() {
         let h = map(&[("accept", "a"), ("accept", "b"), ("x-other", "c")]);
-        let out = to_upstream(&h, None, &[]);
+        let out = to_upstream(&h, None, &[], &[]);
         let values: Vec<_> = out.get_all("accept").iter().collect();
         assert_eq!(values, ["a", "b"]);
     }
 
     #[test]
-    fn responses_keep_mcp_headers_and_lose_cookies_and_challenges() {
+    fn responses_keep_mcp_and_content_headers_and_nothing_that_acts_on_the_origin() {
         let h = map(&[
             ("content-type", "text/event-stream"),
+            ("content-encoding", "gzip"),
             ("mcp-session-id", "s-1"),
             ("cache-control", "no-cache"),
+            ("x-accel-buffering", "no"),
+            ("retry-after", "3"),
             ("set-cookie", "upstream=1"),
+            ("set-cookie2", "upstream=1"),
             ("www-authenticate", "Bearer error=\"invalid_token\""),
             ("content-length", "10"),
+            ("access-control-allow-origin", "*"),
+            ("access-control-allow-credentials", "true"),
+            ("strict-transport-security", "max-age=0"),
+            ("clear-site-data", "\"*\""),
+            ("content-security-policy", "default-src *"),
+            ("alt-svc", "h3=\":443\""),
+            ("refresh", "0; url=https://evil.example"),
+            ("link", "<https://evil.example>; rel=preload"),
+            ("location", "https://evil.example"),
+            ("content-location", "/other"),
+            ("public-key-pins", "pin-sha256=\"x\""),
+            ("expect-ct", "max-age=0"),
+            ("origin-agent-cluster", "?0"),
+            ("cross-origin-opener-policy", "unsafe-none"),
+            ("cross-origin-resource-policy", "cross-origin"),
+            ("permissions-policy", "camera=*"),
+            ("service-worker-allowed", "/"),
+            ("x-frame-options", "ALLOWALL"),
+            ("server", "upstream/1.0"),
         ]);
         let out = to_caller(&h);
-        assert_eq!(out["content-type"], "text/event-stream");
-        assert_eq!(out["mcp-session-id"], "s-1");
-        assert_eq!(out["cache-control"], "no-cache");
-        for dropped in ["set-cookie", "www-authenticate", "content-length"] {
-            assert!(!out.contains_key(dropped), "{dropped} must not pass");
+        let mut names: Vec<_> = out.keys().map(HeaderName::as_str).collect();
+        names.sort_unstable();
+        assert_eq!(
+            names,
+            [
+                "cache-control",
+                "content-encoding",
+                "content-type",
+                "mcp-session-id",
+                "retry-after",
+                "x-accel-buffering"
+            ]
+        );
+    }
+
+    #[test]
+    fn forward_headers_refuse_credentials_claims_and_hop_by_hop_names() {
+        for ok in ["X-Tenant", "x-request-id", "User-Agent", "traceparent"] {
+            assert_eq!(forward_header_problem(ok), None, "{ok}");
+        }
+        for bad in [
+            "Authorization",
+            "cookie",
+            "Host",
+            "Connection",
+            "Transfer-Encoding",
+            "Proxy-Authorization",
+            "X-Forwarded-For",
+            "X-Forwarded-Access-Token",
+            "X-Auth-Request-Access-Token",
+            "X-Real-IP",
+            "True-Client-IP",
+            "Forwarded",
+            "Sec-Fetch-Site",
+            "X-Amzn-Oidc-Data",
+            "X-Goog-Iap-Jwt-Assertion",
+            "Cf-Access-Jwt-Assertion",
+            "X-Pomerium-Jwt-Assertion",
+            "X-Access-Token",
+            "Accept",
+            "Mcp-Session-Id",
+            "bad header",
+            "",
+        ] {
+            assert!(forward_header_problem(bad).is_some(), "{bad}");
         }
     }
 

@@ -54,7 +54,7 @@ impl Gateway {
             manager,
             cfg,
             profiles: ClientProfiles::default(),
-            sessions: Sessions::default(),
+            sessions: Sessions::new(cfg.sessions),
             step_ups: StepUps::default(),
         }))
     }

@@ -14,15 +14,98 @@ use dashmap::DashMap;
 use http::HeaderValue;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Prefix of every session id the gateway issues, so other ids skip the lookup.
 pub const GATEWAY_SESSION_PREFIX: &str = "mcpgw-";
 
-/// Idle gateway sessions are forgotten after this long (the client then gets 404 and
-/// initializes again, as the transport specifies).
-const IDLE: Duration = Duration::from_secs(24 * 3600);
-const CAPACITY: u64 = 100_000;
+/// What a session costs besides its `initialize` body: its ids, the owner index entry and the
+/// cache's own bookkeeping (an estimate; it keeps a flood of tiny sessions bounded too).
+const OVERHEAD_BYTES: usize = 512;
+
+/// How much the gateway's sessions may hold, and for how long. A session costs memory from the
+/// first unauthenticated `initialize` on, so both its size and the time it is kept without a
+/// signed-in user are bounded; once started at the remote server it lives as long as the
+/// client uses it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionLimits {
+    /// Total weight of all sessions (their `initialize` bodies plus [`OVERHEAD_BYTES`] each);
+    /// the least recently used are forgotten first.
+    pub max_bytes: u64,
+    /// Largest `initialize` body a session keeps.
+    pub max_initialize_bytes: usize,
+    /// A session not started at the remote server (its user has not signed in) is forgotten
+    /// after this long without use.
+    pub pending_ttl: Duration,
+    /// A started session is forgotten after this long without use (the client then gets 404
+    /// and initializes again, as the transport specifies).
+    pub idle: Duration,
+}
+
+impl Default for SessionLimits {
+    fn default() -> Self {
+        Self {
+            max_bytes: 64 * 1024 * 1024,
+            max_initialize_bytes: 64 * 1024,
+            pending_ttl: Duration::from_secs(600),
+            idle: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+/// The `initialize` to remember exceeds [`SessionLimits::max_initialize_bytes`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the initialize request exceeds the {limit}-byte limit for sessions opened before sign-in")]
+pub struct InitializeTooLarge {
+    pub limit: usize,
+}
+
+/// Per-session expiry: short while pending, the idle time once started.
+#[derive(Debug)]
+struct SessionExpiry {
+    pending_ttl: Duration,
+    idle: Duration,
+}
+
+impl SessionExpiry {
+    fn ttl(&self, session: &GatewaySession) -> Duration {
+        if session.upstream.get().is_some() {
+            self.idle
+        } else {
+            self.pending_ttl
+        }
+    }
+}
+
+impl moka::Expiry<String, Arc<GatewaySession>> for SessionExpiry {
+    fn expire_after_create(
+        &self,
+        _id: &String,
+        session: &Arc<GatewaySession>,
+        _created_at: Instant,
+    ) -> Option<Duration> {
+        Some(self.ttl(session))
+    }
+
+    fn expire_after_read(
+        &self,
+        _id: &String,
+        session: &Arc<GatewaySession>,
+        _read_at: Instant,
+        _remaining: Option<Duration>,
+        _last_modified_at: Instant,
+    ) -> Option<Duration> {
+        Some(self.ttl(session))
+    }
+}
+
+/// A session's weight in bytes (saturating: the cache counts in `u32`). The signature is the
+/// cache's weigher's, hence `&String`.
+#[allow(clippy::ptr_arg)]
+fn weight(id: &String, session: &Arc<GatewaySession>) -> u32 {
+    let bytes = id.len() + session.owner.len() + session.initialize.len() + OVERHEAD_BYTES;
+    u32::try_from(bytes).unwrap_or(u32::MAX)
+}
 /// The owner index is swept of forgotten sessions every this many new sessions.
 const SWEEP_EVERY: u64 = 1024;
 
@@ -61,18 +144,12 @@ pub struct Sessions {
     /// Sessions per (caller session, server), to start them upstream after a login.
     by_owner: DashMap<Owner, Vec<Weak<GatewaySession>>>,
     created: AtomicU64,
+    max_initialize_bytes: usize,
 }
 
 impl Default for Sessions {
     fn default() -> Self {
-        Self {
-            by_id: moka::sync::Cache::builder()
-                .max_capacity(CAPACITY)
-                .time_to_idle(IDLE)
-                .build(),
-            by_owner: DashMap::new(),
-            created: AtomicU64::new(0),
-        }
+        Self::new(SessionLimits::default())
     }
 }
 
@@ -82,13 +159,38 @@ pub fn is_gateway_id(id: &[u8]) -> bool {
 }
 
 impl Sessions {
-    /// Open a session for `owner` at `server`, remembering its `initialize`.
+    pub fn new(limits: SessionLimits) -> Self {
+        Self {
+            by_id: moka::sync::Cache::builder()
+                .max_capacity(limits.max_bytes)
+                .weigher(weight)
+                // Least recently used first: an older session gives way to a new one (the
+                // default admission policy could refuse new sessions while a flood's are kept).
+                .eviction_policy(moka::policy::EvictionPolicy::lru())
+                .expire_after(SessionExpiry {
+                    pending_ttl: limits.pending_ttl,
+                    idle: limits.idle,
+                })
+                .build(),
+            by_owner: DashMap::new(),
+            created: AtomicU64::new(0),
+            max_initialize_bytes: limits.max_initialize_bytes,
+        }
+    }
+
+    /// Open a session for `owner` at `server`, remembering its `initialize` (refused when it
+    /// is larger than the limit).
     pub fn create(
         &self,
         owner: &str,
         server: &ServerKey,
         initialize: Bytes,
-    ) -> Arc<GatewaySession> {
+    ) -> Result<Arc<GatewaySession>, InitializeTooLarge> {
+        if initialize.len() > self.max_initialize_bytes {
+            return Err(InitializeTooLarge {
+                limit: self.max_initialize_bytes,
+            });
+        }
         let id = format!("{GATEWAY_SESSION_PREFIX}{:032x}", rand::random::<u128>());
         let session = Arc::new(GatewaySession {
             id: id.clone(),
@@ -105,7 +207,7 @@ impl Sessions {
         if self.created.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
             self.sweep();
         }
-        session
+        Ok(session)
     }
 
     /// The session `id` if it exists and belongs to `owner` at `server` (someone else's id is
@@ -150,7 +252,9 @@ mod tests {
         let s = Sessions::default();
         let a = ServerKey::new("ns", "a");
         let b = ServerKey::new("ns", "b");
-        let sess = s.create("alice", &a, Bytes::from_static(b"{}"));
+        let sess = s
+            .create("alice", &a, Bytes::from_static(b"{}"))
+            .expect("fits");
         assert!(is_gateway_id(sess.id.as_bytes()));
         assert!(!is_gateway_id(b"upstream-id"));
         assert_eq!(sess.id.len(), GATEWAY_SESSION_PREFIX.len() + 32);
@@ -158,7 +262,7 @@ mod tests {
         assert!(s.get(&sess.id, "mallory", &a).is_none());
         assert!(s.get(&sess.id, "alice", &b).is_none());
         assert!(s.get("mcpgw-unknown", "alice", &a).is_none());
-        let other = s.create("alice", &a, Bytes::new());
+        let other = s.create("alice", &a, Bytes::new()).expect("fits");
         assert_ne!(other.id, sess.id);
     }
 
@@ -166,8 +270,8 @@ mod tests {
     fn pending_lists_sessions_not_yet_started_upstream() {
         let s = Sessions::default();
         let a = ServerKey::new("ns", "a");
-        let one = s.create("alice", &a, Bytes::new());
-        let two = s.create("alice", &a, Bytes::new());
+        let one = s.create("alice", &a, Bytes::new()).expect("fits");
+        let two = s.create("alice", &a, Bytes::new()).expect("fits");
         assert_eq!(s.pending("alice", &a).len(), 2);
         two.upstream
             .set(UpstreamSession { id: None })
@@ -178,5 +282,70 @@ mod tests {
         s.remove(&one.id);
         assert!(s.pending("alice", &a).is_empty());
         assert!(s.pending("bob", &a).is_empty());
+    }
+
+    fn limits() -> SessionLimits {
+        SessionLimits {
+            max_bytes: 8 * 1024,
+            max_initialize_bytes: 1024,
+            pending_ttl: Duration::from_millis(200),
+            idle: Duration::from_secs(3600),
+        }
+    }
+
+    #[test]
+    fn an_initialize_above_the_limit_is_not_kept() {
+        let s = Sessions::new(limits());
+        let a = ServerKey::new("ns", "a");
+        let err = s
+            .create("alice", &a, Bytes::from(vec![b' '; 1025]))
+            .expect_err("too large");
+        assert_eq!(err.limit, 1024);
+        assert!(s.create("alice", &a, Bytes::from(vec![b' '; 1024])).is_ok());
+    }
+
+    #[test]
+    fn sessions_are_bounded_in_bytes_and_the_oldest_go_first() {
+        let s = Sessions::new(limits());
+        let a = ServerKey::new("ns", "a");
+        let ids: Vec<String> = (0..40)
+            .map(|_| {
+                s.create("mallory", &a, Bytes::from(vec![b' '; 1024]))
+                    .expect("fits")
+                    .id
+                    .clone()
+            })
+            .collect();
+        s.by_id.run_pending_tasks();
+        assert!(
+            s.by_id.weighted_size() <= 8 * 1024,
+            "{} bytes kept",
+            s.by_id.weighted_size()
+        );
+        assert!(
+            s.get(&ids[0], "mallory", &a).is_none(),
+            "the oldest is gone"
+        );
+        assert!(
+            s.get(&ids[39], "mallory", &a).is_some(),
+            "the newest is kept"
+        );
+    }
+
+    #[test]
+    fn pending_sessions_expire_quickly_and_started_ones_live_on() {
+        let s = Sessions::new(limits());
+        let a = ServerKey::new("ns", "a");
+        let pending = s.create("alice", &a, Bytes::new()).expect("fits");
+        let started = s.create("alice", &a, Bytes::new()).expect("fits");
+        started
+            .upstream
+            .set(UpstreamSession { id: None })
+            .expect("first set");
+        // A read after the start moves the session to the idle time.
+        assert!(s.get(&started.id, "alice", &a).is_some());
+        std::thread::sleep(Duration::from_millis(400));
+        assert!(s.get(&pending.id, "alice", &a).is_none(), "pending expired");
+        assert!(s.get(&started.id, "alice", &a).is_some(), "started kept");
     }
 }

@@ -232,6 +232,7 @@ mod tests {
             url: url::Url::parse("https://mcp.example.com/mcp").expect("url"),
             auth,
             generation: 1,
+            forward_headers: Vec::new(),
         }
     }
 

@@ -103,6 +103,7 @@ mod tests {
             url: Url::parse("https://mcp.example.com/mcp").expect("url"),
             auth: AuthSettings::None,
             generation,
+            forward_headers: Vec::new(),
         }
     }
 

@@ -37,6 +37,9 @@ pub struct ServerRegistration {
     pub auth: AuthSettings,
     /// `metadata.generation` of the source resource (0 when unknown).
     pub generation: i64,
+    /// Request headers passed from the caller beyond the gateway's allowlist
+    /// (`spec.forwardHeaders`, validated).
+    pub forward_headers: Vec<http::HeaderName>,
 }
 
 /// How the gateway authenticates to the remote server.

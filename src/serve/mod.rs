@@ -21,6 +21,7 @@ pub mod key_gate;
 pub mod key_source;
 pub mod keyring_file;
 pub mod keyring_reload;
+pub mod listener;
 pub mod rotation;
 pub mod stores;
 
@@ -217,12 +218,22 @@ pub async fn start(
     );
     let limiter = state.limiter.clone();
     let sweep_cancel = cancel.clone();
+    let sweep_metrics = metrics.clone();
+    let sweep_registry = manager.registry().clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(60));
         loop {
             tokio::select! {
                 _ = sweep_cancel.cancelled() => break,
-                _ = tick.tick() => limiter.retain_recent(),
+                _ = tick.tick() => {
+                    limiter.retain_recent();
+                    // Request series of deleted servers.
+                    sweep_metrics.gateway.forget_servers(|label| {
+                        label.split_once('/').is_some_and(|(ns, name)| {
+                            sweep_registry.server(&crate::registry::ServerKey::new(ns, name)).is_some()
+                        })
+                    });
+                }
             }
         }
     });
@@ -235,25 +246,12 @@ pub async fn start(
         Some(_) => app.layer(axum::middleware::from_fn(metrics_elsewhere)),
         None => app,
     };
-    let shutdown = cancel.clone();
-    // SSE events and JSON-RPC answers are small writes: with Nagle's algorithm each would wait
-    // for the client's delayed ACK (about 40 ms) behind the previous one.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY on an accepted connection");
-        }
-    });
-    let server = tokio::spawn(async move {
-        let result = axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await;
-        if let Err(e) = result {
-            tracing::error!(error = %e, "HTTP server stopped with an error");
-        }
-    });
+    let server = tokio::spawn(listener::serve(
+        listener,
+        app,
+        args.listener.limits(),
+        cancel.clone(),
+    ));
     tracing::info!(listen = %local_addr, public_url = %public_url, "gateway listening");
     let (metrics_addr, metrics_server) = metrics_server.unzip();
     Ok(RunningServer {

@@ -82,6 +82,7 @@ impl Gateway {
             url: Url::parse(mcp_url).expect("server url"),
             auth: AuthSettings::OAuth(settings),
             generation: 1,
+            forward_headers: Vec::new(),
         });
         key
     }
@@ -94,6 +95,28 @@ impl Gateway {
             url: Url::parse(mcp_url).expect("server url"),
             auth: AuthSettings::None,
             generation: 1,
+            forward_headers: Vec::new(),
+        });
+        key
+    }
+
+    /// Register `default/<name>` with auth mode `none` and `spec.forwardHeaders` = `headers`.
+    pub fn register_none_forwarding(
+        &self,
+        name: &str,
+        mcp_url: &str,
+        headers: &[&str],
+    ) -> ServerKey {
+        let key = ServerKey::new("default", name);
+        self.manager().register_server(ServerRegistration {
+            key: key.clone(),
+            url: Url::parse(mcp_url).expect("server url"),
+            auth: AuthSettings::None,
+            generation: 1,
+            forward_headers: headers
+                .iter()
+                .map(|h| http::HeaderName::from_bytes(h.as_bytes()).expect("header name"))
+                .collect(),
         });
         key
     }
@@ -109,6 +132,7 @@ impl Gateway {
                 audiences: audiences.iter().map(|a| (*a).to_owned()).collect(),
             }),
             generation: 1,
+            forward_headers: Vec::new(),
         });
         key
     }

@@ -77,6 +77,7 @@ pub mod reason {
     pub const INVALID_CONNECTOR_ID: &str = "InvalidConnectorId";
     pub const INVALID_TOKEN_TYPE: &str = "InvalidTokenType";
     pub const CANNOT_DERIVE_ISSUER: &str = "CannotDeriveIssuer";
+    pub const INVALID_FORWARD_HEADER: &str = "InvalidForwardHeader";
 }
 
 /// Accumulates every problem of one resource, so the user sees them all at once.

@@ -41,17 +41,61 @@ pub fn validate_server(
         .map_or(super::DEFAULT_NAMESPACE, |k| k.namespace.as_str());
     let secrets = OwnNamespace::new(secrets, namespace);
     let auth = auth_settings(&obj.spec.auth, &obj.spec.url, &secrets, &mut problems);
+    let forward_headers = forward_headers(&obj.spec.forward_headers, &mut problems);
 
-    let reg = match (key, url, auth) {
-        (Some(key), Some(url), Some(auth)) => Some(ServerRegistration {
+    let reg = match (key, url, auth, forward_headers) {
+        (Some(key), Some(url), Some(auth), Some(forward_headers)) => Some(ServerRegistration {
             key,
             url,
             auth,
             generation: obj.metadata.generation.unwrap_or(0),
+            forward_headers,
         }),
         _ => None,
     };
     problems.into_result(reg)
+}
+
+/// `spec.forwardHeaders` as header names, or `None` when one of them may not be forwarded (see
+/// [`crate::gateway::headers::forward_header_problem`]).
+fn forward_headers(names: &[String], problems: &mut Problems) -> Option<Vec<http::HeaderName>> {
+    const MAX: usize = 16;
+    let mut ok = true;
+    if names.len() > MAX {
+        ok = false;
+        problems.push(SpecError::new(
+            "spec.forwardHeaders",
+            reason::INVALID_FORWARD_HEADER,
+            format!("at most {MAX} headers may be listed"),
+        ));
+    }
+    let mut out = Vec::with_capacity(names.len());
+    for (i, name) in names.iter().enumerate() {
+        let parsed = match crate::gateway::headers::forward_header_problem(name) {
+            Some(problem) => Err(problem),
+            None => http::HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes())
+                .map_err(|_| "is not a valid HTTP header name"),
+        };
+        match parsed {
+            Ok(h) => out.push(h),
+            Err(problem) => {
+                ok = false;
+                // The name is echoed only when it is short and printable (it is the author's
+                // own input, but a condition message is no place for control bytes).
+                let shown = if name.len() <= 128 && name.bytes().all(|b| b.is_ascii_graphic()) {
+                    name.as_str()
+                } else {
+                    "this header"
+                };
+                problems.push(SpecError::new(
+                    format!("spec.forwardHeaders[{i}]"),
+                    reason::INVALID_FORWARD_HEADER,
+                    format!("{shown} {problem}"),
+                ));
+            }
+        }
+    }
+    ok.then_some(out)
 }
 
 fn auth_settings(

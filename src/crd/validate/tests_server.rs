@@ -424,3 +424,46 @@ fn plain_http_is_refused_outside_loopback_unless_the_resource_opts_in() {
         validate_server(&obj, &Secrets::default()).expect(url);
     }
 }
+
+#[test]
+fn forward_headers_are_kept_lower_case_and_credentials_or_claims_are_refused() {
+    let obj = server(json!({"url": "https://mcp.example.com/mcp",
+                            "forwardHeaders": ["X-Tenant", "traceparent"]}));
+    let reg = validate_server(&obj, &Secrets::default()).expect("valid");
+    let names: Vec<_> = reg.forward_headers.iter().map(|h| h.as_str()).collect();
+    assert_eq!(names, ["x-tenant", "traceparent"]);
+
+    let obj = server(json!({"url": "https://mcp.example.com/mcp",
+        "forwardHeaders": ["X-Tenant", "Authorization", "X-Forwarded-Access-Token", "X-Real-IP",
+                           "Connection", "bad\nname"]}));
+    let errs = validate_server(&obj, &Secrets::default()).expect_err("refused");
+    let got: Vec<_> = fields_and_reasons(&errs)
+        .into_iter()
+        .map(|(f, _)| f)
+        .collect();
+    assert_eq!(
+        got,
+        [
+            "spec.forwardHeaders[1]",
+            "spec.forwardHeaders[2]",
+            "spec.forwardHeaders[3]",
+            "spec.forwardHeaders[4]",
+            "spec.forwardHeaders[5]",
+        ]
+    );
+    assert!(
+        errs.iter()
+            .all(|e| e.reason == reason::INVALID_FORWARD_HEADER && !e.message.contains('\n')),
+        "{errs:?}"
+    );
+
+    let many: Vec<String> = (0..17).map(|i| format!("x-h{i}")).collect();
+    let obj = server(json!({"url": "https://mcp.example.com/mcp", "forwardHeaders": many}));
+    assert_eq!(
+        errors(&obj, &Secrets::default()),
+        [(
+            "spec.forwardHeaders".to_owned(),
+            reason::INVALID_FORWARD_HEADER
+        )]
+    );
+}
