@@ -7,6 +7,7 @@ mod connect;
 mod health;
 mod logout;
 mod metrics;
+mod origin;
 mod pages;
 mod protected_resource;
 mod query;
@@ -16,6 +17,7 @@ mod security_headers;
 mod status;
 
 pub use health::Readiness;
+pub use origin::{OriginPolicy, PolicyError as OriginPolicyError};
 pub use pages::escape_html;
 pub use rate_limit::{IpRateLimiter, RateLimit};
 
@@ -25,7 +27,8 @@ use axum::Router;
 use axum::routing::get;
 use std::sync::Arc;
 
-/// Name of the cookie that binds a flow to the browser that opened its link.
+/// Name stem of the cookies that bind a flow to the browser that opened its link (one cookie
+/// per flow; see `connect.rs`).
 pub const BROWSER_COOKIE: &str = "mcpoauth_browser";
 
 /// Shared state of every handler.
@@ -37,6 +40,8 @@ pub struct AppState {
     pub limiter: Arc<IpRateLimiter>,
     /// The proxy behind `/mcp/{namespace}/{name}`.
     pub gateway: Arc<crate::gateway::Gateway>,
+    /// Which `Host`, `Origin` and cross-site requests the user-facing endpoints accept.
+    pub origin: Arc<OriginPolicy>,
 }
 
 impl AppState {
@@ -47,7 +52,9 @@ impl AppState {
         rate: RateLimit,
         gateway: Arc<crate::gateway::Gateway>,
     ) -> Self {
+        let origin = Arc::new(OriginPolicy::for_public_url(&manager.config().public_url));
         Self {
+            origin,
             manager,
             identity,
             readiness,
@@ -56,25 +63,86 @@ impl AppState {
         }
     }
 
-    /// Cookies get `Secure` when browsers reach us over HTTPS.
-    fn secure_cookies(&self) -> bool {
-        self.manager.config().public_url.scheme() == "https"
+    /// Replace the origin policy (the default allows the public URL only).
+    pub fn with_origin_policy(mut self, policy: OriginPolicy) -> Self {
+        self.origin = Arc::new(policy);
+        self
     }
+}
+
+/// The public URL's path without its trailing `/`: empty at the root, else like `/gw`.
+fn base_path(state: &AppState) -> String {
+    state
+        .manager
+        .config()
+        .public_url
+        .path()
+        .trim_end_matches('/')
+        .to_owned()
 }
 
 /// The complete router. Serve it with `into_make_service_with_connect_info::<SocketAddr>()`
 /// so the rate limiter sees client addresses.
+///
+/// A public URL with a path (`https://example.com/gw`) is served both under that path (an
+/// Ingress that passes `/gw/…` through) and at the root (one that strips the prefix); the links,
+/// cookies and redirect URI the gateway hands out always carry the prefix. The RFC 9728
+/// location with the path inserted after the host (`/.well-known/oauth-protected-resource/gw/mcp/…`)
+/// is served as well, for an Ingress that routes it to the gateway.
 pub fn router(state: AppState) -> Router {
+    let base = base_path(&state);
+    let app = routes(&state);
+    let app = if base.is_empty() {
+        app
+    } else {
+        let inserted = format!("{}{base}", crate::identity::PROTECTED_RESOURCE_PATH);
+        Router::new()
+            .nest(&base, app.clone())
+            .merge(app)
+            .route(&inserted, get(protected_resource::gateway))
+            .route(
+                &format!("{inserted}/mcp/{{namespace}}/{{name}}"),
+                get(protected_resource::server),
+            )
+    };
+    app.with_state(state)
+}
+
+/// Every route, relative to the public URL's path.
+fn routes(state: &AppState) -> Router<AppState> {
+    let guard_browser =
+        || axum::middleware::from_fn_with_state(state.clone(), origin::guard_browser);
     let limited = Router::new()
         .route("/oauth/connect", get(connect::connect))
         .route("/oauth/callback", get(callback::callback))
-        .route(crate::manager::START_PATH, get(status::start))
+        .merge(
+            Router::new()
+                .route(
+                    crate::manager::START_PATH,
+                    get(status::start).post(status::start_confirmed),
+                )
+                .route_layer(guard_browser()),
+        )
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             rate_limit::limit,
         ));
+    let guarded = Router::new()
+        .route("/oauth/status", get(status::status))
+        .route("/oauth/logout", get(logout::confirm).post(logout::logout))
+        .route_layer(guard_browser());
+    let mcp = Router::new()
+        .route(
+            "/mcp/{namespace}/{name}",
+            axum::routing::any(crate::gateway::handler::proxy),
+        )
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            origin::guard_mcp,
+        ));
     Router::new()
         .merge(limited)
+        .merge(guarded)
         .route(crate::oauth::CIMD_PATH, get(cimd::document))
         .route(
             crate::identity::PROTECTED_RESOURCE_PATH,
@@ -84,8 +152,6 @@ pub fn router(state: AppState) -> Router {
             "/.well-known/oauth-protected-resource/mcp/{namespace}/{name}",
             get(protected_resource::server),
         )
-        .route("/oauth/status", get(status::status))
-        .route("/oauth/logout", get(logout::confirm).post(logout::logout))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::metrics))
@@ -94,9 +160,5 @@ pub fn router(state: AppState) -> Router {
         .layer(tower_http::limit::RequestBodyLimitLayer::new(64 * 1024))
         // After the layers: the gateway enforces its own (configurable) body limit with a
         // JSON-RPC error, and its JSON/SSE responses need none of the page headers.
-        .route(
-            "/mcp/{namespace}/{name}",
-            axum::routing::any(crate::gateway::handler::proxy),
-        )
-        .with_state(state)
+        .merge(mcp)
 }

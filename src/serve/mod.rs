@@ -126,6 +126,13 @@ pub async fn start(
         args.allow_insecure_http,
     )
     .map_err(ServeError::Config)?;
+    let origin_policy = crate::http::OriginPolicy::new(
+        &public_url,
+        Some(local_addr),
+        &args.allowed_origins,
+        &args.allowed_hosts,
+    )
+    .map_err(|e| ServeError::Config(e.to_string()))?;
 
     let cancel = CancellationToken::new();
     let metrics = Arc::new(Metrics::new());
@@ -207,6 +214,7 @@ pub async fn start(
         },
         gateway,
     );
+    let state = state.with_origin_policy(origin_policy);
     let limiter = state.limiter.clone();
     let sweep_cancel = cancel.clone();
     tokio::spawn(async move {
