@@ -394,6 +394,7 @@ async fn logout_by_get_or_from_another_site_does_not_sign_out() {
         .get(w.gw.url("/oauth/logout?everywhere=true"))
         .header("accept", "text/html")
         .header("sec-fetch-site", "cross-site")
+        .header("sec-fetch-mode", "navigate")
         .send()
         .await
         .expect("GET");

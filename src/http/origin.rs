@@ -179,11 +179,12 @@ fn parse_authority(s: &str) -> Option<(String, Option<u16>)> {
     if host.is_empty() {
         return None;
     }
-    // `Authority` accepts a trailing `:` with no port; a port that is not a number is an error.
-    if s.ends_with(':') {
-        return None;
-    }
-    Some((host.to_ascii_lowercase(), auth.port_u16()))
+    // `Authority` is lenient about what follows the host; only `:<u16>` or nothing is a port.
+    let port = match s.get(host.len()..)? {
+        "" => None,
+        rest => Some(rest.strip_prefix(':')?.parse::<u16>().ok()?),
+    };
+    Some((host.to_ascii_lowercase(), port))
 }
 
 /// The one value of header `name`: `Ok(None)` when absent, `Err` when repeated or not text.

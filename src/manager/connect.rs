@@ -33,7 +33,7 @@ impl Manager {
     /// secrets the browser sent (the flow's own one when present). When the browser is the
     /// flow's and an authenticating proxy names a user (`header` identity) who is not the
     /// flow's user, the flow is dropped and [`CallbackError::OtherUser`] returned: the link is
-    /// out of its user's hands.
+    /// out of its user's hands. An unknown flow is [`CallbackError::UnknownState`].
     pub async fn callback_binding(
         &self,
         flow: &FlowId,
@@ -44,8 +44,9 @@ impl Manager {
             .iter()
             .map(|s| BrowserBinding::from_cookie_secret(s))
             .collect();
+        // An unknown (spent, expired) flow says so, whether or not its cookie is still there.
         let Some(pending) = self.flows.get(flow).await? else {
-            return Ok(candidates.into_iter().next());
+            return Err(CallbackError::UnknownState);
         };
         let Some(bound) = pending.browser.as_ref() else {
             return Ok(candidates.into_iter().next());
