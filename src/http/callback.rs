@@ -2,9 +2,9 @@
 //! truth: 200 only when the token is stored; 4xx for a bad, replayed or foreign request; 5xx
 //! when the authorization server or our storage failed.
 
+use super::connect::{CookieScope, presented_secrets};
 use super::pages::Page;
 use super::redirect::redirect;
-use super::connect::{CookieScope, presented_secrets};
 use super::{AppState, query};
 use crate::manager::{CallbackError, CallbackParams, sign_in_flow};
 use crate::oauth::TokenError;

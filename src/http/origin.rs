@@ -47,9 +47,7 @@ pub struct OriginPolicy {
 /// A setting value that is not an origin or a host.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PolicyError {
-    #[error(
-        "allowed origin {0:?} is not an origin (scheme://host[:port], no path, not \"null\")"
-    )]
+    #[error("allowed origin {0:?} is not an origin (scheme://host[:port], no path, not \"null\")")]
     BadOrigin(String),
     #[error("allowed host {0:?} is not a host or host:port")]
     BadHost(String),
@@ -63,7 +61,9 @@ pub enum Refusal {
         "the request's Host is not this gateway's public host (requests for other host names are refused to stop DNS rebinding)"
     )]
     ForeignHost,
-    #[error("the request's Origin is not allowed to use this gateway (see --allowed-origins)")]
+    #[error(
+        "requests from this Origin are refused (it is neither the gateway's own origin nor one of --allowed-origins)"
+    )]
     ForeignOrigin,
     #[error("requests with `Origin: null` are refused")]
     NullOrigin,
@@ -94,13 +94,22 @@ impl OriginPolicy {
     ) -> Result<Self, PolicyError> {
         let mut policy = Self::for_public_url(public_url);
         policy.listen = listen;
-        for o in extra_origins.iter().map(|o| o.trim()).filter(|o| !o.is_empty()) {
+        for o in extra_origins
+            .iter()
+            .map(|o| o.trim())
+            .filter(|o| !o.is_empty())
+        {
             // `https://portal.example.org/` is a common way to write an origin.
             let origin = o.strip_suffix('/').unwrap_or(o);
-            let parsed = parse_origin(origin).ok_or_else(|| PolicyError::BadOrigin(o.to_owned()))?;
+            let parsed =
+                parse_origin(origin).ok_or_else(|| PolicyError::BadOrigin(o.to_owned()))?;
             policy.origins.push(parsed);
         }
-        for h in extra_hosts.iter().map(|h| h.trim()).filter(|h| !h.is_empty()) {
+        for h in extra_hosts
+            .iter()
+            .map(|h| h.trim())
+            .filter(|h| !h.is_empty())
+        {
             let parsed = parse_authority(h).ok_or_else(|| PolicyError::BadHost(h.to_owned()))?;
             policy.extra_hosts.push(parsed);
         }
@@ -117,7 +126,10 @@ impl OriginPolicy {
             } else {
                 Vec::new()
             },
-            public_host: public_url.host_str().unwrap_or_default().to_ascii_lowercase(),
+            public_host: public_url
+                .host_str()
+                .unwrap_or_default()
+                .to_ascii_lowercase(),
             public_port: public_url.port_or_known_default().unwrap_or(0),
             extra_hosts: Vec::new(),
             listen: None,
@@ -127,7 +139,8 @@ impl OriginPolicy {
     fn host_allowed(&self, host: &str, port: Option<u16>) -> bool {
         if !self.public_host.is_empty()
             && host == self.public_host
-            && port.unwrap_or(self.public_port) == self.public_port {
+            && port.unwrap_or(self.public_port) == self.public_port
+        {
             return true;
         }
         if self
@@ -246,11 +259,7 @@ pub fn check(
 
 /// Middleware for `/mcp/…`: a refused request gets a JSON-RPC error; a cross-site navigation
 /// is refused too (opening the URL would reach the upstream with the caller's credentials).
-pub(super) async fn guard_mcp(
-    State(app): State<AppState>,
-    req: Request,
-    next: Next,
-) -> Response {
+pub(super) async fn guard_mcp(State(app): State<AppState>, req: Request, next: Next) -> Response {
     match check(req.method(), req.uri(), req.headers(), &app.origin) {
         Ok(Site::Trusted) => next.run(req).await,
         Ok(Site::CrossSiteNavigation) => mcp_refusal(Refusal::CrossSite),
@@ -407,7 +416,10 @@ mod tests {
 
     #[test]
     fn origins_are_the_public_one_and_the_extras() {
-        assert_eq!(get(&[("origin", "https://gw.example.com")]), Ok(Site::Trusted));
+        assert_eq!(
+            get(&[("origin", "https://gw.example.com")]),
+            Ok(Site::Trusted)
+        );
         assert_eq!(
             get(&[("origin", "https://portal.example.org")]),
             Ok(Site::Trusted)
@@ -440,7 +452,10 @@ mod tests {
     #[test]
     fn cross_site_needs_an_allowed_origin_or_is_a_get_navigation() {
         let post = |pairs: &[(&'static str, &str)]| req(&Method::POST, pairs);
-        assert_eq!(post(&[("sec-fetch-site", "same-origin")]), Ok(Site::Trusted));
+        assert_eq!(
+            post(&[("sec-fetch-site", "same-origin")]),
+            Ok(Site::Trusted)
+        );
         assert_eq!(post(&[("sec-fetch-site", "none")]), Ok(Site::Trusted));
         // The reproduced attack: a `text/plain` form post from another site. Browsers send its
         // Origin, but even a request without one is refused by its Fetch Metadata.
@@ -452,7 +467,10 @@ mod tests {
             Err(Refusal::ForeignOrigin)
         );
         assert_eq!(
-            post(&[("sec-fetch-site", "cross-site"), ("sec-fetch-mode", "navigate")]),
+            post(&[
+                ("sec-fetch-site", "cross-site"),
+                ("sec-fetch-mode", "navigate")
+            ]),
             Err(Refusal::CrossSite)
         );
         assert_eq!(
@@ -460,12 +478,18 @@ mod tests {
             Err(Refusal::CrossSite)
         );
         assert_eq!(
-            get(&[("sec-fetch-site", "cross-site"), ("sec-fetch-mode", "no-cors")]),
+            get(&[
+                ("sec-fetch-site", "cross-site"),
+                ("sec-fetch-mode", "no-cors")
+            ]),
             Err(Refusal::CrossSite),
             "an <img> or no-cors fetch"
         );
         assert_eq!(
-            get(&[("sec-fetch-site", "cross-site"), ("sec-fetch-mode", "navigate")]),
+            get(&[
+                ("sec-fetch-site", "cross-site"),
+                ("sec-fetch-mode", "navigate")
+            ]),
             Ok(Site::CrossSiteNavigation)
         );
         assert_eq!(
@@ -485,7 +509,12 @@ mod tests {
     #[test]
     fn settings_are_validated() {
         let public = Url::parse("https://gw.example.com").expect("url");
-        for bad in ["https://x.example/path", "null", "x.example", "https://x.example//"] {
+        for bad in [
+            "https://x.example/path",
+            "null",
+            "x.example",
+            "https://x.example//",
+        ] {
             assert!(
                 matches!(
                     OriginPolicy::new(&public, None, &[bad.to_owned()], &[]),

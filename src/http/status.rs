@@ -6,11 +6,11 @@
 use super::origin::Site;
 use super::pages::{Page, STYLE_HASH, escape_html};
 use super::{AppState, query};
-use axum::Extension;
-use axum::body::Bytes;
 use crate::manager::{ChallengeError, START_PATH, ServerAuthStatus};
 use crate::registry::ServerKey;
+use axum::Extension;
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
