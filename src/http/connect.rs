@@ -209,4 +209,79 @@ mod tests {
         assert!(!valid_secret("short"));
         assert!(!valid_secret(&format!("{}!", &a[..42])));
     }
+
+    fn scope(u: &str) -> CookieScope {
+        CookieScope::of(&Url::parse(u).expect("url"))
+    }
+
+    #[test]
+    fn cookie_scope_follows_the_public_url() {
+        let id = FlowId::generate();
+        let root = scope("https://gw.example.com/");
+        assert!(root.name(&id).starts_with("__Host-mcpoauth_browser_"));
+        assert_eq!((root.path.as_str(), root.secure), ("/", true));
+        let prefixed = scope("https://example.com/gw/");
+        assert!(prefixed.name(&id).starts_with("__Secure-mcpoauth_browser_"));
+        assert_eq!(
+            (prefixed.path.as_str(), prefixed.secure),
+            ("/gw/oauth", true)
+        );
+        let local = scope("http://127.0.0.1:8080");
+        assert!(local.name(&id).starts_with("mcpoauth_browser_"));
+        assert_eq!((local.path.as_str(), local.secure), ("/oauth", false));
+        assert_ne!(
+            local.name(&id),
+            local.name(&FlowId::generate()),
+            "one cookie per flow"
+        );
+    }
+
+    #[test]
+    fn set_cookie_has_the_scope_attributes() {
+        let mut resp = Response::new(axum::body::Body::empty());
+        scope("https://gw.example.com").set(&mut resp, "__Host-x", "v", 600);
+        let raw = resp.headers()[header::SET_COOKIE].to_str().expect("ascii");
+        for attr in [
+            "__Host-x=v",
+            "HttpOnly",
+            "SameSite=Lax",
+            "Secure",
+            "Path=/",
+            "Max-Age=600",
+        ] {
+            assert!(raw.contains(attr), "{attr}: {raw}");
+        }
+        assert!(!raw.contains("Domain"), "{raw}");
+    }
+
+    #[test]
+    fn presented_secrets_reads_every_well_formed_value_of_the_name_only() {
+        let a = new_secret();
+        let b = new_secret();
+        let mut h = HeaderMap::new();
+        h.append(
+            header::COOKIE,
+            HeaderValue::from_str(&format!("x={a}; n={a};n=short; other={b}")).expect("header"),
+        );
+        h.append(
+            header::COOKIE,
+            HeaderValue::from_str(&format!("n={b}")).expect("header"),
+        );
+        assert_eq!(presented_secrets(&h, "n"), vec![a.as_str(), b.as_str()]);
+        assert!(presented_secrets(&h, "missing").is_empty());
+    }
+
+    proptest::proptest! {
+        /// Any Cookie header: no panic, at most a few values, each a well-formed secret.
+        #[test]
+        fn arbitrary_cookie_headers_yield_few_well_formed_values(raw in "[ -~]{0,400}") {
+            let mut h = HeaderMap::new();
+            if let Ok(v) = HeaderValue::from_str(&raw) {
+                h.insert(header::COOKIE, v);
+            }
+            let got = presented_secrets(&h, "n");
+            proptest::prop_assert!(got.len() <= MAX_PRESENTED);
+            proptest::prop_assert!(got.iter().all(|v| valid_secret(v)));
+        }
+    }
 }

@@ -70,6 +70,29 @@ impl AppState {
     }
 }
 
+/// Whether the public URL's path can be served as a route prefix: empty, or `/`-separated
+/// non-empty segments of unreserved characters and percent-escapes (the router would read `{`,
+/// `}` or `*` as parameters, and an empty segment matches nothing a browser sends).
+pub fn check_base_path(public_url: &url::Url) -> Result<(), String> {
+    let base = public_url.path().trim_end_matches('/');
+    let ok = base.is_empty()
+        || base.split('/').skip(1).all(|seg| {
+            !seg.is_empty()
+                && seg != "."
+                && seg != ".."
+                && seg
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-._~%".contains(&b))
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "public URL path {base:?} cannot be a route prefix: use segments of letters, digits and -._~"
+        ))
+    }
+}
+
 /// The public URL's path without its trailing `/`: empty at the root, else like `/gw`.
 fn base_path(state: &AppState) -> String {
     state
@@ -92,7 +115,9 @@ fn base_path(state: &AppState) -> String {
 pub fn router(state: AppState) -> Router {
     let base = base_path(&state);
     let app = routes(&state);
-    let app = if base.is_empty() {
+    // `serve` refuses a public URL whose path fails this check; an embedding that did not is
+    // served at the root only rather than panicking in the router.
+    let app = if base.is_empty() || check_base_path(&state.manager.config().public_url).is_err() {
         app
     } else {
         let inserted = format!("{}{base}", crate::identity::PROTECTED_RESOURCE_PATH);
@@ -161,4 +186,33 @@ fn routes(state: &AppState) -> Router<AppState> {
         // After the layers: the gateway enforces its own (configurable) body limit with a
         // JSON-RPC error, and its JSON/SSE responses need none of the page headers.
         .merge(mcp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_paths_that_cannot_be_route_prefixes_are_refused() {
+        let check = |u: &str| check_base_path(&url::Url::parse(u).expect("url"));
+        for ok in [
+            "https://x.example",
+            "https://x.example/",
+            "https://x.example/gw",
+            "https://x.example/gw/",
+            "https://x.example/a/b-c_d.e~f%20",
+            // The URL parser escapes braces, so they are literal to the router.
+            "https://x.example/{x}",
+        ] {
+            assert!(check(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "https://x.example//gw",
+            "https://x.example/gw//x",
+            "https://x.example/a*b",
+            "https://x.example/a:b",
+        ] {
+            assert!(check(bad).is_err(), "{bad}");
+        }
+    }
 }

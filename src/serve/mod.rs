@@ -347,6 +347,7 @@ pub fn public_url(
     if url.cannot_be_a_base() || url.host_str().is_none() {
         return Err(format!("public URL {url} has no host"));
     }
+    crate::http::check_base_path(&url)?;
     Ok(url)
 }
 
