@@ -1076,3 +1076,55 @@ async fn header_mode_callback_rechecks_the_user() {
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
     assert_eq!(stored_count(&w).await, 0);
 }
+
+/// The sign-in link is a navigation: followed from another site it works, but loaded as a
+/// cross-site subresource (`<img src=…>`) or under a foreign Host it binds nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_is_a_navigation_never_a_cross_site_subresource() {
+    let (w, server) = echo_world().await;
+    let challenge =
+        w.gw.manager()
+            .create_auth_challenge(&server, &alice(), None)
+            .await
+            .expect("challenge");
+    let id = FlowId::parse(&flow_of(&challenge.auth_url)).expect("flow id");
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let bound = || async {
+        w.gw.manager()
+            .flow_store()
+            .get(&id)
+            .await
+            .expect("get")
+            .expect("pending")
+            .browser
+            .is_some()
+    };
+    for headers in [
+        vec![
+            ("sec-fetch-site", "cross-site"),
+            ("sec-fetch-mode", "no-cors"),
+        ],
+        vec![("host", "rebind.evil.example")],
+    ] {
+        let mut req = http.get(&challenge.auth_url);
+        for (k, v) in &headers {
+            req = req.header(*k, *v);
+        }
+        let resp = req.send().await.expect("connect");
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN, "{headers:?}");
+        assert!(resp.headers().get("set-cookie").is_none());
+        assert!(!bound().await, "{headers:?} bound the flow");
+    }
+    let resp = http
+        .get(&challenge.auth_url)
+        .header("sec-fetch-site", "cross-site")
+        .header("sec-fetch-mode", "navigate")
+        .send()
+        .await
+        .expect("connect");
+    assert_eq!(resp.status(), StatusCode::FOUND);
+    assert!(bound().await);
+}

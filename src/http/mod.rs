@@ -137,17 +137,17 @@ pub fn router(state: AppState) -> Router {
 fn routes(state: &AppState) -> Router<AppState> {
     let guard_browser =
         || axum::middleware::from_fn_with_state(state.clone(), origin::guard_browser);
+    // Connect and callback are top-level navigations from other sites (the MCP client's link,
+    // the authorization server's redirect), which the checks let through; what they refuse
+    // there is a foreign Host and a cross-site subresource load (`<img src=…/oauth/connect…>`).
     let limited = Router::new()
         .route("/oauth/connect", get(connect::connect))
         .route("/oauth/callback", get(callback::callback))
-        .merge(
-            Router::new()
-                .route(
-                    crate::manager::START_PATH,
-                    get(status::start).post(status::start_confirmed),
-                )
-                .route_layer(guard_browser()),
+        .route(
+            crate::manager::START_PATH,
+            get(status::start).post(status::start_confirmed),
         )
+        .route_layer(guard_browser())
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             rate_limit::limit,
