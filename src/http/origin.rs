@@ -15,8 +15,8 @@
 //! - **Fetch Metadata**: `same-origin`, `none` (typed, bookmarked, opened from another app) or
 //!   absent (not a browser, or one without Fetch Metadata) pass. A `same-site` or `cross-site`
 //!   request passes only with an allowed `Origin`. Without one, a browser sent it on behalf of
-//!   some other page (a `text/plain` form post, an `<img>`, a `no-cors` fetch): refused — except
-//!   a top-level `GET` navigation (a link the user followed), reported as
+//!   some other page (a `text/plain` form post, an `<img>`, a `no-cors` fetch, a frame): refused
+//!   — except a top-level `GET` navigation (a link the user followed), reported as
 //!   [`Site::CrossSiteNavigation`] for the route to decide (read-only pages show; `/oauth/start`
 //!   asks for confirmation; `/mcp/…` refuses).
 
@@ -246,7 +246,11 @@ pub fn check(
         Some("same-site") | Some("cross-site") if origin_allowed => Ok(Site::Trusted),
         Some("same-site") | Some("cross-site") => {
             let mode = single(headers, "sec-fetch-mode").map_err(|()| Refusal::CrossSite)?;
-            let navigation = mode.is_some_and(|m| m.eq_ignore_ascii_case("navigate"));
+            let dest = single(headers, "sec-fetch-dest").map_err(|()| Refusal::CrossSite)?;
+            // Top level only: a foreign page's frame (`iframe`, `object`, `embed`) navigates
+            // too, without the user choosing to come here.
+            let navigation = mode.is_some_and(|m| m.eq_ignore_ascii_case("navigate"))
+                && dest.is_none_or(|d| d.eq_ignore_ascii_case("document"));
             if navigation && (method == Method::GET || method == Method::HEAD) {
                 Ok(Site::CrossSiteNavigation)
             } else {
@@ -491,6 +495,23 @@ mod tests {
                 ("sec-fetch-mode", "navigate")
             ]),
             Ok(Site::CrossSiteNavigation)
+        );
+        assert_eq!(
+            get(&[
+                ("sec-fetch-site", "cross-site"),
+                ("sec-fetch-mode", "navigate"),
+                ("sec-fetch-dest", "document")
+            ]),
+            Ok(Site::CrossSiteNavigation)
+        );
+        assert_eq!(
+            get(&[
+                ("sec-fetch-site", "cross-site"),
+                ("sec-fetch-mode", "navigate"),
+                ("sec-fetch-dest", "iframe")
+            ]),
+            Err(Refusal::CrossSite),
+            "a foreign page's frame"
         );
         assert_eq!(
             post(&[
