@@ -387,6 +387,16 @@ pub struct ServerArgs {
     /// Allow a plain-HTTP public URL on a non-loopback host (never do this in production).
     #[arg(long, env = "MCPOAUTH_ALLOW_INSECURE_HTTP", default_value_t = false)]
     pub allow_insecure_http: bool,
+    /// Origins besides the public URL's whose browser pages may call `/mcp/…` and the
+    /// `/oauth/status|start|logout` endpoints (comma-separated `scheme://host[:port]`). A request
+    /// with another `Origin`, or `Origin: null`, is refused with 403; one without is accepted.
+    #[arg(long, env = "MCPOAUTH_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+    /// `Host` values besides the public URL's host and the listen address that those endpoints
+    /// answer (comma-separated `host` or `host:port`, e.g. an in-cluster Service name). Others
+    /// are refused with 403 (DNS rebinding).
+    #[arg(long, env = "MCPOAUTH_ALLOWED_HOSTS", value_delimiter = ',')]
+    pub allowed_hosts: Vec<String>,
     /// How callers are identified. Default: `anonymous` for `serve`, `oidc` for `run`.
     #[arg(long, env = "MCPOAUTH_IDENTITY", value_enum)]
     pub identity: Option<IdentityMode>,

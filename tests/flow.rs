@@ -956,3 +956,334 @@ async fn behind_a_trusted_proxy_the_rate_limit_counts_the_forwarded_client() {
         "without --trusted-proxies the header is ignored"
     );
 }
+
+/// The name of flow `flow`'s binding cookie on a plain-HTTP gateway (one cookie per flow).
+fn flow_cookie_name(flow: &str) -> String {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(flow.as_bytes());
+    let short: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    format!("mcpoauth_browser_{short}")
+}
+
+/// The `flow` parameter of a sign-in link.
+fn flow_of(link: &str) -> String {
+    query_param(&Url::parse(link).expect("link"), "flow").expect("flow parameter")
+}
+
+/// `name=value` of the first `Set-Cookie` of a response.
+fn set_cookie(resp: &reqwest::Response) -> (String, String, String) {
+    let raw = resp.headers()["set-cookie"]
+        .to_str()
+        .expect("set-cookie")
+        .to_owned();
+    let pair = raw.split(';').next().expect("pair").trim().to_owned();
+    let (name, value) = pair.split_once('=').expect("name=value");
+    (name.to_owned(), value.to_owned(), raw)
+}
+
+/// Issue 12 point 6: a binding secret planted in the browser (cookie tossing from a sibling
+/// subdomain) is never adopted: the gateway mints its own, the planted one completes nothing,
+/// and the real one still works next to it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_planted_binding_cookie_is_never_adopted() {
+    let (w, server) = echo_world().await;
+    let challenge =
+        w.gw.manager()
+            .create_auth_challenge(&server, &alice(), None)
+            .await
+            .expect("challenge");
+    let flow = flow_of(&challenge.auth_url);
+    let name = flow_cookie_name(&flow);
+    let planted = "P".repeat(43);
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let resp = http
+        .get(&challenge.auth_url)
+        .header("cookie", format!("{name}={planted}"))
+        .send()
+        .await
+        .expect("connect");
+    assert_eq!(resp.status(), StatusCode::FOUND);
+    let (set_name, minted, _) = set_cookie(&resp);
+    assert_eq!(set_name, name);
+    assert_ne!(minted, planted, "the planted secret was adopted");
+    let idp_url = location(&resp);
+    let id = FlowId::parse(&flow).expect("flow id");
+    let bound = w.gw.manager().flow_store().get(&id).await.expect("get");
+    let bound = bound.and_then(|f| f.browser).expect("bound");
+    use mcp_oauth_operator::store::BrowserBinding;
+    assert!(!bound.matches(&BrowserBinding::from_cookie_secret(&planted)));
+    assert!(bound.matches(&BrowserBinding::from_cookie_secret(&minted)));
+
+    let callback = Browser::new().login_at_idp(&idp_url, "alice").await;
+    let with = |cookie: String| http.get(callback.as_str()).header("cookie", cookie).send();
+    let resp = with(format!("{name}={planted}")).await.expect("callback");
+    assert_eq!(
+        resp.status(),
+        StatusCode::BAD_REQUEST,
+        "planted secret refused"
+    );
+    assert_eq!(stored_count(&w).await, 0);
+    // A planted cookie next to the real one (a longer path shadows ours) does not lock it out.
+    let resp = with(format!("{name}={planted}; {name}={minted}"))
+        .await
+        .expect("callback");
+    assert_eq!(resp.status(), StatusCode::OK);
+    let (_, cleared, raw) = set_cookie(&resp);
+    assert!(cleared.is_empty() && raw.contains("Max-Age=0"), "{raw}");
+    assert_eq!(stored_count(&w).await, 1);
+}
+
+/// Several flows open at once in one browser each keep their own cookie and complete in any
+/// order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_flows_in_one_browser_complete_in_any_order() {
+    let (w, server) = echo_world().await;
+    let browser = Browser::new();
+    let mut callbacks = Vec::new();
+    for session in ["s-one", "s-two"] {
+        let caller = mcp_oauth_operator::identity::Caller::new("alice", session);
+        let challenge =
+            w.gw.manager()
+                .create_auth_challenge(&server, &caller, None)
+                .await
+                .expect("challenge");
+        callbacks.push(browser.login_at_idp(&challenge.auth_url, "alice").await);
+    }
+    for callback in callbacks.iter().rev() {
+        let (status, _, body) = browser.get_text(callback.as_str()).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    assert_eq!(stored_count(&w).await, 2);
+}
+
+/// `__Host-` at an HTTPS root (Secure, `Path=/`, no `Domain`); below a path prefix the cookie is
+/// scoped to `{prefix}/oauth`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cookies_take_the_host_prefix_at_an_https_root_and_the_prefix_path_below_one() {
+    let idp = Idp::start(IdpOptions::default()).await;
+    let mcp = McpServer::start(idp.issuer()).await;
+    for (public, path, prefix) in [
+        ("https://gw.example.com", "/", "__Host-"),
+        ("https://gw.example.com/gw", "/gw/oauth", "__Secure-"),
+    ] {
+        let gw = Gateway::start_with(&["--public-url", public]).await;
+        let server = gw.register_oauth("echo", mcp.url());
+        let challenge = gw
+            .manager()
+            .create_auth_challenge(&server, &alice(), None)
+            .await
+            .expect("challenge");
+        // The browser would reach it through the public URL; the test reaches the listener.
+        let link = challenge.auth_url.replace(public, &gw.base());
+        let resp = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client")
+            .get(&link)
+            .send()
+            .await
+            .expect("connect");
+        assert_eq!(resp.status(), StatusCode::FOUND, "{public}");
+        let (name, _, raw) = set_cookie(&resp);
+        assert!(name.starts_with(prefix), "{public}: {raw}");
+        assert!(
+            raw.contains(&format!("Path={path};")) || raw.ends_with(&format!("Path={path}")),
+            "{raw}"
+        );
+        assert!(raw.contains("Secure") && raw.contains("HttpOnly"), "{raw}");
+        assert!(!raw.contains("Domain"), "{raw}");
+        gw.shutdown().await;
+    }
+}
+
+/// A public URL with a path (`http://127.0.0.1:P/gw`): links, CIMD document, redirect URI and
+/// cookie carry the prefix, and flows complete both through `/gw/…` and through an Ingress that
+/// strips the prefix before the gateway.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_below_a_path_prefix_completes_flows_end_to_end() {
+    let idp = Idp::start(IdpOptions::default()).await;
+    let mcp = McpServer::start(idp.issuer()).await;
+    let port = support::net::free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let public = format!("http://127.0.0.1:{port}/gw");
+    let gw = Gateway::start_with(&["--listen", &listen, "--public-url", &public]).await;
+    let server = gw.register_oauth("echo", mcp.url());
+    // `anonymous` identity: the MCP calls below are this caller's.
+    let me = mcp_oauth_operator::identity::Caller::anonymous();
+
+    let doc: serde_json::Value = reqwest::get(format!("{public}/.well-known/oauth-client.json"))
+        .await
+        .expect("CIMD")
+        .json()
+        .await
+        .expect("CIMD JSON");
+    assert_eq!(
+        doc["client_id"],
+        format!("{public}/.well-known/oauth-client.json")
+    );
+    assert_eq!(
+        doc["redirect_uris"],
+        serde_json::json!([format!("{public}/oauth/callback")])
+    );
+
+    // Through the prefix, as a browser sees it.
+    let challenge = gw
+        .manager()
+        .create_auth_challenge(&server, &me, None)
+        .await
+        .expect("challenge");
+    assert!(
+        challenge
+            .auth_url
+            .starts_with(&format!("{public}/oauth/connect?flow=")),
+        "{}",
+        challenge.auth_url
+    );
+    let browser = Browser::new();
+    let callback = browser.login_at_idp(&challenge.auth_url, "alice").await;
+    assert!(
+        callback
+            .as_str()
+            .starts_with(&format!("{public}/oauth/callback?")),
+        "{callback}"
+    );
+    let (status, _, body) = browser.get_text(callback.as_str()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(gw.manager().token_store().count().await.expect("count"), 1);
+    let name = whoami(&format!("{public}/mcp/default/echo"), "ignored").await;
+    assert!(name.contains("alice"), "{name}");
+
+    // Behind an Ingress that strips `/gw`: the browser still sends the cookie for `/gw/oauth`,
+    // the gateway receives `/oauth/callback`.
+    gw.manager()
+        .delete_tokens_by_session(&me.session)
+        .await
+        .expect("delete");
+    let challenge = gw
+        .manager()
+        .create_auth_challenge(&server, &me, None)
+        .await
+        .expect("challenge");
+    let browser = Browser::new();
+    let callback = browser.login_at_idp(&challenge.auth_url, "alice").await;
+    let cookie = browser
+        .cookies_for(callback.as_str())
+        .expect("the flow cookie is sent to the prefixed callback");
+    let stripped = callback.as_str().replacen("/gw/oauth/", "/oauth/", 1);
+    let resp = reqwest::Client::new()
+        .get(&stripped)
+        .header("cookie", cookie)
+        .send()
+        .await
+        .expect("stripped callback");
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(gw.manager().token_store().count().await.expect("count"), 1);
+}
+
+/// `header` identity: the callback re-checks the user the authenticating proxy names; another
+/// user (same browser) gets 403, the flow is dropped and nothing is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn header_mode_callback_rechecks_the_user() {
+    let w = world_with(IdpOptions::default(), &["--identity", "header"]).await;
+    let server = w.gw.register_oauth("echo", w.mcp.url());
+    let alice = mcp_oauth_operator::identity::Caller::new("alice", "alice");
+    let challenge =
+        w.gw.manager()
+            .create_auth_challenge(&server, &alice, None)
+            .await
+            .expect("challenge");
+    let browser = Browser::new();
+    let resp = browser
+        .client()
+        .get(&challenge.auth_url)
+        .header("X-Forwarded-User", "alice")
+        .send()
+        .await
+        .expect("connect");
+    assert_eq!(resp.status(), StatusCode::FOUND);
+    let callback = browser.login_at_idp(&location(&resp), "alice").await;
+    let resp = browser
+        .client()
+        .get(callback.as_str())
+        .header("X-Forwarded-User", "mallory")
+        .send()
+        .await
+        .expect("callback");
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    assert_eq!(stored_count(&w).await, 0);
+    let id = FlowId::parse(&flow_of(&challenge.auth_url)).expect("flow id");
+    assert!(
+        w.gw.manager()
+            .flow_store()
+            .get(&id)
+            .await
+            .expect("get")
+            .is_none(),
+        "the flow was dropped"
+    );
+    // Alice herself now gets "unknown": the link is spent.
+    let resp = browser
+        .client()
+        .get(callback.as_str())
+        .header("X-Forwarded-User", "alice")
+        .send()
+        .await
+        .expect("callback");
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(stored_count(&w).await, 0);
+}
+
+/// The sign-in link is a navigation: followed from another site it works, but loaded as a
+/// cross-site subresource (`<img src=…>`) or under a foreign Host it binds nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_is_a_navigation_never_a_cross_site_subresource() {
+    let (w, server) = echo_world().await;
+    let challenge =
+        w.gw.manager()
+            .create_auth_challenge(&server, &alice(), None)
+            .await
+            .expect("challenge");
+    let id = FlowId::parse(&flow_of(&challenge.auth_url)).expect("flow id");
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let bound = || async {
+        w.gw.manager()
+            .flow_store()
+            .get(&id)
+            .await
+            .expect("get")
+            .expect("pending")
+            .browser
+            .is_some()
+    };
+    for headers in [
+        vec![
+            ("sec-fetch-site", "cross-site"),
+            ("sec-fetch-mode", "no-cors"),
+        ],
+        vec![("host", "rebind.evil.example")],
+    ] {
+        let mut req = http.get(&challenge.auth_url);
+        for (k, v) in &headers {
+            req = req.header(*k, *v);
+        }
+        let resp = req.send().await.expect("connect");
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN, "{headers:?}");
+        assert!(resp.headers().get("set-cookie").is_none());
+        assert!(!bound().await, "{headers:?} bound the flow");
+    }
+    let resp = http
+        .get(&challenge.auth_url)
+        .header("sec-fetch-site", "cross-site")
+        .header("sec-fetch-mode", "navigate")
+        .send()
+        .await
+        .expect("connect");
+    assert_eq!(resp.status(), StatusCode::FOUND);
+    assert!(bound().await);
+}

@@ -242,3 +242,76 @@ async fn a_failed_sign_in_stops_the_link_with_a_page() {
     gw.shutdown().await;
     fresh_gw.shutdown().await;
 }
+
+/// A gateway below a path prefix (`http://127.0.0.1:P/gw`) with `oidc` identity: the 401 points
+/// at prefixed protected-resource metadata that is served (also at the RFC 9728 location with
+/// the path inserted, and at the root for an Ingress that strips the prefix), tokens for the
+/// prefixed resource are accepted, and the challenge link completes the flow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_below_a_path_prefix_serves_its_metadata_and_flows() {
+    let idp = Idp::start(IdpOptions::default()).await;
+    let mcp = McpServer::start(idp.issuer()).await;
+    let port = support::net::free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let public = format!("http://127.0.0.1:{port}/gw");
+    let gw = Gateway::start_with(&[
+        "--identity",
+        "oidc",
+        "--oidc-issuer",
+        idp.issuer(),
+        "--listen",
+        &listen,
+        "--public-url",
+        &public,
+    ])
+    .await;
+    gw.register_oauth("whoami", mcp.url());
+    let url = format!("{public}/mcp/default/whoami");
+
+    let resp = reqwest::Client::new()
+        .post(&url)
+        .header("Accept", "application/json, text/event-stream")
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}))
+        .send()
+        .await
+        .expect("gateway answers");
+    assert_eq!(resp.status(), reqwest::StatusCode::UNAUTHORIZED);
+    let challenge = resp.headers()["www-authenticate"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    let metadata = format!("{public}/.well-known/oauth-protected-resource/mcp/default/whoami");
+    assert!(
+        challenge.contains(&format!("resource_metadata=\"{metadata}\"")),
+        "{challenge}"
+    );
+    let inserted = format!(
+        "http://127.0.0.1:{port}/.well-known/oauth-protected-resource/gw/mcp/default/whoami"
+    );
+    let stripped = gw.url("/.well-known/oauth-protected-resource/mcp/default/whoami");
+    for doc_url in [&metadata, &inserted, &stripped] {
+        let doc: Value = reqwest::get(doc_url.as_str())
+            .await
+            .expect("metadata")
+            .json()
+            .await
+            .expect("metadata JSON");
+        assert_eq!(doc["resource"], url.as_str(), "{doc_url}");
+        assert_eq!(doc["authorization_servers"][0], idp.issuer(), "{doc_url}");
+    }
+
+    let alice = idp.user_access_token("alice", &url).await;
+    let (status, body) = call_whoami(&url, Some(&alice)).await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{body}");
+    let link = auth_url(&body);
+    assert!(
+        link.starts_with(&format!("{public}/oauth/connect?flow=")),
+        "{link}"
+    );
+    authorize(&link, "alice").await;
+    let (_, body) = call_whoami(&url, Some(&alice)).await;
+    assert_eq!(tool_text(&body), "alice");
+    // The same call through an Ingress that strips `/gw`.
+    let (_, body) = call_whoami(&gw.mcp_url("whoami"), Some(&alice)).await;
+    assert_eq!(tool_text(&body), "alice");
+}

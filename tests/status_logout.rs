@@ -395,6 +395,7 @@ async fn logout_by_get_or_from_another_site_does_not_sign_out() {
         .get(w.gw.url("/oauth/logout?everywhere=true"))
         .header("accept", "text/html")
         .header("sec-fetch-site", "cross-site")
+        .header("sec-fetch-mode", "navigate")
         .send()
         .await
         .expect("GET");
@@ -535,4 +536,212 @@ async fn python_sdk_server_works_as_an_oauth_upstream() {
             .expect("get_token")
             .is_none()
     );
+}
+
+/// A request to the gateway endpoint of `default/echo` with `headers` and a `text/plain` body (a
+/// form any site can post without CORS); returns the status and the body.
+async fn post_mcp(gw: &Gateway, headers: &[(&str, &str)]) -> (StatusCode, String) {
+    let mut req = reqwest::Client::new()
+        .post(gw.mcp_url("echo"))
+        .header("content-type", "text/plain")
+        .header("accept", "application/json, text/event-stream")
+        .body(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"whoami","arguments":{}}}"#);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = req.send().await.expect("POST /mcp");
+    (resp.status(), resp.text().await.expect("body"))
+}
+
+/// Issue 12 point 3: a page on another site, or a DNS-rebinding name, gets nothing from the
+/// endpoints that act with the caller's credentials, and the upstream sees no request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cross_site_and_foreign_host_requests_never_reach_the_upstream() {
+    let w = world().await;
+    login(&w, &w.server, &Caller::anonymous(), "alice").await;
+    let before = w.mcp.stats().await.mcp_requests;
+    let rebinding = format!("rebind.evil.example:{}", w.gw.server.local_addr.port());
+    for headers in [
+        vec![
+            ("origin", "https://evil.example"),
+            ("sec-fetch-site", "cross-site"),
+        ],
+        vec![("origin", "null")],
+        vec![
+            ("sec-fetch-site", "cross-site"),
+            ("sec-fetch-mode", "no-cors"),
+        ],
+        vec![("sec-fetch-site", "same-site"), ("sec-fetch-mode", "cors")],
+        vec![
+            ("sec-fetch-site", "cross-site"),
+            ("sec-fetch-mode", "navigate"),
+        ],
+        vec![("host", "evil.example")],
+        vec![("host", rebinding.as_str())],
+    ] {
+        let (status, body) = post_mcp(&w.gw, &headers).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{headers:?}: {body}");
+        let v: Value = serde_json::from_str(&body).expect("JSON-RPC error");
+        assert_eq!(v["jsonrpc"], "2.0");
+        assert_eq!(v["error"]["code"], -32600, "{v}");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("refused")),
+            "{v}"
+        );
+    }
+    assert_eq!(
+        w.mcp.stats().await.mcp_requests,
+        before,
+        "no refused request reached the upstream"
+    );
+    // The same request from the gateway's own origin (or a non-browser client) goes through.
+    let base = w.gw.base();
+    let (status, body) = post_mcp(&w.gw, &[("origin", base.as_str())]).await;
+    assert_ne!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(
+        w.mcp.stats().await.mcp_requests > before,
+        "control reached the upstream"
+    );
+
+    // The status page (it names the caller and their servers) is not served to another host.
+    let http = reqwest::Client::new();
+    let resp = http
+        .get(w.gw.url("/oauth/status"))
+        .header("host", "evil.example")
+        .send()
+        .await
+        .expect("status");
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    let body = resp.text().await.expect("body");
+    assert!(!body.contains("default/echo"), "{body}");
+    let resp = http
+        .get(w.gw.url("/oauth/status"))
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .expect("status");
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    // Probes keep working whatever Host they send.
+    let resp = http
+        .get(w.gw.url("/healthz"))
+        .header("host", "10.0.0.7:8080")
+        .send()
+        .await
+        .expect("healthz");
+    assert_eq!(resp.status(), StatusCode::OK);
+}
+
+/// `--allowed-origins` and `--allowed-hosts` widen the checks, and nothing else does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn allowed_origins_and_hosts_are_settings() {
+    let idp = Idp::start(IdpOptions::default()).await;
+    let mcp = McpServer::start(idp.issuer()).await;
+    let gw = Gateway::start_with(&[
+        "--allowed-origins",
+        "https://portal.example,https://other.example/",
+        "--allowed-hosts",
+        "gateway.team.svc:8080",
+    ])
+    .await;
+    gw.register_oauth("echo", mcp.url());
+    for headers in [
+        vec![
+            ("origin", "https://portal.example"),
+            ("sec-fetch-site", "cross-site"),
+        ],
+        vec![("origin", "https://other.example")],
+        vec![("host", "gateway.team.svc:8080")],
+    ] {
+        let (status, body) = post_mcp(&gw, &headers).await;
+        assert_ne!(status, StatusCode::FORBIDDEN, "{headers:?}: {body}");
+    }
+    for headers in [
+        vec![("origin", "https://evil.example")],
+        vec![("host", "gateway.team.svc:9090")],
+    ] {
+        let (status, body) = post_mcp(&gw, &headers).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{headers:?}: {body}");
+    }
+    let bad = mcp_oauth_operator::serve::start(
+        &server_args(&["--allowed-origins", "https://portal.example/path"]),
+        mcp_oauth_operator::serve::Registrations::Programmatic,
+    )
+    .await;
+    assert!(
+        bad.is_err(),
+        "an origin with a path is a configuration error"
+    );
+}
+
+/// `GET /oauth/start` followed from another site starts nothing: the user confirms on a
+/// gateway page whose form posts back same-origin. Cross-site posts and no-cors loads are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_from_another_site_needs_a_confirmation_on_the_gateway() {
+    let w = world().await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let url = w.gw.url("/oauth/start?server=default/echo");
+
+    let resp = http
+        .get(&url)
+        .header("accept", "text/html")
+        .header("sec-fetch-site", "cross-site")
+        .header("sec-fetch-mode", "navigate")
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(resp.status(), StatusCode::OK);
+    let csp = resp.headers()["content-security-policy"]
+        .to_str()
+        .expect("csp")
+        .to_owned();
+    assert!(csp.contains("form-action 'self'"), "{csp}");
+    let page = resp.text().await.expect("page");
+    assert!(page.contains("method=\"post\""), "{page}");
+    assert!(
+        page.contains(&format!("action=\"{}\"", w.gw.url("/oauth/start"))),
+        "{page}"
+    );
+    assert!(
+        page.contains("name=\"server\" value=\"default/echo\""),
+        "{page}"
+    );
+    assert!(!flows_started(&w.gw), "a followed link started nothing");
+
+    let resp = http
+        .get(&url)
+        .header("sec-fetch-site", "cross-site")
+        .header("sec-fetch-mode", "no-cors")
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    let resp = http
+        .post(w.gw.url("/oauth/start"))
+        .header("origin", "https://evil.example")
+        .header("sec-fetch-site", "cross-site")
+        .form(&[("server", "default/echo")])
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    assert!(!flows_started(&w.gw), "cross-site requests started nothing");
+
+    // The confirmation's own post starts the flow.
+    let resp = http
+        .post(w.gw.url("/oauth/start"))
+        .header("origin", w.gw.base())
+        .header("sec-fetch-site", "same-origin")
+        .form(&[("server", "default/echo")])
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let to = location(&resp);
+    assert!(to.starts_with(&w.gw.url("/oauth/connect?flow=")), "{to}");
+    assert!(flows_started(&w.gw));
 }

@@ -2,23 +2,23 @@
 //! truth: 200 only when the token is stored; 4xx for a bad, replayed or foreign request; 5xx
 //! when the authorization server or our storage failed.
 
+use super::connect::{CookieScope, presented_secrets};
 use super::pages::Page;
 use super::redirect::redirect;
-use super::{AppState, BROWSER_COOKIE, query};
+use super::{AppState, query};
 use crate::manager::{CallbackError, CallbackParams, sign_in_flow};
 use crate::oauth::TokenError;
-use crate::store::BrowserBinding;
+use crate::store::{BrowserBinding, FlowId};
 use axum::extract::{RawQuery, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum_extra::extract::cookie::CookieJar;
 
 /// Longest IdP-provided text shown on a page.
 const MAX_SHOWN: usize = 200;
 
 pub(super) async fn callback(
     State(app): State<AppState>,
-    jar: CookieJar,
+    headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Response {
     let mut q = match query::parse(raw.as_deref()) {
@@ -41,24 +41,51 @@ pub(super) async fn callback(
         error: q.remove("error"),
         error_description: q.remove("error_description"),
     };
-    let binding = jar
-        .get(BROWSER_COOKIE)
-        .map(|c| BrowserBinding::from_cookie_secret(c.value()));
+    // The flow's own cookie, named after the flow id that `state` carries (bare on the remote
+    // leg, prefixed on the sign-in leg). A malformed state finds no cookie and is refused below.
+    let flow = params
+        .state
+        .as_deref()
+        .map(|s| sign_in_flow(s).unwrap_or(s))
+        .and_then(FlowId::parse);
+    let scope = CookieScope::of(&app.manager.config().public_url);
+    let cookie = flow.as_ref().map(|id| scope.name(id));
+    let presented = cookie
+        .as_deref()
+        .map(|name| presented_secrets(&headers, name))
+        .unwrap_or_default();
+    let binding = match &flow {
+        Some(id) => {
+            let user = app.identity.browser_user(&headers);
+            match app.manager.callback_binding(id, &presented, user).await {
+                Ok(b) => b,
+                Err(e) => return failure_page(&e, None),
+            }
+        }
+        None => None,
+    };
     if params.state.as_deref().and_then(sign_in_flow).is_some() {
         return sign_in_callback(&app, params, binding).await;
     }
     match app.manager.complete_callback(params, binding).await {
-        Ok(done) => Page {
-            status: StatusCode::OK,
-            title: "Authorization complete",
-            message: &format!(
-                "You are signed in to {}. You can close this window and retry the request in your MCP client.",
-                done.server
-            ),
-            detail: None,
-            link: None,
+        Ok(done) => {
+            let mut resp = Page {
+                status: StatusCode::OK,
+                title: "Authorization complete",
+                message: &format!(
+                    "You are signed in to {}. You can close this window and retry the request in your MCP client.",
+                    done.server
+                ),
+                detail: None,
+                link: None,
+            }
+            .into_response();
+            // The flow is spent: its cookie has nothing left to bind.
+            if let Some(name) = &cookie {
+                scope.set(&mut resp, name, "", 0);
+            }
+            resp
         }
-        .into_response(),
         Err((e, retry)) => {
             let retry_url = retry.map(|id| app.manager.config().connect_url(id.as_str()));
             failure_page(&e, retry_url.as_ref().map(|u| u.as_str()))

@@ -3,11 +3,14 @@
 //! namespace/name`: the link the status offers for a server that needs authorization — creates
 //! (or reuses: one pending flow per session and server) the flow, then 303 to `/oauth/connect`.
 
-use super::pages::{Page, escape_html};
+use super::origin::Site;
+use super::pages::{Page, STYLE_HASH, escape_html};
 use super::{AppState, query};
 use crate::manager::{ChallengeError, START_PATH, ServerAuthStatus};
 use crate::registry::ServerKey;
+use axum::Extension;
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -132,22 +135,75 @@ fn render_html(user: &str, servers: &[ServerAuthStatus], logout: &str, now: u64)
     )
 }
 
+/// `GET /oauth/start?server=…`. From the gateway's own pages, a typed address or a non-browser
+/// client it starts the flow at once; when another site sent the browser here (a link on a
+/// foreign page) nothing happens until the user confirms on a gateway page, whose form posts
+/// back same-origin ([`start_confirmed`]).
 pub(super) async fn start(
     State(app): State<AppState>,
+    site: Option<Extension<Site>>,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Response {
-    let caller = match app.identity.authenticate(&headers).await {
+    let server = query::parse(raw.as_deref())
+        .ok()
+        .and_then(|mut q| q.remove("server"));
+    if site.is_some_and(|Extension(s)| s == Site::CrossSiteNavigation) {
+        return match server.as_deref().and_then(parse_server_key) {
+            Some(key) => confirm_start(&app, &key),
+            None => start_failed(
+                StatusCode::BAD_REQUEST,
+                "The link must name one server as ?server=namespace/name.",
+            ),
+        };
+    }
+    start_flow(&app, &headers, server.as_deref()).await
+}
+
+/// `POST /oauth/start` with the form field `server`: the confirmation page's button. The origin
+/// checks ran before (a cross-site post never gets here).
+pub(super) async fn start_confirmed(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let server = std::str::from_utf8(&body)
+        .ok()
+        .and_then(|form| query::parse(Some(form)).ok())
+        .and_then(|mut q| q.remove("server"));
+    start_flow(&app, &headers, server.as_deref()).await
+}
+
+/// The page asking whether to sign in to `server`; its form posts to `/oauth/start`.
+fn confirm_start(app: &AppState, server: &ServerKey) -> Response {
+    let action = app.manager.config().url_for(START_PATH).to_string();
+    let html = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\"><title>Sign in</title></head><body><h1>Sign in</h1><p>Another site sent you here. Sign in to {server} through the gateway?</p><form method=\"post\" action=\"{}\"><input type=\"hidden\" name=\"server\" value=\"{server}\"><button type=\"submit\">Sign in</button></form></body></html>",
+        escape_html(&action),
+        server = escape_html(&server.to_string()),
+    );
+    let mut resp = ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response();
+    // The global CSP forbids form submissions; this page may post to the gateway itself only.
+    let csp = format!(
+        "default-src 'none'; style-src {}; img-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+        &*STYLE_HASH
+    );
+    if let Ok(v) = HeaderValue::from_str(&csp) {
+        resp.headers_mut()
+            .insert(header::CONTENT_SECURITY_POLICY, v);
+    }
+    no_store(resp)
+}
+
+/// Create (or reuse) the caller's flow for `server` and send the browser to its link.
+async fn start_flow(app: &AppState, headers: &HeaderMap, server: Option<&str>) -> Response {
+    let caller = match app.identity.authenticate(headers).await {
         Ok(a) => a.caller,
         Err(e) => {
             return crate::identity::unauthorized(&app.manager.config().public_url, START_PATH, &e);
         }
     };
-    let server = query::parse(raw.as_deref())
-        .ok()
-        .and_then(|mut q| q.remove("server"))
-        .and_then(|s| parse_server_key(&s));
-    let Some(server) = server else {
+    let Some(server) = server.and_then(parse_server_key) else {
         return start_failed(
             StatusCode::BAD_REQUEST,
             "The link must name one server as ?server=namespace/name.",

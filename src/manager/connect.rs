@@ -1,13 +1,73 @@
 //! `/oauth/connect`: bind a pending flow to the browser that opened the link, then build the
 //! authorization-server URL (PKCE S256, state, scope, resource).
 
-use super::{ConnectError, Manager};
+use super::{CallbackError, ConnectError, Manager};
 use crate::oauth::{AuthorizeRequest, PkcePair, authorization_url};
 use crate::registry::{AuthSettings, ClientIdentity};
-use crate::store::{BindOutcome, BrowserBinding, FlowId};
+use crate::store::{BindOutcome, BrowserBinding, ConsumeOutcome, FlowId};
 use url::Url;
 
 impl Manager {
+    /// The one of `presented` (cookie secrets the browser sent for flow `flow`) that the flow is
+    /// already bound to, if any: the same browser opening its link again keeps its secret. A
+    /// secret the flow is not bound to is never adopted (a planted cookie could be known to
+    /// whoever planted it).
+    pub async fn bound_secret<'a>(
+        &self,
+        flow: &FlowId,
+        presented: &[&'a str],
+    ) -> Result<Option<&'a str>, ConnectError> {
+        if presented.is_empty() {
+            return Ok(None);
+        }
+        let Some(bound) = self.flows.get(flow).await?.and_then(|f| f.browser) else {
+            return Ok(None);
+        };
+        Ok(presented
+            .iter()
+            .copied()
+            .find(|s| bound.matches(&BrowserBinding::from_cookie_secret(s))))
+    }
+
+    /// The browser binding to complete the callback of flow `flow` with, among the cookie
+    /// secrets the browser sent (the flow's own one when present). When the browser is the
+    /// flow's and an authenticating proxy names a user (`header` identity) who is not the
+    /// flow's user, the flow is dropped and [`CallbackError::OtherUser`] returned: the link is
+    /// out of its user's hands. An unknown flow is [`CallbackError::UnknownState`].
+    pub async fn callback_binding(
+        &self,
+        flow: &FlowId,
+        presented: &[&str],
+        browser_user: Option<&str>,
+    ) -> Result<Option<BrowserBinding>, CallbackError> {
+        let candidates: Vec<BrowserBinding> = presented
+            .iter()
+            .map(|s| BrowserBinding::from_cookie_secret(s))
+            .collect();
+        // An unknown (spent, expired) flow says so, whether or not its cookie is still there.
+        let Some(pending) = self.flows.get(flow).await? else {
+            return Err(CallbackError::UnknownState);
+        };
+        let Some(bound) = pending.browser.as_ref() else {
+            return Ok(candidates.into_iter().next());
+        };
+        let Some(own) = candidates.iter().find(|c| bound.matches(c)).cloned() else {
+            return Ok(candidates.into_iter().next());
+        };
+        if let Some(user) = browser_user
+            && user != pending.user
+        {
+            tracing::warn!(flow = %flow.short(), "authorization answer brought by another user; flow dropped");
+            match self.flows.consume(flow, own).await {
+                Ok(ConsumeOutcome::Consumed(f)) => self.forget_pending(&f),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "could not drop the refused flow"),
+            }
+            return Err(CallbackError::OtherUser);
+        }
+        Ok(Some(own))
+    }
+
     /// Bind flow `flow` to `browser` and return the authorization URL to redirect it to.
     ///
     /// The first browser to open the link owns the flow; the same browser may open it again

@@ -74,13 +74,14 @@ pub fn redirect_uri_for(public_url: &Url) -> String {
     below(public_url, CALLBACK_PATH)
 }
 
-/// `path` appended to the public URL's own path (one trailing `/` dropped), without query or
+/// `path` appended to the public URL's own path (trailing `/` dropped), without query or
 /// fragment, so a gateway published under a path prefix still works.
 fn below(public_url: &Url, path: &str) -> String {
     let mut u = public_url.clone();
     u.set_query(None);
     u.set_fragment(None);
-    let base = u.path().strip_suffix('/').unwrap_or(u.path()).to_owned();
+    // Every trailing `/`, as the router and the other links do.
+    let base = u.path().trim_end_matches('/').to_owned();
     u.set_path(&format!("{base}{path}"));
     u.to_string()
 }

@@ -134,6 +134,13 @@ pub async fn start(
         args.allow_insecure_http,
     )
     .map_err(ServeError::Config)?;
+    let origin_policy = crate::http::OriginPolicy::new(
+        &public_url,
+        Some(local_addr),
+        &args.allowed_origins,
+        &args.allowed_hosts,
+    )
+    .map_err(|e| ServeError::Config(e.to_string()))?;
 
     let cancel = CancellationToken::new();
     let metrics = Arc::new(Metrics::new());
@@ -216,6 +223,7 @@ pub async fn start(
         },
         gateway,
     );
+    let state = state.with_origin_policy(origin_policy);
     let limiter = state.limiter.clone();
     let sweep_cancel = cancel.clone();
     let sweep_metrics = metrics.clone();
@@ -397,6 +405,7 @@ pub fn public_url(
     if url.cannot_be_a_base() || url.host_str().is_none() {
         return Err(format!("public URL {url} has no host"));
     }
+    crate::http::check_base_path(&url)?;
     Ok(url)
 }
 
