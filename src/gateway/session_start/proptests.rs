@@ -43,3 +43,10 @@ proptest! {
         prop_assert_eq!(sse_events(stream.as_bytes()), expected);
     }
 }
+
+/// Found by `sse_like_text_never_panics`: a lone CR ends a line too.
+#[test]
+fn a_lone_carriage_return_ends_a_line() {
+    assert_eq!(sse_events(b"data:\r0\n\n"), vec![String::new()]);
+    assert_eq!(sse_events(b"data: a\rdata: b\r\r"), vec!["a\nb".to_owned()]);
+}
