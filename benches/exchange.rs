@@ -69,6 +69,8 @@ fn policy(idp: &Idp) -> PolicyRegistration {
         }),
         allow_private_networks: true,
         generation: 1,
+        // As the controller registers it after checking the IdP's metadata.
+        endpoint_verified: true,
     }
 }
 

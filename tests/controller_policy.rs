@@ -195,7 +195,8 @@ async fn the_token_endpoint_is_checked_against_the_issuer_metadata() {
     assert!(ready.message.contains("loopback"), "{}", ready.message);
     assert!(!op.policy_registered("team-a", "loopback"));
 
-    // No metadata to be had ("where available"): usable, not verified, and it says so.
+    // No metadata to be had: nothing vouches for the endpoint, so no caller's token may go
+    // there. Fail closed, say so, and keep checking (a server using it is not ready either).
     let down = format!("http://127.0.0.1:{}", free_port());
     apply(
         &kube,
@@ -207,9 +208,22 @@ async fn the_token_endpoint_is_checked_against_the_issuer_metadata() {
         ),
     )
     .await;
-    let ready = wait_policy(&policies, "no-metadata", "True", "MetadataUnavailable").await;
+    let ready = wait_policy(&policies, "no-metadata", "False", "MetadataUnavailable").await;
     assert!(ready.message.contains("not verified"), "{}", ready.message);
-    assert!(op.policy_registered("team-a", "no-metadata"));
+    assert!(ready.message.contains("not used"), "{}", ready.message);
+    assert!(!op.policy_registered("team-a", "no-metadata"));
+    apply(
+        &kube,
+        &exchange_server_yaml("team-a", "uses-no-metadata", "no-metadata"),
+    )
+    .await;
+    let server_ready = wait_server(&servers, "uses-no-metadata", "False", "PolicyNotReady").await;
+    assert!(
+        server_ready.message.contains("MetadataUnavailable"),
+        "{}",
+        server_ready.message
+    );
+    assert!(!op.server_registered("team-a", "uses-no-metadata"));
 
     op.server.shutdown().await;
 }

@@ -66,6 +66,10 @@ fn policy(
         }),
         allow_private_networks: true,
         generation: 1,
+        // As the controller registers a policy after checking its endpoint; the gateway's own
+        // check (`serve --manifests`) is tested in
+        // `an_unverified_token_endpoint_gets_no_token_until_its_issuer_vouches_for_it`.
+        endpoint_verified: true,
     }
 }
 
@@ -323,6 +327,68 @@ async fn misconfigured_policies_are_refused_with_clear_errors() {
         mcp_before,
         "nothing reached the remote server"
     );
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unverified_token_endpoint_gets_no_token_until_its_issuer_vouches_for_it() {
+    let idp = Idp::start(IdpOptions::default()).await;
+    let mcp = McpServer::start(idp.issuer()).await;
+    let gw = gateway(&idp, &[]).await;
+    // The real token endpoint, but an expected issuer whose metadata cannot be read: nothing
+    // says the endpoint belongs to it (as a policy loaded by `serve --manifests` would be).
+    let down = format!("http://127.0.0.1:{}", support::net::free_port());
+    let mut unverified = policy("unverified", &idp.token_endpoint(), &down, mcp.url());
+    unverified.endpoint_verified = false;
+    register(&gw, "unverified", mcp.url(), unverified);
+    // The same endpoint with the issuer that advertises it: the gateway checks it itself.
+    let mut vouched = policy("vouched", &idp.token_endpoint(), idp.issuer(), mcp.url());
+    vouched.endpoint_verified = false;
+    register(&gw, "vouched", mcp.url(), vouched);
+
+    let subject = idp.user_access_token("alice", GATEWAY_AUDIENCE).await;
+    idp.reset_stats().await;
+    let mcp_before = mcp.stats().await;
+    let message = refused(
+        &gw.mcp_url("unverified"),
+        &subject,
+        reqwest::StatusCode::BAD_GATEWAY,
+    )
+    .await;
+    assert!(
+        message.contains("default/unverified")
+            && message.contains("MetadataUnavailable")
+            && message.contains("no token was sent"),
+        "{message}"
+    );
+    // Asked again: the remembered outcome refuses it the same way, still without a token sent.
+    refused(
+        &gw.mcp_url("unverified"),
+        &subject,
+        reqwest::StatusCode::BAD_GATEWAY,
+    )
+    .await;
+    assert_eq!(
+        idp.stats().await.token_requests,
+        0,
+        "the token endpoint received no caller's token"
+    );
+    let mcp_after = mcp.stats().await;
+    assert_eq!(
+        (mcp_after.mcp_requests, mcp_after.authorized_requests),
+        (mcp_before.mcp_requests, mcp_before.authorized_requests),
+        "nothing reached the remote server"
+    );
+    let metrics = gw.metrics().await;
+    assert!(
+        metrics.contains(
+            "mcpoauth_token_exchanges_total{policy=\"default/unverified\",result=\"unverified\"} 2"
+        ),
+        "{metrics}"
+    );
+
+    assert_alice(&gw.mcp_url("vouched"), &subject).await;
+    assert_eq!(idp.stats().await.token_requests, 1);
     gw.shutdown().await;
 }
 

@@ -13,8 +13,8 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use mcp_oauth_operator::identity::{
-    Authenticator, Caller, HeaderConfig, IdentityError, OidcConfig, SignInClient, TokenRejection,
-    unauthorized,
+    AudienceTarget, Authenticator, Caller, HeaderConfig, IdentityError, OidcConfig, SignInClient,
+    TokenRejection, unauthorized,
 };
 use mcp_oauth_operator::net::{OutboundClient, OutboundConfig};
 use secrecy::ExposeSecret as _;
@@ -28,6 +28,12 @@ const IDP_KID: &str = "test-es256";
 /// must be refused even under the IdP's key id.
 const FOREIGN_KEY_PKCS8: &str = "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgWCRfvLxqkck7xEbnTJv3XSL91QVs7PrEfuA9jvbHBAmhRANCAARmOBcYpNodZIXlVShBZYgYikBDsUqFsImoetJm8jf7zkvaU6ivkSQshkrKcIuzpnfROgajz0ALHP6Q+3kD+Mce";
 const SERVER_PATH: &str = "/mcp/team-a/github";
+/// Where the tests' tokens are presented: the server of [`SERVER_PATH`].
+const AT_SERVER: AudienceTarget<'static> = AudienceTarget::Server {
+    namespace: "team-a",
+    name: "github",
+    own: &[],
+};
 
 /// The gateway's public URL in these tests (nothing listens there; tokens are issued for it).
 fn public_url() -> Url {
@@ -88,7 +94,7 @@ fn now() -> u64 {
 }
 
 async fn rejection(auth: &Authenticator, headers: &HeaderMap) -> IdentityError {
-    match auth.authenticate(headers).await {
+    match auth.authenticate_at(headers, AT_SERVER).await {
         Ok(a) => panic!("expected a rejection, got caller {:?}", a.caller),
         Err(e) => e,
     }
@@ -137,7 +143,7 @@ async fn valid_tokens_identify_user_and_session() {
         .as_str()
         .expect("the IdP puts sid in access tokens");
     let alice = auth
-        .authenticate(&bearer(&alice_token))
+        .authenticate_at(&bearer(&alice_token), AT_SERVER)
         .await
         .expect("alice");
     assert_eq!(alice.caller, Caller::new("alice", sid));
@@ -151,21 +157,54 @@ async fn valid_tokens_identify_user_and_session() {
     // Another login of alice (another browser) is another session of the same user.
     let again = access_token(&idp, "alice", &resource(&public)).await;
     let alice2 = auth
-        .authenticate(&bearer(&again))
+        .authenticate_at(&bearer(&again), AT_SERVER)
         .await
         .expect("alice again");
     assert_eq!(alice2.caller.user, "alice");
     assert_ne!(alice2.caller.session, alice.caller.session);
 
     let bob_token = access_token(&idp, "bob", &resource(&public)).await;
-    let bob = auth.authenticate(&bearer(&bob_token)).await.expect("bob");
+    let bob = auth
+        .authenticate_at(&bearer(&bob_token), AT_SERVER)
+        .await
+        .expect("bob");
     assert_eq!(bob.caller.user, "bob");
     assert_ne!(bob.caller.session, alice.caller.session);
 
+    // A token for one server is that server's only: not another server's, not `/oauth/*`.
+    let elsewhere = AudienceTarget::Server {
+        namespace: "team-b",
+        name: "github",
+        own: &[],
+    };
+    for target in [elsewhere, AudienceTarget::Gateway] {
+        let err = auth
+            .authenticate_at(&bearer(&alice_token), target)
+            .await
+            .expect_err("another resource");
+        assert!(
+            matches!(err, IdentityError::Rejected(TokenRejection::WrongAudience)),
+            "{target:?}: {err:?}"
+        );
+    }
+
     // A token for the gateway as a whole (its public URL) is accepted too.
     let whole = access_token(&idp, "carol", public.as_str()).await;
-    let carol = auth.authenticate(&bearer(&whole)).await.expect("carol");
+    let carol = auth
+        .authenticate_at(&bearer(&whole), AT_SERVER)
+        .await
+        .expect("carol");
     assert_eq!(carol.caller.user, "carol");
+    let carol = auth
+        .authenticate(&bearer(&whole))
+        .await
+        .expect("carol at /oauth/*");
+    assert_eq!(carol.caller.user, "carol");
+    assert_eq!(
+        carol.gateway_audiences,
+        [public.to_string()],
+        "never forwarded"
+    );
     idp.stop().await;
 }
 
@@ -245,7 +284,7 @@ async fn forged_foreign_and_misaddressed_tokens_are_refused() {
     let lenient = Authenticator::oidc(cfg, client()).expect("oidc");
     assert_eq!(
         lenient
-            .authenticate(&bearer(&other))
+            .authenticate_at(&bearer(&other), AT_SERVER)
             .await
             .expect("configured audience")
             .caller
@@ -275,7 +314,11 @@ async fn forged_foreign_and_misaddressed_tokens_are_refused() {
     );
 
     // The genuine token still passes: the refusals above were about the tokens.
-    assert!(auth.authenticate(&bearer(&genuine)).await.is_ok());
+    assert!(
+        auth.authenticate_at(&bearer(&genuine), AT_SERVER)
+            .await
+            .is_ok()
+    );
     idp.stop().await;
 }
 
@@ -363,11 +406,13 @@ async fn unknown_key_ids_refetch_the_jwks_at_a_bounded_rate() {
     let mut cfg = config(&idp, &public);
     cfg.jwks_min_refresh = Duration::from_secs(600);
     let auth = Authenticator::oidc(cfg, client()).expect("oidc");
-    auth.authenticate(&bearer(&genuine)).await.expect("genuine");
+    auth.authenticate_at(&bearer(&genuine), AT_SERVER)
+        .await
+        .expect("genuine");
     let flood = futures::future::join_all((0..50).map(|i| {
         let auth = &auth;
         let headers = bogus(i);
-        async move { auth.authenticate(&headers).await }
+        async move { auth.authenticate_at(&headers, AT_SERVER).await }
     }))
     .await;
     for result in flood {
@@ -394,13 +439,15 @@ async fn unknown_key_ids_refetch_the_jwks_at_a_bounded_rate() {
     let mut cfg = config(&idp, &public);
     cfg.jwks_min_refresh = Duration::from_secs(1);
     let auth = Authenticator::oidc(cfg, client()).expect("oidc");
-    auth.authenticate(&bearer(&genuine)).await.expect("genuine");
+    auth.authenticate_at(&bearer(&genuine), AT_SERVER)
+        .await
+        .expect("genuine");
     for round in 0..2 {
         tokio::time::sleep(Duration::from_millis(1100)).await;
         let results = futures::future::join_all((0..30).map(|i| {
             let auth = &auth;
             let headers = bogus(100 * round + i);
-            async move { auth.authenticate(&headers).await }
+            async move { auth.authenticate_at(&headers, AT_SERVER).await }
         }))
         .await;
         assert!(results.iter().all(Result::is_err));
@@ -444,7 +491,7 @@ async fn header_mode_reads_the_proxy_headers() {
         HeaderValue::from_static("alice@example.com"),
     );
     h.insert("x-forwarded-session", HeaderValue::from_static("s-1"));
-    let a = auth.authenticate(&h).await.expect("caller");
+    let a = auth.authenticate_at(&h, AT_SERVER).await.expect("caller");
     assert_eq!(a.caller, Caller::new("alice@example.com", "s-1"));
     assert!(a.bearer.is_none());
 

@@ -126,7 +126,10 @@ impl Registered for TokenExchangePolicy {
             return Ok(Action::await_change());
         }
         if outcome.usable {
-            ctx.registry().upsert_policy(reg);
+            ctx.registry().upsert_policy(PolicyRegistration {
+                endpoint_verified: true,
+                ..reg
+            });
         } else if ctx.registry().remove_policy(key) {
             tracing::warn!(policy = %key, reason = %outcome.verdict.reason, "policy removed: its endpoint check failed (see its status)");
         }
@@ -261,7 +264,12 @@ mod tests {
         assert!(refusal(&with_ready(1, "False", "SecretNotFound")).is_none());
         // A status about an older generation says nothing about this one.
         assert!(refusal(&with_ready(0, "False", "AddressRefused")).is_none());
-        assert!(refusal(&with_ready(1, "True", "MetadataUnavailable")).is_none());
+        assert!(refusal(&with_ready(1, "True", "EndpointVerified")).is_none());
+        // An endpoint that could not be verified is not used: servers see that too.
+        assert_eq!(
+            refusal(&with_ready(1, "False", "MetadataUnavailable")).map(|c| c.reason.as_str()),
+            Some("MetadataUnavailable")
+        );
         let mut none = refused.clone();
         none.status = None;
         assert!(refusal(&none).is_none());

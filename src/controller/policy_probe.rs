@@ -9,9 +9,10 @@
 //!   `grant_types_supported` without the RFC 8693 grant. The list is advisory (RFC 8414 §2) and
 //!   often incomplete, so the policy stays in use; the message says what to check if exchanges
 //!   are refused.
-//! - `MetadataUnavailable` (Ready, with a Warning Event): no metadata could be read (404,
-//!   timeout, unreachable, not JSON). Metadata is optional ("where available"), so the policy
-//!   stays in use and the check is retried sooner.
+//! - `MetadataUnavailable` (not Ready): no metadata could be read (404, timeout, unreachable,
+//!   not JSON). Nothing then says that `spec.tokenEndpoint` belongs to the expected issuer, and
+//!   every exchange sends a caller's token there, so the policy is taken out of use (fail
+//!   closed) and checked again sooner: a provider that comes back is used again by itself.
 //! - `IssuerMismatch`, `TokenEndpointMismatch`: the provider says something else than the policy.
 //!   Exchanged tokens would then be refused (wrong `iss`) or caller tokens sent to an endpoint
 //!   the provider does not claim, so the policy is taken out of use (fail closed).
@@ -39,7 +40,12 @@ pub mod reason {
     pub const ADDRESS_REFUSED: &str = "AddressRefused";
 
     /// Reasons that take the policy out of use; servers using it are not ready either.
-    pub const REFUSALS: [&str; 3] = [ISSUER_MISMATCH, TOKEN_ENDPOINT_MISMATCH, ADDRESS_REFUSED];
+    pub const REFUSALS: [&str; 4] = [
+        ISSUER_MISMATCH,
+        TOKEN_ENDPOINT_MISMATCH,
+        ADDRESS_REFUSED,
+        METADATA_UNAVAILABLE,
+    ];
 }
 
 /// RFC 8693 §2.1 grant type.
@@ -116,20 +122,13 @@ pub fn decide(input: &ProbeInput, fetched: &Fetched) -> Outcome {
     let expected = &input.expected_issuer;
     match fetched {
         Fetched::Refused { what, refusal } => refused(what, refusal),
-        Fetched::Unavailable { detail } => Outcome {
-            verdict: Verdict::new(
-                READY,
-                true,
-                reason::METADATA_UNAVAILABLE,
-                format!(
-                    "the policy is in use, but the metadata of issuer `{expected}` could not be read ({detail}), so spec.tokenEndpoint and spec.expectedIssuer were not verified; checked again in {} minutes",
-                    RECHECK_FAILED.as_secs() / 60
-                ),
+        Fetched::Unavailable { detail } => failed(
+            reason::METADATA_UNAVAILABLE,
+            format!(
+                "the metadata of issuer `{expected}` could not be read ({detail}), so spec.tokenEndpoint and spec.expectedIssuer are not verified and the policy is not used (no caller's token is sent to an unverified endpoint); checked again in {} minutes",
+                RECHECK_FAILED.as_secs() / 60
             ),
-            usable: true,
-            warning: true,
-            recheck: RECHECK_FAILED,
-        },
+        ),
         Fetched::OtherIssuer(doc) => {
             let found = doc.issuer.as_deref().map_or_else(
                 || "no issuer".to_owned(),
@@ -466,14 +465,15 @@ mod tests {
     }
 
     #[test]
-    fn unavailable_metadata_keeps_the_policy_in_use_and_rechecks_sooner() {
+    fn unavailable_metadata_takes_the_policy_out_of_use_and_rechecks_sooner() {
         let out = decide(
             &input(),
             &Fetched::Unavailable {
                 detail: "request timed out".into(),
             },
         );
-        assert!(out.verdict.ok && out.usable && out.warning);
+        assert!(!out.verdict.ok && !out.usable, "fail closed: {out:?}");
+        assert!(out.verdict.message.contains("not used"));
         assert_eq!(out.verdict.reason, reason::METADATA_UNAVAILABLE);
         assert!(out.verdict.message.contains("request timed out"));
         assert_eq!(out.recheck, RECHECK_FAILED);

@@ -243,8 +243,8 @@ pub struct TokenExchangePolicyStatus {
     pub cache: Option<ExchangeCacheStatus>,
 
     /// Current state. `Ready` True: the policy is valid, its Secrets were read and its endpoint
-    /// is in use (reason `EndpointVerified`, `ExchangeGrantNotAdvertised` or
-    /// `MetadataUnavailable`); False: not used, the reason says why (`IssuerMismatch`,
+    /// is verified and in use (reason `EndpointVerified` or `ExchangeGrantNotAdvertised`);
+    /// False: not used, the reason says why (`MetadataUnavailable`, `IssuerMismatch`,
     /// `TokenEndpointMismatch`, `AddressRefused`, or a spec reason such as `SecretNotFound`).
     /// One entry per `type`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -41,6 +41,12 @@ pub enum ExchangeError {
     MissingIssuer { expected: String },
     #[error("the HTTP client for the policy could not be built: {0}")]
     ClientSetup(String),
+    /// The policy's endpoint failed the check against the issuer's metadata: no caller's token
+    /// is sent to it. `message` is the check's own explanation (issuer and endpoint URLs).
+    #[error(
+        "the token endpoint of the TokenExchangePolicy is not verified ({reason}), so no token was sent to it: {message}"
+    )]
+    EndpointUnverified { reason: String, message: String },
 }
 
 /// What to do about an OAuth error code.
@@ -96,6 +102,7 @@ impl ExchangeError {
                 "issuer_mismatch"
             }
             ExchangeError::ClientSetup(_) => "client_setup",
+            ExchangeError::EndpointUnverified { .. } => "endpoint_unverified",
         }
     }
 }

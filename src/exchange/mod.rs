@@ -13,6 +13,7 @@ mod metrics;
 pub mod request;
 pub mod response;
 mod stats;
+mod verify;
 
 pub use cache::{CacheKey, DEFAULT_MARGIN, DEFAULT_MAX_ENTRIES, Source};
 pub use client::ClientConfig;
@@ -89,6 +90,8 @@ pub struct Exchanger {
     cache: ExchangeCache,
     stats: ExchangeStats,
     metrics: Arc<Metrics>,
+    /// Refuses policies whose endpoint is not verified, before any token is sent.
+    guard: verify::EndpointGuard,
 }
 
 impl std::fmt::Debug for Exchanger {
@@ -106,6 +109,7 @@ impl Exchanger {
             cache: ExchangeCache::new(cfg.max_entries),
             stats: ExchangeStats::new(),
             metrics,
+            guard: verify::EndpointGuard::default(),
             cfg,
         }
     }
@@ -117,6 +121,15 @@ impl Exchanger {
         user: &str,
         subject_token: &SecretString,
     ) -> Result<Exchanged, ExchangeError> {
+        // Fail closed: an endpoint not verified against the issuer's metadata gets no token, and
+        // tokens cached from it are not served either.
+        if let Err(e) = self.ensure_verified(policy).await {
+            self.stats.miss(&policy.key);
+            self.metrics
+                .exchange
+                .count(&policy.key.to_string(), "unverified");
+            return Err(e);
+        }
         let scope = request::scope_of(policy);
         let key = CacheKey::new(policy, user, &scope);
         let result = self
@@ -185,6 +198,15 @@ impl Exchanger {
     /// Tokens currently cached (approximate).
     pub fn cached_entries(&self) -> u64 {
         self.cache.entry_count()
+    }
+
+    /// Whether `policy`'s endpoint may receive a caller's token (see [`verify`]).
+    async fn ensure_verified(&self, policy: &PolicyRegistration) -> Result<(), ExchangeError> {
+        if policy.endpoint_verified {
+            return Ok(());
+        }
+        let client = self.clients.for_policy(policy)?;
+        self.guard.ensure(policy, &client).await
     }
 
     /// One call of the token endpoint.

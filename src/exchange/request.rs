@@ -111,6 +111,7 @@ pub(crate) mod tests {
             client_auth: None,
             allow_private_networks: false,
             generation: 1,
+            endpoint_verified: true,
         }
     }
 

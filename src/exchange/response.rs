@@ -311,3 +311,6 @@ pub(crate) mod tests {
         ));
     }
 }
+
+#[cfg(test)]
+mod proptests;

@@ -47,6 +47,13 @@ pub enum GatewayError {
         presented: String,
     },
     #[error(
+        "{server} is in forward mode, but the caller's token is also valid at this gateway (audience [{audiences}]), so it is not forwarded: a remote server could replay it here. Use a token issued only for the remote server's audience"
+    )]
+    ForwardGatewayToken {
+        server: ServerKey,
+        audiences: String,
+    },
+    #[error(
         "{server} is in exchange mode and needs the caller's own bearer token to exchange; this request has none (exchange mode works with `--identity oidc`)"
     )]
     ExchangeWithoutToken { server: ServerKey },
@@ -208,6 +215,7 @@ impl GatewayError {
             GatewayError::InsufficientScope { .. }
             | GatewayError::ForwardWithoutToken { .. }
             | GatewayError::ForwardAudience { .. }
+            | GatewayError::ForwardGatewayToken { .. }
             | GatewayError::ExchangeWithoutToken { .. } => StatusCode::FORBIDDEN,
             GatewayError::UpstreamRejected { status, .. } => StatusCode::from_u16(*status)
                 .ok()
@@ -240,6 +248,7 @@ impl GatewayError {
             GatewayError::ForwardWithoutToken { .. } | GatewayError::ForwardAudience { .. } => {
                 "forward_refused"
             }
+            GatewayError::ForwardGatewayToken { .. } => "forward_gateway_token",
             GatewayError::ExchangeWithoutToken { .. } => "exchange_refused",
             GatewayError::ExchangePolicyMissing { .. } => "exchange_policy_missing",
             GatewayError::Exchange { .. } => "exchange_failed",

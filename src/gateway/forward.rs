@@ -1,12 +1,19 @@
 //! `forward` mode: the caller's own bearer token goes upstream, but only when it was issued for
 //! one of the audiences the server's resource allows — a token for the gateway (or for another
 //! server) is never replayed to a remote server that did not ask for it.
+//!
+//! A token that is also valid at the gateway (its public URL, any URL below it, a configured
+//! `--oidc-audience`) is never forwarded, whatever the resource allows: the resource's author
+//! (anyone who may write a `RemoteMCPServer` in its namespace) chooses both the audiences and
+//! the remote server, and could otherwise collect callers' gateway credentials and replay them
+//! at the gateway. Such a forward server accepts, on its own path only, tokens for its own
+//! audiences ([`own_audiences`]), so it needs no gateway-wide audience to identify callers.
 
 use super::credentials::Credentials;
 use super::error::GatewayError;
 use super::headers;
 use crate::identity::Authenticated;
-use crate::registry::{ForwardSettings, ServerKey};
+use crate::registry::{AuthSettings, ForwardSettings, ServerKey, ServerRegistration};
 use secrecy::ExposeSecret as _;
 
 /// The credentials to forward for `auth` to `server`, or why not.
@@ -31,11 +38,28 @@ pub fn credentials(
             presented: auth.audiences.join(", "),
         });
     }
+    // Whatever the resource allows: its author chose that list.
+    if !auth.gateway_audiences.is_empty() {
+        return Err(GatewayError::ForwardGatewayToken {
+            server: server.clone(),
+            audiences: auth.gateway_audiences.join(", "),
+        });
+    }
     headers::bearer(token.expose_secret())
         .map(Credentials::Forwarded)
         .ok_or_else(|| GatewayError::ForwardWithoutToken {
             server: server.clone(),
         })
+}
+
+/// The audiences a registered server names as its own, accepted as caller identity on that
+/// server's path only: a `forward` server's allowed audiences (the tokens it is meant to
+/// receive). Empty for every other mode and for unknown servers.
+pub fn own_audiences(reg: Option<&ServerRegistration>) -> &[String] {
+    match reg.map(|r| &r.auth) {
+        Some(AuthSettings::Forward(settings)) => &settings.audiences,
+        _ => &[],
+    }
 }
 
 #[cfg(test)]
@@ -49,6 +73,7 @@ mod tests {
             caller: Caller::new("alice", "s1"),
             bearer: token.map(|t| SecretString::from(t.to_owned())),
             audiences: audiences.iter().map(|a| (*a).to_owned()).collect(),
+            gateway_audiences: Vec::new(),
         }
     }
 
@@ -98,5 +123,23 @@ mod tests {
         let err = credentials(&key(), &settings(&["mcp-b"]), &auth(Some("tok"), &[]))
             .expect_err("no aud");
         assert!(matches!(err, GatewayError::ForwardAudience { .. }));
+    }
+
+    #[test]
+    fn a_token_also_valid_at_the_gateway_is_never_forwarded() {
+        // The resource allows the audience, but the token names the gateway too.
+        let mut a = auth(Some("tok"), &["mcp-b", "https://gw.example.com/"]);
+        a.gateway_audiences = vec!["https://gw.example.com/".to_owned()];
+        let err = credentials(&key(), &settings(&["mcp-b", "https://gw.example.com/"]), &a)
+            .expect_err("refused");
+        assert!(matches!(err, GatewayError::ForwardGatewayToken { .. }));
+        assert_eq!(err.status(), http::StatusCode::FORBIDDEN);
+        assert_eq!(err.outcome(), "forward_gateway_token");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("team-a/cluster-b") && msg.contains("https://gw.example.com/"),
+            "{msg}"
+        );
+        assert!(!msg.contains("tok "), "{msg}");
     }
 }

@@ -17,7 +17,7 @@ use super::sessions::{GatewaySession, is_gateway_id};
 use super::synthetic::{self, AUTHENTICATE_TOOL};
 use super::{Gateway, body, step_up};
 use crate::http::AppState;
-use crate::identity::Authenticated;
+use crate::identity::{AudienceTarget, Authenticated};
 use crate::registry::{ServerKey, ServerRegistration};
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
@@ -43,7 +43,15 @@ pub async fn proxy(
     let server = ServerKey { namespace, name };
     let (parts, body) = req.into_parts();
 
-    let auth = match state.identity.authenticate(&parts.headers).await {
+    // Tokens are accepted for this server's own audiences only (plus the gateway-wide ones):
+    // see `AudienceTarget`.
+    let registered = gw.manager.registry().server(&server);
+    let target = AudienceTarget::Server {
+        namespace: &server.namespace,
+        name: &server.name,
+        own: super::forward::own_audiences(registered.as_deref()),
+    };
+    let auth = match state.identity.authenticate_at(&parts.headers, target).await {
         Ok(auth) => auth,
         Err(e) => {
             record(&gw, &server, "unauthenticated", started);

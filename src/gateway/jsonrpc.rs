@@ -577,3 +577,6 @@ mod tests {
         assert_eq!(r, json!({"jsonrpc":"2.0","id":2,"result":{}}));
     }
 }
+
+#[cfg(test)]
+mod proptests;

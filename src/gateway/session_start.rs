@@ -199,7 +199,10 @@ fn from_message(v: &Value) -> Result<InitializeReply, StartError> {
 
 /// The `data` of every complete event (terminated by a blank line) in an SSE byte stream.
 fn sse_events(body: &[u8]) -> Vec<String> {
-    let text = String::from_utf8_lossy(body).replace("\r\n", "\n");
+    // SSE ends lines with CRLF, LF or a lone CR (WHATWG HTML §9.2.5).
+    let text = String::from_utf8_lossy(body)
+        .replace("\r\n", "\n")
+        .replace('\r', "\n");
     let mut events = Vec::new();
     let mut rest = text.as_str();
     while let Some(end) = rest.find("\n\n") {
@@ -268,3 +271,6 @@ mod tests {
         ));
     }
 }
+
+#[cfg(test)]
+mod proptests;

@@ -36,3 +36,6 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod proptests;

@@ -14,18 +14,16 @@ pub const PROTECTED_RESOURCE_PATH: &str = "/.well-known/oauth-protected-resource
 const RETRY_AFTER_SECS: &str = "5";
 
 /// `request_path` normalised for use as a resource path: no query or fragment, one leading `/`,
-/// no trailing `/`, empty for the root.
+/// no trailing `/`. Only a server (`/mcp/…`) is a resource of its own; every other path (the
+/// root, `/oauth/*`) is the gateway as a whole, whose tokens are for its public URL (see
+/// `AudiencePolicy`), so its challenge points at the gateway's own metadata.
 fn resource_path(request_path: &str) -> &str {
     let path = request_path
         .split(['?', '#'])
         .next()
         .unwrap_or_default()
         .trim_end_matches('/');
-    if path.is_empty() || !path.starts_with('/') {
-        ""
-    } else {
-        path
-    }
+    if path.starts_with("/mcp/") { path } else { "" }
 }
 
 /// `path` below the public URL's own path (its path prefix is kept), without query or fragment.
@@ -186,6 +184,11 @@ mod tests {
         }
         assert!(
             www_authenticate(&gw, "/", &IdentityError::MissingHeader("x-user".into())).is_none()
+        );
+        // `/oauth/*` is the gateway as a whole: its tokens are for the public URL.
+        assert_eq!(
+            www_authenticate(&gw, "/oauth/status", &IdentityError::MissingToken).unwrap(),
+            "Bearer resource_metadata=\"https://gw.example.com/.well-known/oauth-protected-resource\""
         );
         assert!(www_authenticate(&gw, "/", &IdentityError::Unavailable("down".into())).is_none());
     }

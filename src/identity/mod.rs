@@ -16,7 +16,7 @@ pub use challenge::{
     PROTECTED_RESOURCE_PATH, resource_for, resource_metadata_url, unauthorized, www_authenticate,
 };
 pub use header::HeaderConfig;
-pub use oidc::{OidcAuthenticator, OidcConfig, SignInClient};
+pub use oidc::{AudienceTarget, OidcAuthenticator, OidcConfig, SignInClient};
 pub use rejection::TokenRejection;
 pub use settings::from_server_args;
 
@@ -32,6 +32,9 @@ pub struct Authenticated {
     pub bearer: Option<SecretString>,
     /// The `aud` values of that token (empty when there is no token).
     pub audiences: Vec<String>,
+    /// Those of `audiences` that would let the token be used at this gateway (its public URL,
+    /// any URL below it, a configured audience). A token with any is never forwarded.
+    pub gateway_audiences: Vec<String>,
 }
 
 impl Authenticated {
@@ -40,6 +43,7 @@ impl Authenticated {
             caller,
             bearer: None,
             audiences: Vec::new(),
+            gateway_audiences: Vec::new(),
         }
     }
 }
@@ -181,11 +185,24 @@ impl Authenticator {
         }
     }
 
-    /// Who sent a request with these headers.
+    /// Who sent a request with these headers to the gateway as a whole (`/oauth/*`): in
+    /// `oidc` mode a token for the gateway's public URL or a configured audience, not one for a
+    /// single server.
     pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Authenticated, IdentityError> {
+        self.authenticate_at(headers, AudienceTarget::Gateway).await
+    }
+
+    /// Who sent a request with these headers to `target` (see [`AudienceTarget`]: in `oidc`
+    /// mode a server's path accepts the gateway-wide audiences, that server's own URL, and the
+    /// audiences its resource names as its own).
+    pub async fn authenticate_at(
+        &self,
+        headers: &HeaderMap,
+        target: AudienceTarget<'_>,
+    ) -> Result<Authenticated, IdentityError> {
         match &self.mode {
             Mode::Anonymous => Ok(Authenticated::without_token(Caller::anonymous())),
-            Mode::Oidc(oidc) => oidc.authenticate(headers).await,
+            Mode::Oidc(oidc) => oidc.authenticate(headers, target).await,
             Mode::Header(cfg) => cfg.caller(headers).map(Authenticated::without_token),
         }
     }

@@ -41,9 +41,16 @@ pub(crate) struct FileDocs {
     pub problems: Vec<ManifestProblem>,
 }
 
+/// Events aliases may replay in one file; real manifests use few aliases, if any.
+const MAX_ALIAS_REPLAYED_EVENTS: usize = 10_000;
+
 pub(crate) fn parse_file(file: &str, text: &str) -> FileDocs {
     let mut out = FileDocs::default();
-    let options = serde_saphyr::options! { with_snippet: false };
+    // Aliases may replay at most this many events per file: a "billion laughs" manifest of a
+    // few hundred bytes otherwise expands into the library's default of a million nodes.
+    let mut alias_limits = serde_saphyr::options::AliasLimits::default();
+    alias_limits.max_total_replayed_events = MAX_ALIAS_REPLAYED_EVENTS;
+    let options = serde_saphyr::options! { with_snippet: false, alias_limits: alias_limits };
     let mut reader = std::io::Cursor::new(text.as_bytes());
     let docs = serde_saphyr::read_with_options::<_, Value>(&mut reader, options);
     for (i, doc) in docs.enumerate() {
@@ -254,3 +261,6 @@ pub(crate) fn problem(
         message,
     }
 }
+
+#[cfg(test)]
+mod proptests;

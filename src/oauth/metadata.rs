@@ -691,3 +691,6 @@ mod tests {
         assert!(!c.contains('\n'));
     }
 }
+
+#[cfg(test)]
+mod proptests;

@@ -376,3 +376,6 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod proptests;

@@ -149,6 +149,11 @@ pub struct PolicyRegistration {
     pub client_auth: Option<PolicyClientAuth>,
     pub allow_private_networks: bool,
     pub generation: i64,
+    /// Whether `token_endpoint` was checked against the expected issuer's metadata (the
+    /// controller does so before registering the policy). When false (`serve --manifests`,
+    /// where no controller runs), the gateway runs that check itself before the first exchange
+    /// and refuses to send a caller's token to an endpoint that fails it.
+    pub endpoint_verified: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -57,6 +57,8 @@ pub fn validate_policy(
                 client_auth,
                 allow_private_networks: spec.allow_private_networks,
                 generation: obj.metadata.generation.unwrap_or(0),
+                // Validation reads no metadata; the controller (or the gateway) checks it.
+                endpoint_verified: false,
             })
         }
         _ => None,

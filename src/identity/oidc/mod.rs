@@ -10,7 +10,7 @@ mod token;
 pub use jwks::JwksError;
 pub use keys::{ASYMMETRIC_ALGORITHMS, KeysError};
 pub use sign_in::{SignInClient, sign_in_nonce};
-pub use token::{AudiencePolicy, MAX_IDENTIFIER_BYTES, MAX_TOKEN_BYTES};
+pub use token::{AudiencePolicy, AudienceTarget, MAX_IDENTIFIER_BYTES, MAX_TOKEN_BYTES};
 
 use super::bearer::bearer_token;
 use super::{Authenticated, ConfigError, IdentityError, TokenRejection};
@@ -166,6 +166,7 @@ impl OidcAuthenticator {
         &self,
         token: &str,
         rules: &TokenRules,
+        target: AudienceTarget<'_>,
     ) -> Result<token::Verified, IdentityError> {
         let peeked = token::peek(token, &rules.issuer, &rules.algorithms)
             .map_err(IdentityError::Rejected)?;
@@ -174,20 +175,29 @@ impl OidcAuthenticator {
             .set
             .get(peeked.kid.as_deref())
             .ok_or(IdentityError::Rejected(TokenRejection::UnknownKey))?;
-        token::verify(token, &peeked, key, rules).map_err(IdentityError::Rejected)
+        token::verify(token, &peeked, key, rules, target).map_err(IdentityError::Rejected)
     }
 
-    /// The caller of a request bearing a valid token of this issuer.
+    /// The caller of a request bearing a valid token of this issuer, for an audience accepted
+    /// at `target`.
     pub async fn authenticate(
         &self,
         headers: &http::HeaderMap,
+        target: AudienceTarget<'_>,
     ) -> Result<Authenticated, IdentityError> {
         let token = bearer_token(headers)?;
-        let verified = self.verify(token, &self.rules).await?;
+        let verified = self.verify(token, &self.rules, target).await?;
+        let gateway_audiences = verified
+            .audiences
+            .iter()
+            .filter(|a| self.rules.audiences.names_gateway(a))
+            .cloned()
+            .collect();
         Ok(Authenticated {
             caller: verified.caller,
             bearer: Some(SecretString::from(token.to_owned())),
             audiences: verified.audiences,
+            gateway_audiences,
         })
     }
 }

@@ -7,7 +7,7 @@
 //! the `nonce` of this sign-in; nothing of it is stored or logged.
 
 use super::OidcAuthenticator;
-use super::token::{AudiencePolicy, TokenRules};
+use super::token::{AudiencePolicy, AudienceTarget, TokenRules};
 use crate::identity::{IdentityError, TokenRejection};
 use crate::net::OutboundClient;
 use crate::oauth::metadata::{as_metadata_candidates, parse_issuer, validate_as_metadata};
@@ -141,7 +141,9 @@ impl OidcAuthenticator {
             leeway_secs: self.rules.leeway_secs,
             algorithms: self.rules.algorithms.clone(),
         };
-        let verified = self.verify(id_token, &rules).await?;
+        let verified = self
+            .verify(id_token, &rules, AudienceTarget::Gateway)
+            .await?;
         check_azp(
             &verified.audiences,
             verified.azp.as_deref(),

@@ -88,18 +88,42 @@ fn is_hmac(alg: Algorithm) -> bool {
     matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512)
 }
 
+/// Where a token is presented: that decides which audiences name the gateway there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AudienceTarget<'a> {
+    /// The gateway as a whole (`/oauth/*`, a browser sign-in): its public URL and the
+    /// configured audiences only.
+    Gateway,
+    /// One server, `/mcp/{namespace}/{name}`: the gateway-wide audiences, that server's own URL
+    /// `{public-url}/mcp/{namespace}/{name}` (its RFC 9728 `resource`), and `own`: audiences the
+    /// server's resource names as its own (a `forward` server's allowed audiences, which are
+    /// then valid on that path only).
+    Server {
+        namespace: &'a str,
+        name: &'a str,
+        own: &'a [String],
+    },
+}
+
 /// Which `aud` values identify this gateway.
+///
+/// Exact, per path: a token for one server (`aud` = `{public-url}/mcp/team-a/x`) is not
+/// accepted on another server's path, so a token a client obtained for one server cannot be
+/// used at another, and a server's URL is never a wildcard for the whole gateway. The public
+/// URL itself and the configured audiences (`--oidc-audience`) name the whole gateway and are
+/// accepted everywhere: they are what an operator chose, and what IdPs without resource
+/// indicators issue.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AudiencePolicy {
+    /// Configured audiences, accepted on every path.
     exact: Vec<String>,
-    /// The gateway's public URL without a trailing `/`.
+    /// The public URL without query, fragment or trailing `/`.
     base: Option<String>,
 }
 
 impl AudiencePolicy {
-    /// `exact` values, plus (with `resource_base`) the gateway's public URL and every resource
-    /// below `{public_url}/mcp/` (MCP clients ask the IdP for a token whose audience is the
-    /// server URL they connect to, RFC 8707).
+    /// `exact` values (empty ones dropped) and, when `resource_base` is set, the gateway's
+    /// public URL and its servers' URLs below it.
     pub fn new(exact: &[String], resource_base: Option<&Url>) -> Self {
         let base = resource_base.map(|u| {
             let mut u = u.clone();
@@ -118,25 +142,59 @@ impl AudiencePolicy {
         self.exact.is_empty() && self.base.is_none()
     }
 
-    /// Whether one of the token's audiences identifies this gateway.
-    pub fn accepts(&self, audiences: &[String]) -> bool {
-        audiences.iter().any(|aud| self.accepts_one(aud))
+    /// Whether one of the token's audiences is accepted at `target`.
+    pub fn accepts(&self, audiences: &[String], target: AudienceTarget<'_>) -> bool {
+        audiences.iter().any(|aud| self.accepts_one(aud, target))
     }
 
-    fn accepts_one(&self, aud: &str) -> bool {
+    fn accepts_one(&self, aud: &str, target: AudienceTarget<'_>) -> bool {
+        if self.is_gateway_wide(aud) {
+            return true;
+        }
+        match target {
+            AudienceTarget::Gateway => false,
+            AudienceTarget::Server {
+                namespace,
+                name,
+                own,
+            } => {
+                // An own audience that names the gateway adds nothing: a resource author
+                // cannot make another server's URL valid on their path.
+                self.server_audience(namespace, name).as_deref() == Some(aud)
+                    || (own.iter().any(|a| !a.is_empty() && a == aud) && !self.names_gateway(aud))
+            }
+        }
+    }
+
+    /// The public URL (with or without its trailing `/`) or a configured audience.
+    fn is_gateway_wide(&self, aud: &str) -> bool {
         if self.exact.iter().any(|a| a == aud) {
             return true;
         }
-        let Some(base) = &self.base else {
-            return false;
-        };
-        match aud.strip_prefix(base.as_str()) {
-            Some("" | "/") => true,
-            Some(rest) => rest
-                .strip_prefix("/mcp/")
-                .is_some_and(|path| !path.is_empty() && !path.contains(['?', '#'])),
-            None => false,
+        self.base
+            .as_deref()
+            .and_then(|base| aud.strip_prefix(base))
+            .is_some_and(|rest| rest.is_empty() || rest == "/")
+    }
+
+    /// `{public-url}/mcp/{namespace}/{name}`: the `resource` of the server's RFC 9728 metadata.
+    pub fn server_audience(&self, namespace: &str, name: &str) -> Option<String> {
+        self.base
+            .as_ref()
+            .map(|base| format!("{base}/mcp/{namespace}/{name}"))
+    }
+
+    /// Whether `aud` would let a token be used at this gateway: a configured audience, the
+    /// public URL, or anything below it (every server's URL, whether registered or not).
+    /// Such a token is never handed to a remote server.
+    pub fn names_gateway(&self, aud: &str) -> bool {
+        if self.is_gateway_wide(aud) {
+            return true;
         }
+        self.base
+            .as_deref()
+            .and_then(|base| aud.strip_prefix(base))
+            .is_some_and(|rest| rest.starts_with(['/', '?', '#']))
     }
 }
 
@@ -183,6 +241,7 @@ pub(crate) fn verify(
     peeked: &Peeked,
     key: &VerifyKey,
     rules: &TokenRules,
+    target: AudienceTarget<'_>,
 ) -> Result<Verified, TokenRejection> {
     if !key.algorithms.contains(&peeked.alg) {
         return Err(TokenRejection::UnsupportedAlgorithm);
@@ -193,7 +252,7 @@ pub(crate) fn verify(
     validation.leeway = rules.leeway_secs;
     validation.validate_exp = true;
     validation.validate_nbf = true;
-    // The audience rule (prefix match on the gateway's resources) is ours, applied below.
+    // The audience rule (exact, per path: see `AudiencePolicy`) is ours, applied below.
     validation.validate_aud = false;
     let data = jsonwebtoken::decode::<Claims>(token, &key.key, &validation)
         .map_err(|e| rejection(e.kind()))?;
@@ -203,7 +262,7 @@ pub(crate) fn verify(
         Some(OneOrMany::Many(a)) => a,
         None => Vec::new(),
     };
-    if !rules.audiences.accepts(&audiences) {
+    if !rules.audiences.accepts(&audiences, target) {
         return Err(TokenRejection::WrongAudience);
     }
     let caller = caller_from_claims(claims.sub.as_deref(), claims.sid.as_deref())?;
@@ -325,10 +384,20 @@ mod tests {
         }
     }
 
+    const AT_GITHUB: AudienceTarget<'static> = AudienceTarget::Server {
+        namespace: "team-a",
+        name: "github",
+        own: &[],
+    };
+
     fn check(token: &str) -> Result<Verified, TokenRejection> {
+        check_at(token, AT_GITHUB)
+    }
+
+    fn check_at(token: &str, target: AudienceTarget<'_>) -> Result<Verified, TokenRejection> {
         let r = rules();
         let peeked = peek(token, &r.issuer, &r.algorithms)?;
-        verify(token, &peeked, &key(), &r)
+        verify(token, &peeked, &key(), &r, target)
     }
 
     fn with(mut claims: serde_json::Value, k: &str, v: serde_json::Value) -> serde_json::Value {
@@ -407,7 +476,7 @@ mod tests {
             json!("api://gateway"),
             json!("https://gw.example.com"),
             json!("https://gw.example.com/"),
-            json!(["x", "https://gw.example.com/mcp/ns/name"]),
+            json!(["x", "https://gw.example.com/mcp/team-a/github"]),
         ] {
             assert!(
                 check(&sign(with(good_claims(), "aud", aud.clone()))).is_ok(),
@@ -419,14 +488,132 @@ mod tests {
     }
 
     #[test]
+    fn a_server_audience_is_accepted_on_that_servers_path_only() {
+        let t = sign(good_claims()); // aud: https://gw.example.com/mcp/team-a/github
+        assert!(check(&t).is_ok());
+        for target in [
+            AudienceTarget::Server {
+                namespace: "team-b",
+                name: "github",
+                own: &[],
+            },
+            AudienceTarget::Server {
+                namespace: "team-a",
+                name: "gitlab",
+                own: &[],
+            },
+            AudienceTarget::Gateway,
+        ] {
+            assert_eq!(
+                check_at(&t, target),
+                Err(TokenRejection::WrongAudience),
+                "{target:?}"
+            );
+        }
+        // Deeper or decorated variants of the server's URL are not its URL.
+        for aud in [
+            "https://gw.example.com/mcp/team-a/github/x",
+            "https://gw.example.com/mcp/team-a/github/",
+            "https://gw.example.com/mcp/team-a/github?x",
+            "https://gw.example.com/mcp/team-a",
+        ] {
+            let t = sign(with(good_claims(), "aud", json!(aud)));
+            assert_eq!(check(&t), Err(TokenRejection::WrongAudience), "{aud}");
+        }
+        // Gateway-wide audiences are accepted everywhere, including `/oauth/*`.
+        for aud in ["api://gateway", "https://gw.example.com/"] {
+            let t = sign(with(good_claims(), "aud", json!(aud)));
+            assert!(check_at(&t, AudienceTarget::Gateway).is_ok(), "{aud}");
+        }
+    }
+
+    #[test]
+    fn a_servers_own_audiences_are_accepted_on_its_path_only() {
+        let own = ["mcp-cluster-b".to_owned(), String::new()];
+        let at_forward = AudienceTarget::Server {
+            namespace: "team-a",
+            name: "fw",
+            own: &own,
+        };
+        let t = sign(with(good_claims(), "aud", json!("mcp-cluster-b")));
+        assert!(check_at(&t, at_forward).is_ok());
+        assert_eq!(check(&t), Err(TokenRejection::WrongAudience));
+        assert_eq!(
+            check_at(&t, AudienceTarget::Gateway),
+            Err(TokenRejection::WrongAudience)
+        );
+        // Another server's gateway URL listed as "own" is still not accepted here.
+        let theirs = ["https://gw.example.com/mcp/team-b/x".to_owned()];
+        let claiming = AudienceTarget::Server {
+            namespace: "team-a",
+            name: "fw",
+            own: &theirs,
+        };
+        let t = sign(with(good_claims(), "aud", json!(theirs[0])));
+        assert_eq!(check_at(&t, claiming), Err(TokenRejection::WrongAudience));
+        let empty = sign(with(good_claims(), "aud", json!("")));
+        assert_eq!(
+            check_at(&empty, at_forward),
+            Err(TokenRejection::WrongAudience)
+        );
+    }
+
+    #[test]
+    fn server_audiences_are_the_rfc9728_resources() {
+        for public in [
+            "https://gw.example.com",
+            "https://gw.example.com/",
+            "https://example.com/gw/",
+            "http://127.0.0.1:8080",
+        ] {
+            let public = Url::parse(public).unwrap();
+            let p = AudiencePolicy::new(&[], Some(&public));
+            assert_eq!(
+                p.server_audience("team-a", "github").unwrap(),
+                crate::identity::resource_for(&public, "/mcp/team-a/github"),
+            );
+            assert!(p.accepts(
+                &[crate::identity::resource_for(&public, "")],
+                AudienceTarget::Gateway
+            ));
+        }
+    }
+
+    #[test]
+    fn names_gateway_covers_everything_the_gateway_could_accept() {
+        let p = rules().audiences;
+        for aud in [
+            "api://gateway",
+            "https://gw.example.com",
+            "https://gw.example.com/",
+            "https://gw.example.com/mcp/team-a/github",
+            "https://gw.example.com/mcp/unregistered/x",
+            "https://gw.example.com/oauth/status",
+            "https://gw.example.com?x",
+        ] {
+            assert!(p.names_gateway(aud), "{aud}");
+        }
+        for aud in [
+            "https://gw.example.com.evil/mcp/a/b",
+            "https://gw.example.comx",
+            "mcp-cluster-b",
+            "https://cluster-b.example.com/mcp",
+            "",
+        ] {
+            assert!(!p.names_gateway(aud), "{aud}");
+        }
+    }
+
+    #[test]
     fn audience_policy_without_base_is_exact() {
         let p = AudiencePolicy::new(&["a".to_owned(), String::new()], None);
-        assert!(p.accepts(&["a".to_owned()]));
+        assert!(p.accepts(&["a".to_owned()], AudienceTarget::Gateway));
         assert!(
-            !p.accepts(&[String::new()]),
+            !p.accepts(&[String::new()], AT_GITHUB),
             "empty configured values are dropped"
         );
         assert!(AudiencePolicy::new(&[String::new()], None).is_empty());
+        assert_eq!(p.server_audience("a", "b"), None);
     }
 
     #[test]
@@ -474,7 +661,7 @@ mod tests {
             ..key()
         };
         assert_eq!(
-            verify(&t, &p, &rsa_only, &r),
+            verify(&t, &p, &rsa_only, &r, AT_GITHUB),
             Err(TokenRejection::UnsupportedAlgorithm)
         );
     }
@@ -529,3 +716,6 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod proptests;
