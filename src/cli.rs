@@ -515,6 +515,12 @@ pub struct ServerArgs {
     /// endpoints of `TokenExchangePolicy` resources, e.g. a private CA of an mTLS endpoint.
     #[arg(long, env = "MCPOAUTH_EXCHANGE_CA_FILE")]
     pub exchange_ca_file: Option<PathBuf>,
+    /// Issuers whose token endpoints may receive callers' tokens in `exchange` mode,
+    /// comma-separated (a TokenExchangePolicy's `expectedIssuer` must be one of them; its
+    /// endpoint is then checked against that issuer's metadata). Default: `--oidc-issuer`
+    /// alone, the provider that issued the callers' tokens.
+    #[arg(long, env = "MCPOAUTH_EXCHANGE_ALLOWED_ISSUERS", value_delimiter = ',')]
+    pub exchange_allowed_issuers: Vec<String>,
     #[command(flatten)]
     pub gateway: GatewayArgs,
     #[command(flatten)]

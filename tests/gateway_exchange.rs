@@ -334,10 +334,12 @@ async fn misconfigured_policies_are_refused_with_clear_errors() {
 async fn an_unverified_token_endpoint_gets_no_token_until_its_issuer_vouches_for_it() {
     let idp = Idp::start(IdpOptions::default()).await;
     let mcp = McpServer::start(idp.issuer()).await;
-    let gw = gateway(&idp, &[]).await;
     // The real token endpoint, but an expected issuer whose metadata cannot be read: nothing
-    // says the endpoint belongs to it (as a policy loaded by `serve --manifests` would be).
+    // says the endpoint belongs to it (as a policy loaded by `serve --manifests` would be). The
+    // operator allows both issuers, so only the endpoint check stands in the way.
     let down = format!("http://127.0.0.1:{}", support::net::free_port());
+    let allowed = format!("{},{down}", idp.issuer());
+    let gw = gateway(&idp, &["--exchange-allowed-issuers", &allowed]).await;
     let mut unverified = policy("unverified", &idp.token_endpoint(), &down, mcp.url());
     unverified.endpoint_verified = false;
     register(&gw, "unverified", mcp.url(), unverified);
@@ -389,6 +391,66 @@ async fn an_unverified_token_endpoint_gets_no_token_until_its_issuer_vouches_for
 
     assert_alice(&gw.mcp_url("vouched"), &subject).await;
     assert_eq!(idp.stats().await.token_requests, 1);
+    gw.shutdown().await;
+}
+
+/// A namespace's author who runs an identity provider of their own can point a policy at it, and
+/// its metadata vouches for its endpoint: only the operator's allowlist of issuers keeps
+/// callers' tokens from it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_at_an_issuer_the_operator_did_not_allow_gets_no_token() {
+    let idp = Idp::start(IdpOptions::default()).await;
+    let authors_idp = Idp::start(IdpOptions::default()).await;
+    let mcp = McpServer::start(idp.issuer()).await;
+    let gw = gateway(&idp, &[]).await;
+    let mut theirs = policy(
+        "theirs",
+        &authors_idp.token_endpoint(),
+        authors_idp.issuer(),
+        mcp.url(),
+    );
+    theirs.endpoint_verified = false;
+    register(&gw, "theirs", mcp.url(), theirs);
+
+    let subject = idp.user_access_token("alice", GATEWAY_AUDIENCE).await;
+    authors_idp.reset_stats().await;
+    let message = refused(
+        &gw.mcp_url("theirs"),
+        &subject,
+        reqwest::StatusCode::BAD_GATEWAY,
+    )
+    .await;
+    assert!(
+        message.contains("not allowed to receive callers' tokens")
+            && message.contains("--exchange-allowed-issuers"),
+        "{message}"
+    );
+    assert_eq!(
+        authors_idp.stats().await.token_requests,
+        0,
+        "the author's provider received no caller's token"
+    );
+    assert!(gw.metrics().await.contains(
+        "mcpoauth_token_exchanges_total{policy=\"default/theirs\",result=\"issuer_not_allowed\"} 1"
+    ));
+    gw.shutdown().await;
+
+    // Once the operator allows that issuer, the exchange goes there (and the test shows the
+    // refusal above was the allowlist's, not something else).
+    let gw = gateway(&idp, &["--exchange-allowed-issuers", authors_idp.issuer()]).await;
+    let mut theirs = policy(
+        "theirs",
+        &authors_idp.token_endpoint(),
+        authors_idp.issuer(),
+        mcp.url(),
+    );
+    theirs.endpoint_verified = false;
+    register(&gw, "theirs", mcp.url(), theirs);
+    let _ = call_whoami(&gw.mcp_url("theirs"), &subject).await;
+    assert!(
+        authors_idp.stats().await.token_requests >= 1,
+        "allowed: the exchange was attempted at the author's provider"
+    );
     gw.shutdown().await;
 }
 

@@ -47,6 +47,14 @@ pub enum ExchangeError {
         "the token endpoint of the TokenExchangePolicy is not verified ({reason}), so no token was sent to it: {message}"
     )]
     EndpointUnverified { reason: String, message: String },
+    /// The policy's issuer is not one the gateway's operator lets receive callers' tokens: its
+    /// author could run that identity provider and collect them.
+    #[error(
+        "the TokenExchangePolicy's issuer {issuer} is not allowed to receive callers' tokens, so \
+         none was sent; the gateway's operator allows issuers with --exchange-allowed-issuers \
+         (Helm: exchange.allowedIssuers)"
+    )]
+    IssuerNotAllowed { issuer: String },
 }
 
 /// What to do about an OAuth error code.
@@ -103,6 +111,7 @@ impl ExchangeError {
             }
             ExchangeError::ClientSetup(_) => "client_setup",
             ExchangeError::EndpointUnverified { .. } => "endpoint_unverified",
+            ExchangeError::IssuerNotAllowed { .. } => "issuer_not_allowed",
         }
     }
 }

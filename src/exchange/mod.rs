@@ -38,6 +38,10 @@ pub struct ExchangeConfig {
     /// A cached token is served until this long before it expires.
     pub margin: Duration,
     pub client: ClientConfig,
+    /// Issuers whose token endpoints may receive callers' tokens (a policy's `expectedIssuer`
+    /// must be one of them). A policy's author chooses its endpoint; only the gateway's
+    /// operator decides whom callers' tokens may be sent to. Empty: no exchange at all.
+    pub allowed_issuers: Vec<String>,
 }
 
 impl Default for ExchangeConfig {
@@ -46,6 +50,7 @@ impl Default for ExchangeConfig {
             max_entries: DEFAULT_MAX_ENTRIES,
             margin: DEFAULT_MARGIN,
             client: ClientConfig::default(),
+            allowed_issuers: Vec::new(),
         }
     }
 }
@@ -121,13 +126,15 @@ impl Exchanger {
         user: &str,
         subject_token: &SecretString,
     ) -> Result<Exchanged, ExchangeError> {
-        // Fail closed: an endpoint not verified against the issuer's metadata gets no token, and
-        // tokens cached from it are not served either.
+        // Fail closed: an issuer the operator did not allow, or an endpoint not verified against
+        // the issuer's metadata, gets no token, and tokens cached from it are not served either.
         if let Err(e) = self.ensure_verified(policy).await {
             self.stats.miss(&policy.key);
-            self.metrics
-                .exchange
-                .count(&policy.key.to_string(), "unverified");
+            let result = match e {
+                ExchangeError::IssuerNotAllowed { .. } => "issuer_not_allowed",
+                _ => "unverified",
+            };
+            self.metrics.exchange.count(&policy.key.to_string(), result);
             return Err(e);
         }
         let scope = request::scope_of(policy);
@@ -200,8 +207,19 @@ impl Exchanger {
         self.cache.entry_count()
     }
 
-    /// Whether `policy`'s endpoint may receive a caller's token (see [`verify`]).
+    /// Whether `policy`'s endpoint may receive a caller's token: its issuer is one the operator
+    /// allows, and the endpoint is that issuer's (see [`verify`]).
     async fn ensure_verified(&self, policy: &PolicyRegistration) -> Result<(), ExchangeError> {
+        if !self
+            .cfg
+            .allowed_issuers
+            .iter()
+            .any(|i| *i == policy.expected_issuer)
+        {
+            return Err(ExchangeError::IssuerNotAllowed {
+                issuer: policy.expected_issuer.clone(),
+            });
+        }
         if policy.endpoint_verified {
             return Ok(());
         }

@@ -150,10 +150,12 @@ impl Manager {
             &md.scopes_supported,
         );
         self.issuers.insert(server.clone(), issuer.clone());
-        // Not `scopes` whole: the challenge and the metadata are the remote server's words.
+        // Not `scopes` whole: the challenge and the resource metadata are the remote server's
+        // words; the authorization server's own metadata vouches for what it will be asked.
         self.remember_scopes(&crate::oauth::cimd::advertisable_scopes(
             &scopes,
             &settings.scopes,
+            &md.scopes_supported,
         ));
 
         let now = unix_now();

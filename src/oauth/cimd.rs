@@ -47,19 +47,26 @@ impl ClientMetadataDocument {
 }
 
 /// The scopes of a flow that may be added to the document's `scope` (`--cimd-scope auto`):
-/// those the resource's author configured, and `offline_access`. Scopes that came only from the
-/// remote side (its `WWW-Authenticate` challenge, its protected-resource metadata's
-/// `scopes_supported`, the authorization server it names) are left out: a remote server must not
-/// be able to rewrite what the gateway's client says about itself to every authorization server.
-pub fn advertisable_scopes(requested: &[String], configured: &[String]) -> Vec<String> {
-    let configured: Vec<&str> = configured
+/// those the resource's author configured, `offline_access`, and those the flow's authorization
+/// server advertises in its own metadata (`scopes_supported`) — an authorization server that
+/// checks requests against this document must find the scopes it is asked for. A scope that
+/// only the remote MCP server names (its `WWW-Authenticate` challenge, its protected-resource
+/// metadata's `scopes_supported`) is left out: a remote server must not be able to rewrite what
+/// the gateway's client says about itself to every authorization server.
+pub fn advertisable_scopes(
+    requested: &[String],
+    configured: &[String],
+    server_supported: &[String],
+) -> Vec<String> {
+    let vouched: Vec<&str> = configured
         .iter()
+        .chain(server_supported)
         .flat_map(|s| s.split_whitespace())
         .collect();
     requested
         .iter()
         .flat_map(|s| s.split_whitespace())
-        .filter(|s| *s == crate::oauth::OFFLINE_ACCESS || configured.contains(s))
+        .filter(|s| *s == crate::oauth::OFFLINE_ACCESS || vouched.contains(s))
         .map(str::to_owned)
         .collect()
 }
@@ -114,15 +121,24 @@ mod tests {
     }
 
     #[test]
-    fn only_configured_scopes_and_offline_access_are_advertisable() {
+    fn only_configured_or_authorization_server_scopes_and_offline_access_are_advertisable() {
         let requested: Vec<String> = ["mcp:tools junk:1", "offline_access", "admin", "<script>"]
             .map(String::from)
             .to_vec();
         assert_eq!(
-            advertisable_scopes(&requested, &["mcp:tools".to_owned()]),
+            advertisable_scopes(&requested, &["mcp:tools".to_owned()], &[]),
             ["mcp:tools", "offline_access"]
         );
-        assert_eq!(advertisable_scopes(&requested, &[]), ["offline_access"]);
+        assert_eq!(
+            advertisable_scopes(&requested, &[], &[]),
+            ["offline_access"]
+        );
+        let as_supported = ["openid", "mcp:tools", "offline_access"].map(String::from);
+        assert_eq!(
+            advertisable_scopes(&requested, &[], &as_supported),
+            ["mcp:tools", "offline_access"],
+            "the authorization server vouches for mcp:tools, never for the junk"
+        );
     }
 
     #[test]

@@ -59,6 +59,7 @@ fn exchange_config(args: &ServerArgs) -> Result<crate::exchange::ExchangeConfig,
     let mut cfg = crate::exchange::ExchangeConfig::default();
     cfg.client.timeout = Duration::from_secs(args.outbound_timeout_secs);
     cfg.client.max_body_bytes = args.outbound_max_body_bytes;
+    cfg.allowed_issuers = allowed_exchange_issuers(args);
     let Some(path) = &args.exchange_ca_file else {
         return Ok(cfg);
     };
@@ -66,6 +67,22 @@ fn exchange_config(args: &ServerArgs) -> Result<crate::exchange::ExchangeConfig,
         .map_err(|e| ServeError::Config(format!("--exchange-ca-file {}: {e}", path.display())))?;
     cfg.with_ca_bundle(&pem)
         .map_err(|e| ServeError::Config(format!("--exchange-ca-file {}: {e}", path.display())))
+}
+
+/// `--exchange-allowed-issuers`, else the callers' own issuer: exchanging a caller's token at
+/// the provider that issued it hands it to no one new.
+fn allowed_exchange_issuers(args: &ServerArgs) -> Vec<String> {
+    let listed: Vec<String> = args
+        .exchange_allowed_issuers
+        .iter()
+        .map(|i| i.trim().to_owned())
+        .filter(|i| !i.is_empty())
+        .collect();
+    if listed.is_empty() {
+        args.oidc_issuer.iter().cloned().collect()
+    } else {
+        listed
+    }
 }
 
 impl Registrations {
