@@ -59,7 +59,15 @@ async fn apply(kube: &KubeApi, yaml: &str) {
 async fn the_token_endpoint_is_checked_against_the_issuer_metadata() {
     let kube = start_cluster(&["team-a"]).await;
     let idp = Idp::start(IdpOptions::default()).await;
-    let op = LeadingOperator::start(&kube).await;
+    // The same IdP under another name, and an issuer with no metadata at all: the operator
+    // allows them, so only the endpoint check stands in their way.
+    let port = url::Url::parse(idp.issuer())
+        .expect("issuer URL")
+        .port()
+        .expect("port");
+    let alias = format!("http://localhost:{port}");
+    let down = format!("http://127.0.0.1:{}", free_port());
+    let op = LeadingOperator::start_allowing(&kube, &[idp.issuer(), &alias, &down]).await;
     let policies: Api<TokenExchangePolicy> = Api::namespaced(kube.client(), "team-a");
     let servers: Api<RemoteMCPServer> = Api::namespaced(kube.client(), "team-a");
     let private = "allowPrivateNetworks: true";
@@ -91,11 +99,6 @@ async fn the_token_endpoint_is_checked_against_the_issuer_metadata() {
 
     // The same IdP under another name: its metadata names another issuer. Fail closed, say
     // what was found and what to set.
-    let port = url::Url::parse(idp.issuer())
-        .expect("issuer URL")
-        .port()
-        .expect("port");
-    let alias = format!("http://localhost:{port}");
     apply(
         &kube,
         &policy_yaml(
@@ -197,7 +200,6 @@ async fn the_token_endpoint_is_checked_against_the_issuer_metadata() {
 
     // No metadata to be had: nothing vouches for the endpoint, so no caller's token may go
     // there. Fail closed, say so, and keep checking (a server using it is not ready either).
-    let down = format!("http://127.0.0.1:{}", free_port());
     apply(
         &kube,
         &policy_yaml(
@@ -225,6 +227,28 @@ async fn the_token_endpoint_is_checked_against_the_issuer_metadata() {
     );
     assert!(!op.server_registered("team-a", "uses-no-metadata"));
 
+    // An issuer the operator did not allow: its metadata may vouch for its endpoint (its author
+    // may run it), but no caller's token goes there. Checked before anything is fetched.
+    let other = Idp::start(IdpOptions::default()).await;
+    apply(
+        &kube,
+        &policy_yaml(
+            "team-a",
+            "not-allowed",
+            &other.token_endpoint(),
+            &[private, &format!("expectedIssuer: {}", other.issuer())],
+        ),
+    )
+    .await;
+    let ready = wait_policy(&policies, "not-allowed", "False", "IssuerNotAllowed").await;
+    assert!(
+        ready.message.contains("--exchange-allowed-issuers")
+            && ready.message.contains(other.issuer()),
+        "{}",
+        ready.message
+    );
+    assert!(!op.policy_registered("team-a", "not-allowed"));
+
     op.server.shutdown().await;
 }
 
@@ -232,7 +256,7 @@ async fn the_token_endpoint_is_checked_against_the_issuer_metadata() {
 async fn references_to_another_namespace_are_refused() {
     let kube = start_cluster(&["team-a", "team-b"]).await;
     let idp = Idp::start(IdpOptions::default()).await;
-    let op = LeadingOperator::start(&kube).await;
+    let op = LeadingOperator::start_allowing(&kube, &[idp.issuer()]).await;
     let policies: Api<TokenExchangePolicy> = Api::namespaced(kube.client(), "team-a");
     let servers: Api<RemoteMCPServer> = Api::namespaced(kube.client(), "team-a");
     let private = "allowPrivateNetworks: true";

@@ -120,7 +120,11 @@ impl Registered for TokenExchangePolicy {
                 });
             }
         };
-        let outcome = check_endpoint(key, &reg).await;
+        let outcome = if ctx.manager.exchanger().issuer_allowed(&reg.expected_issuer) {
+            check_endpoint(key, &reg).await
+        } else {
+            issuer_not_allowed(&reg)
+        };
         if !still_current(policy, ctx) {
             // Deleted while the check ran: the delete already removed it.
             return Ok(Action::await_change());
@@ -136,6 +140,28 @@ impl Registered for TokenExchangePolicy {
         write_status(policy, ctx, &outcome.verdict, outcome.warning).await?;
         ctx.retries.reset(&retry_key(key));
         Ok(Action::requeue(next_reconcile(ctx, &outcome)))
+    }
+}
+
+/// A policy whose issuer the operator does not let receive callers' tokens: not used, whatever
+/// its endpoint (its author could run that provider). Checked again when the policy changes, or
+/// at the usual re-check of refused policies (the operator may change the flag and restart).
+fn issuer_not_allowed(reg: &PolicyRegistration) -> Outcome {
+    Outcome {
+        verdict: crate::controller::conditions::Verdict::new(
+            "Ready",
+            false,
+            policy_probe::reason::ISSUER_NOT_ALLOWED,
+            format!(
+                "the gateway does not send callers' tokens to issuer {}: its operator allows \
+                 exchange issuers with --exchange-allowed-issuers (Helm: exchangeAllowedIssuers; \
+                 default: the callers' own --oidc-issuer)",
+                reg.expected_issuer
+            ),
+        ),
+        usable: false,
+        warning: true,
+        recheck: policy_probe::RECHECK_FAILED,
     }
 }
 

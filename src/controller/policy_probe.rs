@@ -38,13 +38,17 @@ pub mod reason {
     pub const ISSUER_MISMATCH: &str = "IssuerMismatch";
     pub const TOKEN_ENDPOINT_MISMATCH: &str = "TokenEndpointMismatch";
     pub const ADDRESS_REFUSED: &str = "AddressRefused";
+    /// The issuer is not one the gateway's operator lets receive callers' tokens
+    /// (`--exchange-allowed-issuers`); decided before any check of the endpoint.
+    pub const ISSUER_NOT_ALLOWED: &str = "IssuerNotAllowed";
 
     /// Reasons that take the policy out of use; servers using it are not ready either.
-    pub const REFUSALS: [&str; 4] = [
+    pub const REFUSALS: [&str; 5] = [
         ISSUER_MISMATCH,
         TOKEN_ENDPOINT_MISMATCH,
         ADDRESS_REFUSED,
         METADATA_UNAVAILABLE,
+        ISSUER_NOT_ALLOWED,
     ];
 }
 

@@ -207,15 +207,15 @@ impl Exchanger {
         self.cache.entry_count()
     }
 
+    /// Whether the operator lets `issuer` receive callers' tokens.
+    pub fn issuer_allowed(&self, issuer: &str) -> bool {
+        self.cfg.allowed_issuers.iter().any(|i| i == issuer)
+    }
+
     /// Whether `policy`'s endpoint may receive a caller's token: its issuer is one the operator
     /// allows, and the endpoint is that issuer's (see [`verify`]).
     async fn ensure_verified(&self, policy: &PolicyRegistration) -> Result<(), ExchangeError> {
-        if !self
-            .cfg
-            .allowed_issuers
-            .iter()
-            .any(|i| *i == policy.expected_issuer)
-        {
+        if !self.issuer_allowed(&policy.expected_issuer) {
             return Err(ExchangeError::IssuerNotAllowed {
                 issuer: policy.expected_issuer.clone(),
             });

@@ -26,8 +26,20 @@ pub struct LeadingOperator {
 impl LeadingOperator {
     /// Starts the replica and waits until its watches have listed everything once.
     pub async fn start(kube: &KubeApi) -> Self {
+        Self::start_allowing(kube, &[]).await
+    }
+
+    /// [`Self::start`], letting `issuers` receive callers' tokens in exchange mode
+    /// (`--exchange-allowed-issuers`; none otherwise: the replica has no `--oidc-issuer`).
+    pub async fn start_allowing(kube: &KubeApi, issuers: &[&str]) -> Self {
         let (tx, rx) = watch::channel(true);
-        let server = start_replica(kube, "replica-1", Leadership::Fixed(rx), &[], &[]).await;
+        let allowed = issuers.join(",");
+        let extra: Vec<&str> = if issuers.is_empty() {
+            Vec::new()
+        } else {
+            vec!["--exchange-allowed-issuers", &allowed]
+        };
+        let server = start_replica(kube, "replica-1", Leadership::Fixed(rx), &[], &extra).await;
         let op = Self {
             server,
             _leader: tx,
