@@ -342,15 +342,19 @@ spec:
 ",
     )
     .await;
-    wait_ready(&api, "plain", "True", "Registered").await;
-    assert!(op.registered("team-a", "plain"));
+    // The policy now exists, but its issuer is not one this gateway lets receive callers'
+    // tokens (no --exchange-allowed-issuers, no --oidc-issuer): it is not used, and the server
+    // says why (fail closed).
     let policies: Api<TokenExchangePolicy> = Api::namespaced(kube.client(), "team-a");
-    eventually("the policy is Ready", SOON, || async {
+    eventually("the policy is refused", SOON, || async {
         let p = policies.get("cluster-b").await.expect("get policy");
         let st = p.status?;
-        (condition_of(&st.conditions, condition::READY)?.status == "True").then_some(())
+        let ready = condition_of(&st.conditions, condition::READY)?;
+        (ready.status == "False" && ready.reason == "IssuerNotAllowed").then_some(())
     })
     .await;
+    wait_ready(&api, "plain", "False", "PolicyNotReady").await;
+    assert!(!op.registered("team-a", "plain"));
 
     // Deleting the policy makes the server not ready again.
     kube.kubectl_ok(&[

@@ -1246,7 +1246,10 @@ async fn trickled_headers_and_bodies_are_cut_off() {
     let mut conn = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let started = Instant::now();
     conn.write_all(
-        b"POST /mcp/default/anything HTTP/1.1\r\nHost: x\r\nAccept: application/json, text/event-stream\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{",
+        format!(
+            "POST /mcp/default/anything HTTP/1.1\r\nHost: {addr}\r\nAccept: application/json, text/event-stream\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{"
+        )
+        .as_bytes(),
     )
     .await
     .expect("write");

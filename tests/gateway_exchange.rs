@@ -251,7 +251,10 @@ async fn a_token_the_server_rejects_is_evicted_and_exchanged_again_once() {
 async fn misconfigured_policies_are_refused_with_clear_errors() {
     let idp = Idp::start(IdpOptions::default()).await;
     let mcp = McpServer::start(idp.issuer()).await;
-    let gw = gateway(&idp, &[]).await;
+    // The operator allows the second issuer: the refusal below is the exchange's own check of
+    // the issued token, not the allowlist's.
+    let allowed = format!("{},https://idp-b.example.com", idp.issuer());
+    let gw = gateway(&idp, &["--exchange-allowed-issuers", &allowed]).await;
     let endpoint = idp.token_endpoint();
 
     // The issued token's issuer is not the one the policy expects.

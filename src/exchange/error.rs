@@ -52,7 +52,7 @@ pub enum ExchangeError {
     #[error(
         "the TokenExchangePolicy's issuer {issuer} is not allowed to receive callers' tokens, so \
          none was sent; the gateway's operator allows issuers with --exchange-allowed-issuers \
-         (Helm: exchange.allowedIssuers)"
+         (Helm: exchangeAllowedIssuers)"
     )]
     IssuerNotAllowed { issuer: String },
 }
