@@ -607,6 +607,7 @@ impl ListenerArgs {
             header_read_timeout: Duration::from_secs(self.header_read_timeout_secs),
             max_connections_per_client: self.max_connections_per_client,
             max_connections: self.max_connections,
+            trusted_proxies: Vec::new(),
         }
     }
 }

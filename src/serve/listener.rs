@@ -27,11 +27,15 @@ use tokio_util::sync::CancellationToken;
 use tower::ServiceExt as _;
 
 /// Limits of the listener (see the module docs). `0` for a cap means no cap.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListenerLimits {
     pub header_read_timeout: Duration,
     pub max_connections_per_client: usize,
     pub max_connections: usize,
+    /// Peers exempt from the per-client cap (`--trusted-proxies`): every client behind an
+    /// Ingress arrives from its pods, whose connections would otherwise share one client's
+    /// allowance. They still count towards `max_connections`.
+    pub trusted_proxies: Vec<crate::http::Cidr>,
 }
 
 impl Default for ListenerLimits {
@@ -40,6 +44,7 @@ impl Default for ListenerLimits {
             header_read_timeout: Duration::from_secs(10),
             max_connections_per_client: 512,
             max_connections: 16_384,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -84,7 +89,8 @@ pub enum Refused {
 #[derive(Debug)]
 pub struct Slot {
     connections: Arc<Connections>,
-    client: IpAddr,
+    /// The client key it counts against; `None` for a trusted proxy (counted in the total only).
+    client: Option<IpAddr>,
 }
 
 impl Connections {
@@ -105,6 +111,13 @@ impl Connections {
         if max_total > 0 && counts.total >= max_total {
             return Err(Refused::Total);
         }
+        if self.limits.trusted_proxies.iter().any(|c| c.contains(ip)) {
+            counts.total += 1;
+            return Ok(Slot {
+                connections: self.clone(),
+                client: None,
+            });
+        }
         let max_client = self.limits.max_connections_per_client;
         let open = counts.per_client.get(&client).copied().unwrap_or(0);
         if max_client > 0 && open >= max_client {
@@ -114,7 +127,7 @@ impl Connections {
         counts.total += 1;
         Ok(Slot {
             connections: self.clone(),
-            client,
+            client: Some(client),
         })
     }
 
@@ -134,10 +147,12 @@ impl Drop for Slot {
             .unwrap_or_else(PoisonError::into_inner);
         counts.total = counts.total.saturating_sub(1);
         // Forget clients with no connection left, so the map holds only open ones.
-        if let Some(n) = counts.per_client.get_mut(&self.client) {
+        if let Some(client) = self.client
+            && let Some(n) = counts.per_client.get_mut(&client)
+        {
             *n = n.saturating_sub(1);
             if *n == 0 {
-                counts.per_client.remove(&self.client);
+                counts.per_client.remove(&client);
             }
         }
     }
@@ -162,7 +177,7 @@ pub async fn serve(
     limits: ListenerLimits,
     shutdown: CancellationToken,
 ) {
-    let connections = Connections::new(limits);
+    let connections = Connections::new(limits.clone());
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -268,6 +283,33 @@ mod tests {
         assert_eq!(
             client_key(ip("2001:db8:1:2:aaaa:bbbb:cccc:dddd")),
             ip("2001:db8:1:2::")
+        );
+    }
+
+    #[test]
+    fn trusted_proxies_skip_the_per_client_cap_but_not_the_total() {
+        let c = Connections::new(ListenerLimits {
+            max_connections_per_client: 1,
+            max_connections: 3,
+            trusted_proxies: vec![crate::http::Cidr::parse("10.1.0.0/16").expect("cidr")],
+            ..ListenerLimits::default()
+        });
+        let p1 = c.admit(ip("10.1.2.3")).expect("proxy");
+        let _p2 = c
+            .admit(ip("10.1.2.3"))
+            .expect("the proxy's second connection");
+        let _x = c.admit(ip("10.9.0.1")).expect("a client");
+        assert_eq!(c.admit(ip("10.9.0.1")).err(), Some(Refused::Total));
+        assert_eq!(c.admit(ip("10.1.2.3")).err(), Some(Refused::Total));
+        drop(p1);
+        let _y = c
+            .admit(ip("10.9.0.2"))
+            .expect("a proxy's closed connection frees its place in the total");
+        assert_eq!(c.admit(ip("10.1.2.3")).err(), Some(Refused::Total));
+        assert_eq!(
+            c.open_from(ip("10.1.2.3")),
+            0,
+            "proxies are not counted per client"
         );
     }
 

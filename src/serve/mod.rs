@@ -274,7 +274,10 @@ pub async fn start(
     let server = tokio::spawn(listener::serve(
         listener,
         app,
-        args.listener.limits(),
+        crate::serve::listener::ListenerLimits {
+            trusted_proxies: args.trusted_proxies.clone(),
+            ..args.listener.limits()
+        },
         cancel.clone(),
     ));
     tracing::info!(listen = %local_addr, public_url = %public_url, "gateway listening");
