@@ -1306,5 +1306,11 @@ async fn connections_beyond_the_per_client_cap_are_closed() {
         .expect("write");
     let (answer, _) = read_until_closed(&mut again, Duration::from_secs(3)).await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    drop(again);
+    let metrics = gw.metrics().await;
+    assert!(
+        metrics.contains("mcpoauth_connections_refused_total{cap=\"per_client\"} 1"),
+        "the refusal is counted: {metrics}"
+    );
     gw.shutdown().await;
 }

@@ -11,12 +11,15 @@
 //! kernel has completed the handshake already, and closing is the only answer TCP offers.
 //! Request bodies have their own deadline in the gateway ([`crate::gateway::body`]).
 
+use crate::metrics::CapLabel;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -83,6 +86,16 @@ pub struct Connections {
 pub enum Refused {
     PerClient,
     Total,
+}
+
+impl Refused {
+    /// The metric label of the cap.
+    pub fn cap(self) -> &'static str {
+        match self {
+            Refused::PerClient => "per_client",
+            Refused::Total => "total",
+        }
+    }
 }
 
 /// One open connection; dropping it frees its place.
@@ -175,6 +188,7 @@ pub async fn serve(
     listener: TcpListener,
     app: Router,
     limits: ListenerLimits,
+    refused_metric: Family<CapLabel, Counter>,
     shutdown: CancellationToken,
 ) {
     let connections = Connections::new(limits.clone());
@@ -207,6 +221,11 @@ pub async fn serve(
         let slot = match connections.admit(peer.ip()) {
             Ok(slot) => slot,
             Err(refused) => {
+                refused_metric
+                    .get_or_create(&CapLabel {
+                        cap: refused.cap().to_owned(),
+                    })
+                    .inc();
                 tracing::debug!(client = %client_key(peer.ip()), ?refused, "connection refused: too many open connections");
                 drop(tcp);
                 continue;

@@ -278,6 +278,7 @@ pub async fn start(
             trusted_proxies: args.trusted_proxies.clone(),
             ..args.listener.limits()
         },
+        metrics.connections_refused.clone(),
         cancel.clone(),
     ));
     tracing::info!(listen = %local_addr, public_url = %public_url, "gateway listening");
