@@ -9,7 +9,7 @@
 //! not from a browser form and is accepted. `everywhere` comes from the query or the form body
 //! (`true` or `false`).
 
-use super::pages::{Page, STYLE_HASH};
+use super::pages::Page;
 use super::status::{no_store, prefers_html};
 use super::{AppState, query};
 use crate::manager::{LogoutReport, LogoutScope};
@@ -184,21 +184,7 @@ pub(super) async fn confirm(
         return no_store(resp);
     }
     let action = app.manager.config().url_for(PATH).to_string();
-    let mut resp = (
-        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-        confirmation_html(&action, everywhere),
-    )
-        .into_response();
-    // The global CSP forbids form submissions; this page may post to the gateway itself only.
-    let csp = format!(
-        "default-src 'none'; style-src {}; img-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
-        &*STYLE_HASH
-    );
-    if let Ok(v) = HeaderValue::from_str(&csp) {
-        resp.headers_mut()
-            .insert(header::CONTENT_SECURITY_POLICY, v);
-    }
-    no_store(resp)
+    super::pages::form_page(confirmation_html(&action, everywhere))
 }
 
 fn confirmation_html(action: &str, everywhere: bool) -> String {

@@ -87,6 +87,21 @@ pub(super) async fn not_found() -> Response {
     .into_response()
 }
 
+/// An HTML page whose one form posts back to the gateway: the pages' strict CSP with
+/// `form-action 'self'` added (the global policy forbids form submissions), never cached.
+pub(super) fn form_page(html: String) -> Response {
+    let mut resp = ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response();
+    let csp = format!(
+        "default-src 'none'; style-src {}; img-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+        &*STYLE_HASH
+    );
+    if let Ok(v) = axum::http::HeaderValue::from_str(&csp) {
+        resp.headers_mut()
+            .insert(header::CONTENT_SECURITY_POLICY, v);
+    }
+    super::status::no_store(resp)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,7 +4,7 @@
 //! (or reuses: one pending flow per session and server) the flow, then 303 to `/oauth/connect`.
 
 use super::origin::Site;
-use super::pages::{Page, STYLE_HASH, escape_html};
+use super::pages::{Page, escape_html};
 use super::{AppState, query};
 use crate::manager::{ChallengeError, START_PATH, ServerAuthStatus};
 use crate::registry::ServerKey;
@@ -182,17 +182,7 @@ fn confirm_start(app: &AppState, server: &ServerKey) -> Response {
         escape_html(&action),
         server = escape_html(&server.to_string()),
     );
-    let mut resp = ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response();
-    // The global CSP forbids form submissions; this page may post to the gateway itself only.
-    let csp = format!(
-        "default-src 'none'; style-src {}; img-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
-        &*STYLE_HASH
-    );
-    if let Ok(v) = HeaderValue::from_str(&csp) {
-        resp.headers_mut()
-            .insert(header::CONTENT_SECURITY_POLICY, v);
-    }
-    no_store(resp)
+    super::pages::form_page(html)
 }
 
 /// Create (or reuse) the caller's flow for `server` and send the browser to its link.
