@@ -83,6 +83,17 @@ async fn stored(w: &World) -> (TokenKey, TokenRecord) {
         .expect("a stored token")
 }
 
+/// Alice's auth challenge (a pending flow and its link) for `server`.
+async fn alice_challenge(
+    w: &World,
+    server: &ServerKey,
+) -> mcp_oauth_operator::manager::AuthChallenge {
+    w.gw.manager()
+        .create_auth_challenge(server, &alice(), None)
+        .await
+        .expect("challenge")
+}
+
 /// Challenge → scripted login → callback page. Returns the callback URL and the page status.
 async fn run_flow(w: &World, server: &ServerKey, login: &str) -> (Url, StatusCode, String) {
     let challenge =
@@ -100,11 +111,7 @@ async fn run_flow(w: &World, server: &ServerKey, login: &str) -> (Url, StatusCod
 async fn cimd_client_flow_stores_a_token_the_remote_server_accepts() {
     let (w, server) = echo_world().await;
 
-    let challenge =
-        w.gw.manager()
-            .create_auth_challenge(&server, &alice(), None)
-            .await
-            .expect("challenge");
+    let challenge = alice_challenge(&w, &server).await;
     assert_eq!(challenge.status, "auth_required");
     assert_eq!(challenge.server_name, "default/echo");
     assert!(
@@ -386,11 +393,7 @@ async fn a_stored_token_of_another_user_is_never_used() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flow_without_a_token_resource_stores_nothing() {
     let (w, server) = echo_world().await;
-    let challenge =
-        w.gw.manager()
-            .create_auth_challenge(&server, &alice(), None)
-            .await
-            .expect("challenge");
+    let challenge = alice_challenge(&w, &server).await;
     let browser = Browser::new();
     let cb = browser.login_at_idp(&challenge.auth_url, "alice").await;
     let id = FlowId::parse(&query_param(&cb, "state").expect("state")).expect("flow id");
@@ -415,11 +418,7 @@ async fn a_flow_without_a_token_resource_stores_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn callback_needs_the_browser_that_opened_the_link() {
     let (w, server) = echo_world().await;
-    let challenge =
-        w.gw.manager()
-            .create_auth_challenge(&server, &alice(), None)
-            .await
-            .expect("challenge");
+    let challenge = alice_challenge(&w, &server).await;
     let owner = Browser::new();
     let callback = owner.login_at_idp(&challenge.auth_url, "alice").await;
 
@@ -516,11 +515,7 @@ async fn idp_error_parameter_is_shown_escaped_with_a_truthful_status() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pages_and_cookies_carry_the_security_attributes() {
     let (w, server) = echo_world().await;
-    let challenge =
-        w.gw.manager()
-            .create_auth_challenge(&server, &alice(), None)
-            .await
-            .expect("challenge");
+    let challenge = alice_challenge(&w, &server).await;
     let browser = Browser::new();
     let resp = browser.get(&challenge.auth_url).await;
     assert_eq!(resp.status(), StatusCode::FOUND);
@@ -586,11 +581,7 @@ async fn resource_parameter_can_be_turned_off_per_server() {
     let mut settings = oauth_settings(w.mcp.url(), ClientIdentity::Cimd);
     settings.send_resource = false;
     let server = w.gw.register("nores", w.mcp.url(), settings);
-    let challenge =
-        w.gw.manager()
-            .create_auth_challenge(&server, &alice(), None)
-            .await
-            .expect("challenge");
+    let challenge = alice_challenge(&w, &server).await;
     let resp = Browser::new().get(&challenge.auth_url).await;
     let auth = Url::parse(resp.headers()["location"].to_str().expect("loc")).expect("url");
     assert_eq!(query_param(&auth, "resource"), None);
@@ -987,11 +978,7 @@ fn set_cookie(resp: &reqwest::Response) -> (String, String, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_planted_binding_cookie_is_never_adopted() {
     let (w, server) = echo_world().await;
-    let challenge =
-        w.gw.manager()
-            .create_auth_challenge(&server, &alice(), None)
-            .await
-            .expect("challenge");
+    let challenge = alice_challenge(&w, &server).await;
     let flow = flow_of(&challenge.auth_url);
     let name = flow_cookie_name(&flow);
     let planted = "P".repeat(43);
@@ -1241,11 +1228,7 @@ async fn header_mode_callback_rechecks_the_user() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_is_a_navigation_never_a_cross_site_subresource() {
     let (w, server) = echo_world().await;
-    let challenge =
-        w.gw.manager()
-            .create_auth_challenge(&server, &alice(), None)
-            .await
-            .expect("challenge");
+    let challenge = alice_challenge(&w, &server).await;
     let id = FlowId::parse(&flow_of(&challenge.auth_url)).expect("flow id");
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())

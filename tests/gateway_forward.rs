@@ -13,11 +13,9 @@ use support::{Idp, IdpOptions, McpServer};
 /// A configured `--oidc-audience`: tokens for it are valid everywhere at the gateway.
 const GATEWAY_AUDIENCE: &str = "http://127.0.0.1/gateway";
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn forward_sends_the_callers_token_only_for_an_allowed_audience() {
-    let idp = Idp::start(IdpOptions::default()).await;
-    let mcp = McpServer::start(idp.issuer()).await;
-    let gw = Gateway::start_with(&[
+/// A gateway identifying callers by `idp`'s tokens, with [`GATEWAY_AUDIENCE`] configured.
+async fn oidc_gateway(idp: &Idp) -> Gateway {
+    Gateway::start_with(&[
         "--identity",
         "oidc",
         "--oidc-issuer",
@@ -25,7 +23,14 @@ async fn forward_sends_the_callers_token_only_for_an_allowed_audience() {
         "--oidc-audience",
         GATEWAY_AUDIENCE,
     ])
-    .await;
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forward_sends_the_callers_token_only_for_an_allowed_audience() {
+    let idp = Idp::start(IdpOptions::default()).await;
+    let mcp = McpServer::start(idp.issuer()).await;
+    let gw = oidc_gateway(&idp).await;
     gw.register_forward("fw", mcp.url(), &[mcp.url()]);
     gw.register_forward(
         "fw-other",
@@ -72,15 +77,7 @@ async fn forward_sends_the_callers_token_only_for_an_allowed_audience() {
 async fn a_token_valid_at_the_gateway_is_never_forwarded_whatever_the_resource_allows() {
     let idp = Idp::start(IdpOptions::default()).await;
     let mcp = McpServer::start(idp.issuer()).await;
-    let gw = Gateway::start_with(&[
-        "--identity",
-        "oidc",
-        "--oidc-issuer",
-        idp.issuer(),
-        "--oidc-audience",
-        GATEWAY_AUDIENCE,
-    ])
-    .await;
+    let gw = oidc_gateway(&idp).await;
     // A resource author who allows the gateway's own audiences (carelessly, or to collect
     // callers' gateway credentials at the remote server and replay them at the gateway).
     let public = format!("{}/", gw.base());
