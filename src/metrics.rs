@@ -1,12 +1,18 @@
 //! Prometheus metrics (`/metrics`), kept in one typed registry with no global state.
+//!
+//! [`Metrics`] is the registry only: each component defines its own metrics next to its code and
+//! registers them here when it is built ([`Metrics::register`], [`Metrics::register_collector`]),
+//! so this module depends on no component.
 
+use prometheus_client::collector::Collector;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Metric;
 use prometheus_client::registry::Registry;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ServerLabel {
@@ -55,6 +61,8 @@ pub struct KindLabel {
 /// Every metric the gateway exports.
 #[derive(Debug, Default)]
 pub struct Metrics {
+    /// Every metric registered so far; locked only to register and to scrape.
+    registry: Mutex<Option<Registry>>,
     pub flows_started: Family<ServerLabel, Counter>,
     pub flows_completed: Family<ServerLabel, Counter>,
     pub flows_failed: Family<FailureLabels, Counter>,
@@ -88,10 +96,32 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn new() -> Self {
-        Self::default()
+        let m = Self::default();
+        let r = m.builtin_registry();
+        if let Ok(mut slot) = m.registry.lock() {
+            *slot = Some(r);
+        }
+        m
     }
 
-    fn registry(&self) -> Registry {
+    /// Register a component's metric under `mcpoauth_{name}`.
+    pub fn register(&self, name: &str, help: &str, metric: impl Metric) {
+        self.with_registry(|r| r.register(name, help, metric));
+    }
+
+    /// Register a collector read at scrape time (values kept elsewhere).
+    pub fn register_collector(&self, collector: Box<dyn Collector>) {
+        self.with_registry(|r| r.register_collector(collector));
+    }
+
+    fn with_registry(&self, f: impl FnOnce(&mut Registry)) {
+        // A poisoned lock only means a panic elsewhere mid-registration; the registry is still
+        // usable.
+        let mut slot = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        f(slot.get_or_insert_with(|| Registry::with_prefix("mcpoauth")));
+    }
+
+    fn builtin_registry(&self) -> Registry {
         let mut r = Registry::with_prefix("mcpoauth");
         r.register(
             "flows_started",
@@ -185,15 +215,14 @@ impl Metrics {
         );
         self.gateway.register(&mut r);
         self.exchange.register(&mut r);
-        if let Some(stats) = self.store_stats.get() {
-            r.register_collector(Box::new(StoreStatsCollector(stats.clone())));
-        }
         r
     }
 
     /// Export the Valkey store's counters (decrypt failures, unknown key ids, rewraps).
     pub fn set_store_stats(&self, stats: Arc<crate::store::valkey::ValkeyStoreStats>) {
-        let _ = self.store_stats.set(stats);
+        if self.store_stats.set(stats.clone()).is_ok() {
+            self.register_collector(Box::new(StoreStatsCollector(stats)));
+        }
     }
 
     pub fn record_rotation(&self, report: &crate::store::valkey::RotationReport) {
@@ -221,8 +250,11 @@ impl Metrics {
     /// Text exposition format (OpenMetrics).
     pub fn encode(&self) -> String {
         let mut out = String::new();
-        // Writing into a String cannot fail.
-        let _ = encode(&mut out, &self.registry());
+        let slot = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(r) = slot.as_ref() {
+            // Writing into a String cannot fail.
+            let _ = encode(&mut out, r);
+        }
         out
     }
 
@@ -313,5 +345,14 @@ mod tests {
             "mcpoauth_flows_failed_total{server=\"default/github\",reason=\"iss_mismatch\"} 1"
         ));
         assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn a_component_registers_its_own_metric() {
+        let m = Metrics::new();
+        let hits: Counter = Counter::default();
+        m.register("component_hits", "Hits of a component", hits.clone());
+        hits.inc();
+        assert!(m.encode().contains("mcpoauth_component_hits_total 1"));
     }
 }
