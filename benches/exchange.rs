@@ -10,9 +10,6 @@
 //! exits at once (so `cargo test --all-targets` does not run it). `EXCHANGE_BENCH_MISSES` sets
 //! the number of misses measured (default 300).
 
-#[path = "../tests/support/mod.rs"]
-mod support;
-
 use mcp_oauth_operator::exchange::{ExchangeConfig, Exchanger, Source};
 use mcp_oauth_operator::metrics::Metrics;
 use mcp_oauth_operator::registry::{
@@ -23,8 +20,8 @@ use std::fmt::Write as _;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use support::idp::{CONFIDENTIAL_CLIENT_ID, CONFIDENTIAL_CLIENT_SECRET};
-use support::{Idp, IdpOptions};
+use testkit::idp::{CONFIDENTIAL_CLIENT_ID, CONFIDENTIAL_CLIENT_SECRET};
+use testkit::{Idp, IdpOptions};
 use url::Url;
 
 const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";

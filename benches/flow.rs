@@ -20,12 +20,6 @@
 //! `cargo test --benches` and `cargo nextest run --all-targets` also build and start this binary;
 //! without cargo bench's `--bench` argument it lists no tests and exits at once.
 
-#[path = "../tests/gateway_support/mod.rs"]
-mod gateway_support;
-#[path = "../tests/support/mod.rs"]
-mod support;
-
-use gateway_support::{oauth_settings, pre_registered, query_param, server_args};
 use mcp_oauth_operator::identity::Caller;
 use mcp_oauth_operator::manager::Manager;
 use mcp_oauth_operator::registry::{AuthSettings, ClientAuthMethod, ServerKey, ServerRegistration};
@@ -33,8 +27,9 @@ use mcp_oauth_operator::serve::{self, Registrations, RunningServer};
 use reqwest::StatusCode;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
-use support::idp::{CONFIDENTIAL_CLIENT_ID, CONFIDENTIAL_CLIENT_SECRET};
-use support::{Browser, Idp, IdpOptions, LoginError, McpServer, Pkce, free_port};
+use testkit::gateway::{oauth_settings, pre_registered, query_param, server_args};
+use testkit::idp::{CONFIDENTIAL_CLIENT_ID, CONFIDENTIAL_CLIENT_SECRET};
+use testkit::{Browser, Idp, IdpOptions, LoginError, McpServer, Pkce, free_port};
 use url::Url;
 
 const DEFAULT_ITERS: usize = 50;

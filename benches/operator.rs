@@ -5,7 +5,7 @@
 //! Method (see `docs/benchmarks.md`, section "Operator"):
 //!
 //! * etcd + kube-apiserver v1.20 are started exactly as the integration tests start them
-//!   (`tests/support/kube.rs`), the CRDs installed, namespace `bench` created.
+//!   (`testkit/src/kube.rs`), the CRDs installed, namespace `bench` created.
 //! * The operator is the `mcp-oauth-operator` binary cargo builds for this bench (bench profile =
 //!   the release settings; `OPERATOR_BIN` overrides), run as `mcp-oauth-operator run` with the
 //!   cluster's admin kubeconfig and Lease-based leader election, as in a cluster.
@@ -27,9 +27,6 @@
 //! `cargo test --benches` also builds and starts this binary; without cargo bench's `--bench`
 //! argument it exits at once.
 
-#[path = "../tests/support/mod.rs"]
-mod support;
-
 use futures::{StreamExt as _, TryStreamExt as _};
 use kube::Api;
 use kube::api::PostParams;
@@ -39,8 +36,8 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::{ExitCode, Stdio};
 use std::time::{Duration, Instant};
-use support::free_port;
-use support::kube::KubeApi;
+use testkit::free_port;
+use testkit::kube::KubeApi;
 
 const NAMESPACE: &str = "bench";
 /// Creates in flight at once.

@@ -21,9 +21,6 @@
 //! gateway has a core of its own, as a gateway pod does, and the direct runs get the same CPU 0
 //! that wrk and the upstream have in the gateway runs.
 
-#[path = "../tests/support/mod.rs"]
-mod support;
-
 use axum::Router;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -32,7 +29,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
-use support::{Browser, EverythingServer, Idp, IdpOptions, free_port};
+use testkit::{Browser, EverythingServer, Idp, IdpOptions, free_port};
 
 const CALL: &str = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"message":"hello"}}}"#;
 const RESULT: &str =
@@ -446,7 +443,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 async fn run() -> BenchResult<String> {
-    support::kube::install_crypto_provider();
+    testkit::kube::install_crypto_provider();
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
@@ -468,7 +465,7 @@ async fn run() -> BenchResult<String> {
     manifests(dir.path(), fast, everything.url())?;
     let key_file = dir.path().join("key");
     std::fs::write(&key_file, KEY_B64).map_err(|e| e.to_string())?;
-    let valkey = support::valkey::Valkey::start();
+    let valkey = testkit::valkey::Valkey::start();
 
     let mut out = String::new();
     let _ = writeln!(

@@ -2,7 +2,7 @@
 # Benchmarks the Valkey token store against valkey-benchmark on the same server in the same run
 # and prints the tables of docs/benchmarks.md, section "Valkey store" (also saved to
 # target/valkey-bench.md). Takes about 2.5 minutes after the build; extra arguments go to the
-# bench binary. Environment: VALKEY_BENCH_RUNTIME=current|multi, VALKEY_BENCH_NO_PIN=1,
+# measurement tool (examples/valkey_store_load). Environment: VALKEY_BENCH_RUNTIME=current|multi, VALKEY_BENCH_NO_PIN=1,
 # VALKEY_BENCH_ONLY=<op>:<callers>:<pool> (one operation only, for a profiler).
 set -euo pipefail
 
@@ -22,5 +22,5 @@ command -v taskset >/dev/null \
 
 echo "bench-valkey: load average before the run: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 mkdir -p target
-cargo bench --bench valkey_store -- "$@" | tee target/valkey-bench.md
+cargo run --release --example valkey_store_load -- "$@" | tee target/valkey-bench.md
 echo "bench-valkey: report saved to target/valkey-bench.md" >&2

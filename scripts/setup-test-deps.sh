@@ -19,9 +19,9 @@ die() { log "error: $*"; exit 1; }
 # ---------------------------------------------------------------------------
 # apt packages. Later work adds its packages to these lists.
 # valkey-server/valkey-tools 8 (with TLS; valkey-cli builds the test cluster)
-# come from bookworm-backports; tests/support/valkey.rs also uses `openssl`.
+# come from bookworm-backports; testkit/src/valkey.rs also uses `openssl`.
 # golang-go, make and rsync build kube-apiserver (scripts/build-kube-apiserver.sh);
-# etcd-server is its datastore in tests/support/kube.rs.
+# etcd-server is its datastore in testkit/src/kube.rs.
 APT_PACKAGES=(openssl golang-go make rsync etcd-server)
 BACKPORTS_PACKAGES=(valkey-server valkey-tools)
 # ---------------------------------------------------------------------------
@@ -82,7 +82,7 @@ npm_install() {
 
 # kube-apiserver v1.20.2, built from Debian's source package (about 5 minutes),
 # only when missing. The cache lives outside the clone so CI re-runs on the same
-# machine reuse it; tests/support/kube.rs looks in the same place.
+# machine reuse it; testkit/src/kube.rs looks in the same place.
 K8S_BIN=${MCPOAUTH_K8S_CACHE:-$HOME/.cache/mcp-oauth-operator/k8s-bin}
 build_kube_apiserver() {
   if [ -x "$K8S_BIN/kube-apiserver" ]; then
@@ -97,14 +97,14 @@ check_node
 npm_install
 build_kube_apiserver
 
-# --- chart checks (scripts/check-chart.py, tests/chart.rs) -------------------
+# --- chart checks (scripts/check-chart.py, tests/it/chart.rs) -------------------
 # A Python venv with the Helm Go SDK (helm-python-sdk bundles libhelm_c.so; there
 # is no helm CLI in any reachable registry) and offline Kubernetes JSON schemas.
 # Re-created only when the pinned list changes.
 CHART_VENV=${MCPOAUTH_VENV:-$HOME/.cache/mcp-oauth-operator/venv}
 CHART_PY_PACKAGES=(helm-python-sdk==0.2.2 kubernetes-validate==1.37.0 PyYAML==6.0.2)
 # The OAuth-protected MCP server built on the official Python SDK
-# (tests/infra/python/mcp_server.py, tests/support/python_mcp.rs) uses the same venv.
+# (tests/infra/python/mcp_server.py, testkit/src/python_mcp.rs) uses the same venv.
 CHART_PY_PACKAGES+=(mcp==2.3.0 'PyJWT[crypto]==2.15.1')
 
 chart_venv() {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite against real components. Extra arguments go to
 # `cargo nextest run` (or `cargo test` when nextest is not installed), e.g.
-#   scripts/test.sh --test infra_smoke
+#   scripts/test.sh -E "test(/^infra_smoke::/)"
 # Without target-selecting arguments it runs every target plus the doc tests.
 set -euo pipefail
 

@@ -42,7 +42,7 @@ pub fn crd_yaml() -> Result<String, CrdYamlError> {
 
 /// First line of every generated file, so nobody edits it by hand.
 const HEADER: &str = "# Generated from the Rust types in src/crd; do not edit. Regenerate with\n\
-                      # `UPDATE_CRDS=1 cargo test --test crds` (or print with `mcp-oauth-operator crds`).\n";
+                      # `UPDATE_CRDS=1 cargo test --test it crds::` (or print with `mcp-oauth-operator crds`).\n";
 
 fn render(crd: &'static str, value: &CustomResourceDefinition) -> Result<String, CrdYamlError> {
     let yaml = serde_saphyr::to_string(value).map_err(|source| CrdYamlError { crd, source })?;
