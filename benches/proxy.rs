@@ -13,7 +13,8 @@
 //!
 //! Run: `scripts/bench-proxy.sh` (builds the release binary, then `cargo bench --bench proxy`).
 //! Without cargo bench's `--bench` argument the binary exits at once (so `cargo test
-//! --all-targets` does not run it). `PROXY_BENCH_SECS` sets the seconds per wrk run (default 5).
+//! --all-targets` does not run it). `PROXY_BENCH_SECS` sets the seconds per wrk run (default 5);
+//! `PROXY_BENCH_GATEWAY` the gateway binary to measure (default `target/release/mcp-oauth-operator`).
 //!
 //! Layouts (`PROXY_BENCH_LAYOUT`): `shared` (default) leaves every process free to run on both
 //! cores, so wrk, the upstream and the gateway compete for them; `pinned` puts this process (the
@@ -448,7 +449,11 @@ async fn run() -> BenchResult<String> {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"));
-    let binary = target.join("release/mcp-oauth-operator");
+    // `PROXY_BENCH_GATEWAY`: another build of the gateway (e.g. the previous commit's), to compare
+    // two versions under the same references in one sitting.
+    let binary = std::env::var_os("PROXY_BENCH_GATEWAY")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| target.join("release/mcp-oauth-operator"));
     if !binary.exists() {
         return Err("build the release binary first: cargo build --release".into());
     }
