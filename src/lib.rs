@@ -5,6 +5,7 @@
 //! A request's path: [`http`] (router) → identity → [`registry`] → credentials ([`manager`]) →
 //! upstream. Browser flows: [`http`] connect/callback → [`manager`] → [`oauth`] engine → [`store`].
 
+pub mod app;
 pub mod cli;
 pub mod controller;
 pub mod crd;
@@ -20,7 +21,15 @@ pub mod metrics;
 pub mod net;
 pub mod oauth;
 pub mod registry;
-pub mod serve;
+/// Key-ring loading, reloading and rotation, declared from their files in `serve/` until they
+/// move to their own module.
+pub mod serve {
+    pub mod key_gate;
+    pub mod key_source;
+    pub mod keyring_file;
+    pub mod keyring_reload;
+    pub mod rotation;
+}
 pub mod store;
 pub mod telemetry;
 pub mod time;

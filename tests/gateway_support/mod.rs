@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 use clap::Parser as _;
+use mcp_oauth_operator::app::{self, Registrations, RunningServer};
 use mcp_oauth_operator::cli::{Cli, Command, ServerArgs};
 use mcp_oauth_operator::identity::Caller;
 use mcp_oauth_operator::manager::Manager;
@@ -10,7 +11,6 @@ use mcp_oauth_operator::registry::{
     AuthSettings, ClientAuthMethod, ClientIdentity, OAuthSettings, PreRegisteredClient, ServerKey,
     ServerRegistration,
 };
-use mcp_oauth_operator::serve::{self, Registrations, RunningServer};
 use secrecy::SecretString;
 use std::sync::Arc;
 use url::Url;
@@ -51,7 +51,7 @@ impl Gateway {
 
     pub async fn start_with(extra: &[&str]) -> Self {
         let args = server_args(extra);
-        let server = serve::start(&args, Registrations::Programmatic)
+        let server = app::start(&args.app_config(), Registrations::Programmatic)
             .await
             .expect("gateway starts");
         Self { server }
