@@ -27,7 +27,7 @@ pub use start::{RunningServer, start};
 
 use crate::http::Readiness;
 use crate::manager::Manager;
-use crate::metrics::Metrics;
+use crate::manifests::ManifestMetrics;
 use crate::registry::Registry;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -62,7 +62,7 @@ impl Registrations {
         registry: &Arc<Registry>,
         manager: &Arc<Manager>,
         readiness: &Arc<Readiness>,
-        metrics: &Arc<Metrics>,
+        manifest_metrics: ManifestMetrics,
         cancel: &CancellationToken,
     ) {
         match self {
@@ -75,9 +75,9 @@ impl Registrations {
                     cancel.clone(),
                 );
             }
-            Registrations::Embedded => serve::embedded_examples(registry, metrics),
+            Registrations::Embedded => serve::embedded_examples(registry),
             Registrations::Dir(dir) => {
-                serve::follow_manifests(dir, registry, readiness, metrics, cancel);
+                serve::follow_manifests(dir, registry, readiness, manifest_metrics, cancel);
             }
         }
     }

@@ -2,21 +2,18 @@
 //! examples built into the binary when no folder is given.
 
 use crate::http::Readiness;
-use crate::metrics::Metrics;
+use crate::manifests::ManifestMetrics;
 use crate::registry::Registry;
 use std::path::PathBuf;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 /// Registers the built-in examples once.
-pub(super) fn embedded_examples(registry: &Registry, metrics: &Metrics) {
+pub(super) fn embedded_examples(registry: &Registry) {
     let report = crate::manifests::embedded_examples();
     for p in &report.problems {
         tracing::warn!(problem = %p, "built-in example manifest problem");
     }
-    metrics
-        .registered_servers
-        .set(report.snapshot.servers.len() as i64);
     registry.replace(report.snapshot.clone());
     tracing::info!(
         servers = report.snapshot.servers.len(),
@@ -30,23 +27,19 @@ pub(super) fn follow_manifests(
     dir: PathBuf,
     registry: &Arc<Registry>,
     readiness: &Arc<Readiness>,
-    metrics: &Arc<Metrics>,
+    metrics: ManifestMetrics,
     cancel: &CancellationToken,
 ) {
     readiness.block("manifests", format!("{} not loaded yet", dir.display()));
     let (_task, mut reports) =
         crate::manifests::ManifestsSource::spawn(dir, registry.clone(), cancel.clone());
     let readiness = readiness.clone();
-    let metrics = metrics.clone();
     let cancel = cancel.clone();
     tokio::spawn(async move {
         loop {
             {
                 let report = reports.borrow_and_update().clone();
-                metrics
-                    .registered_servers
-                    .set(report.snapshot.servers.len() as i64);
-                metrics.manifest_problems.set(report.problems.len() as i64);
+                metrics.record(&report);
                 readiness.unblock("manifests");
             }
             tokio::select! {

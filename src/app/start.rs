@@ -84,6 +84,10 @@ pub async fn start(
     let metrics = Arc::new(Metrics::new());
     let registry = Arc::new(Registry::new());
     let readiness = Arc::new(Readiness::new());
+    // Every mode exports the same metrics, whichever source fills the registry.
+    registry.register_metrics(&metrics);
+    let manifest_metrics = crate::manifests::ManifestMetrics::register(&metrics);
+    let listener_metrics = listener::ListenerMetrics::register(&metrics);
 
     let stores = stores::build(config.store, &config.valkey, registrations.kube_client()).await?;
     stores::spawn_background(&stores, &readiness, &metrics, &cancel);
@@ -102,7 +106,7 @@ pub async fn start(
     )
     .inspect_err(|_| cancel.cancel())?;
 
-    registrations.start(&registry, &manager, &readiness, &metrics, &cancel);
+    registrations.start(&registry, &manager, &readiness, manifest_metrics, &cancel);
     spawn_housekeeping(&state, &metrics, &registry, &cancel);
 
     let metrics_server = spawn_metrics_listener(config.metrics_listen, &state, &cancel)
@@ -117,7 +121,7 @@ pub async fn start(
         tcp,
         app,
         config.listener.clone(),
-        metrics.connections_refused.clone(),
+        listener_metrics,
         cancel.clone(),
     ));
     tracing::info!(listen = %local_addr, public_url = %public_url, "gateway listening");
