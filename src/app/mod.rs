@@ -5,7 +5,7 @@
 //!
 //! - [`config`](AppConfig): what the server is built from (filled in by `cli`);
 //! - `build`: constructing the components; `start`: binding and starting them;
-//! - [`serve`] and [`run`]: the registration sources of the two subcommands;
+//! - `serve` and [`run`]: the registration sources of the two subcommands;
 //! - [`shutdown`]: running until SIGINT/SIGTERM; [`listener`]: the connection limits;
 //! - [`stores`]: the token and flow stores and their background work.
 
