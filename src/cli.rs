@@ -612,9 +612,9 @@ pub struct ServerArgs {
 
 impl ServerArgs {
     /// The server's plain configuration. Call after the subcommand defaults are applied
-    /// ([`Cli::try_parse_with_defaults`]); a value still unset then falls back to the safe side:
-    /// the `serve` listen address, `anonymous` identity only where [`Command::refuse_unsafe_identity`]
-    /// allows it, private networks refused.
+    /// ([`Cli::try_parse_with_defaults`]) and [`Command::refuse_unsafe_identity`] has passed. A
+    /// value still unset (an embedding that skipped the defaults) falls back as before: the
+    /// `serve` listen address (loopback), `anonymous` identity, private networks refused.
     pub fn app_config(&self) -> crate::app::AppConfig {
         crate::app::AppConfig {
             listen: self.listen.unwrap_or(SERVE_LISTEN),
