@@ -20,10 +20,10 @@
 //! `cargo test --benches` and `cargo nextest run --all-targets` also build and start this binary;
 //! without cargo bench's `--bench` argument it lists no tests and exits at once.
 
+use mcp_oauth_operator::app::{self, Registrations, RunningServer};
 use mcp_oauth_operator::identity::Caller;
 use mcp_oauth_operator::manager::Manager;
 use mcp_oauth_operator::registry::{AuthSettings, ClientAuthMethod, ServerKey, ServerRegistration};
-use mcp_oauth_operator::serve::{self, Registrations, RunningServer};
 use reqwest::StatusCode;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -45,7 +45,7 @@ enum BenchError {
     #[error("cannot build the async runtime: {0}")]
     Runtime(std::io::Error),
     #[error("the gateway did not start: {0}")]
-    Gateway(#[from] serve::ServeError),
+    Gateway(#[from] app::StartError),
     #[error("create_auth_challenge failed: {0}")]
     Challenge(#[from] mcp_oauth_operator::manager::ChallengeError),
     #[error("{step}: request failed: {source}")]
@@ -148,7 +148,7 @@ struct BaselineSample {
 async fn bench(iters: usize) -> Result<(), BenchError> {
     let idp = Idp::start(IdpOptions::default()).await;
     let mcp = McpServer::start(idp.issuer()).await;
-    let gateway = serve::start(&server_args(&[]), Registrations::Programmatic).await?;
+    let gateway = app::start(&server_args(&[]).app_config(), Registrations::Programmatic).await?;
     let server = register(&gateway.manager, mcp.url());
 
     // The first gateway flow tells the baseline what to request.

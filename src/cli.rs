@@ -1,5 +1,10 @@
 //! Command-line interface. Every flag can also be given as an environment variable
 //! `MCPOAUTH_<FLAG>` (for example `--public-url` ↔ `MCPOAUTH_PUBLIC_URL`).
+//!
+//! Clap only: the argument structs here are converted into each component's plain
+//! configuration ([`ServerArgs::app_config`], [`RunArgs::controller_config`],
+//! [`ValkeyArgs::settings`], …), and no component imports this module. The value enums are
+//! mirrors of the components' own, so a clap detail never leaks into them.
 
 use clap::{Args, CommandFactory as _, Parser, Subcommand, ValueEnum};
 use std::ffi::OsString;
@@ -229,6 +234,23 @@ impl RunArgs {
     pub fn lease_duration(&self) -> Duration {
         Duration::from_secs(self.lease_duration_secs)
     }
+
+    /// The controller's settings: watched namespaces, this replica's identity and its Lease,
+    /// with the pod's environment (`env`) filling in what the flags leave out.
+    pub fn controller_config(
+        &self,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> crate::controller::ControllerConfig {
+        crate::controller::ControllerConfig {
+            namespaces: self.namespaces.clone(),
+            leadership: crate::controller::Leadership::Lease {
+                namespace: self.lease_namespace(&env),
+                name: self.lease_name.clone(),
+                duration: self.lease_duration(),
+            },
+            identity: self.identity(&env),
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -242,6 +264,15 @@ pub enum LogFormat {
     #[default]
     Text,
     Json,
+}
+
+impl From<LogFormat> for crate::telemetry::LogFormat {
+    fn from(format: LogFormat) -> Self {
+        match format {
+            LogFormat::Text => Self::Text,
+            LogFormat::Json => Self::Json,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -284,6 +315,16 @@ pub enum IdentityMode {
     Header,
 }
 
+impl From<IdentityMode> for crate::identity::IdentityMode {
+    fn from(mode: IdentityMode) -> Self {
+        match mode {
+            IdentityMode::Anonymous => Self::Anonymous,
+            IdentityMode::Oidc => Self::Oidc,
+            IdentityMode::Header => Self::Header,
+        }
+    }
+}
+
 /// Where tokens and pending flows are kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub enum StoreKind {
@@ -294,6 +335,15 @@ pub enum StoreKind {
     Valkey,
 }
 
+impl From<StoreKind> for crate::store::StoreKind {
+    fn from(kind: StoreKind) -> Self {
+        match kind {
+            StoreKind::Memory => Self::Memory,
+            StoreKind::Valkey => Self::Valkey,
+        }
+    }
+}
+
 /// Valkey topology.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub enum ValkeyTopology {
@@ -301,6 +351,16 @@ pub enum ValkeyTopology {
     Standalone,
     Cluster,
     Sentinel,
+}
+
+impl From<ValkeyTopology> for crate::store::ValkeyTopologyKind {
+    fn from(topology: ValkeyTopology) -> Self {
+        match topology {
+            ValkeyTopology::Standalone => Self::Standalone,
+            ValkeyTopology::Cluster => Self::Cluster,
+            ValkeyTopology::Sentinel => Self::Sentinel,
+        }
+    }
 }
 
 /// Valkey store and encryption-at-rest options (used with `--store valkey`).
@@ -372,6 +432,29 @@ pub struct ValkeyArgs {
         conflicts_with = "encryption_key_file"
     )]
     pub encryption_key_secret: Option<String>,
+}
+
+impl ValkeyArgs {
+    /// The store's plain settings (also what `rotate-keys` runs with).
+    pub fn settings(&self) -> crate::store::ValkeySettings {
+        crate::store::ValkeySettings {
+            valkey_url: self.valkey_url.clone(),
+            valkey_topology: self.valkey_topology.into(),
+            valkey_sentinel_service: self.valkey_sentinel_service.clone(),
+            valkey_username: self.valkey_username.clone(),
+            valkey_password_file: self.valkey_password_file.clone(),
+            valkey_tls_ca_file: self.valkey_tls_ca_file.clone(),
+            valkey_key_prefix: self.valkey_key_prefix.clone(),
+            valkey_pool_size: self.valkey_pool_size,
+            valkey_token_cache_ms: self.valkey_token_cache_ms,
+            valkey_connect_timeout_ms: self.valkey_connect_timeout_ms,
+            valkey_command_timeout_ms: self.valkey_command_timeout_ms,
+            valkey_session_ttl_days: self.valkey_session_ttl_days,
+            valkey_allow_plaintext: self.valkey_allow_plaintext,
+            encryption_key_file: self.encryption_key_file.clone(),
+            encryption_key_secret: self.encryption_key_secret.clone(),
+        }
+    }
 }
 
 /// Options shared by every subcommand that runs the HTTP server.
@@ -527,6 +610,66 @@ pub struct ServerArgs {
     pub listener: ListenerArgs,
 }
 
+impl ServerArgs {
+    /// The server's plain configuration. Call after the subcommand defaults are applied
+    /// ([`Cli::try_parse_with_defaults`]) and [`Command::refuse_unsafe_identity`] has passed. A
+    /// value still unset (an embedding that skipped the defaults) falls back as before: the
+    /// `serve` listen address (loopback), `anonymous` identity, private networks refused.
+    pub fn app_config(&self) -> crate::app::AppConfig {
+        crate::app::AppConfig {
+            listen: self.listen.unwrap_or(SERVE_LISTEN),
+            public_url: self.public_url.clone(),
+            allow_insecure_http: self.allow_insecure_http,
+            allowed_origins: self.allowed_origins.clone(),
+            allowed_hosts: self.allowed_hosts.clone(),
+            identity: self.identity_settings(),
+            store: self.store.into(),
+            valkey: self.valkey.settings(),
+            client_name: self.client_name.clone(),
+            cimd_scope: self.cimd_scope.clone(),
+            refresh_margin: Duration::from_secs(self.refresh_margin_secs),
+            rate_limit: crate::http::RateLimit {
+                per_minute: self.rate_limit_per_minute,
+                burst: self.rate_limit_burst,
+                trusted_proxies: self.trusted_proxies.clone(),
+            },
+            metrics_listen: self.metrics_listen,
+            outbound: crate::app::OutboundSettings {
+                timeout: Duration::from_secs(self.outbound_timeout_secs),
+                max_body_bytes: self.outbound_max_body_bytes,
+                allow_private_networks: self.outbound_allow_private_networks.unwrap_or(false),
+            },
+            metadata_cache_ttl: Duration::from_secs(self.metadata_cache_ttl_secs),
+            exchange_ca_file: self.exchange_ca_file.clone(),
+            exchange_allowed_issuers: self.exchange_allowed_issuers.clone(),
+            gateway: self.gateway.config(),
+            listener: crate::app::listener::ListenerLimits {
+                trusted_proxies: self.trusted_proxies.clone(),
+                ..self.listener.limits()
+            },
+        }
+    }
+
+    /// How callers are identified (no `--identity`: `anonymous`; `run` has already filled in
+    /// its `oidc` default).
+    pub fn identity_settings(&self) -> crate::identity::IdentitySettings {
+        crate::identity::IdentitySettings {
+            mode: self.identity.unwrap_or_default().into(),
+            oidc_issuer: self.oidc_issuer.clone(),
+            oidc_audience: self.oidc_audience.clone(),
+            oidc_jwks_uri: self.oidc_jwks_uri.clone(),
+            oidc_jwks_min_refresh: Duration::from_secs(self.oidc_jwks_min_refresh_secs),
+            oidc_leeway: Duration::from_secs(self.oidc_leeway_secs),
+            oidc_scope: self.oidc_scope.clone(),
+            oidc_client_id: self.oidc_client_id.clone(),
+            oidc_client_secret_file: self.oidc_client_secret_file.clone(),
+            user_header: self.identity_user_header.clone(),
+            session_header: self.identity_session_header.clone(),
+            allow_insecure_http: self.allow_insecure_http,
+        }
+    }
+}
+
 /// Limits of the gateway's proxy path (`/mcp/{namespace}/{name}`).
 #[derive(Debug, Clone, Args)]
 pub struct GatewayArgs {
@@ -602,8 +745,9 @@ pub struct ListenerArgs {
 }
 
 impl ListenerArgs {
-    pub fn limits(&self) -> crate::serve::listener::ListenerLimits {
-        crate::serve::listener::ListenerLimits {
+    /// The listener's limits; the trusted proxies come from [`ServerArgs::trusted_proxies`].
+    pub fn limits(&self) -> crate::app::listener::ListenerLimits {
+        crate::app::listener::ListenerLimits {
             header_read_timeout: Duration::from_secs(self.header_read_timeout_secs),
             max_connections_per_client: self.max_connections_per_client,
             max_connections: self.max_connections,
@@ -878,5 +1022,205 @@ mod tests {
         assert_eq!(args.identity(pod_env), "op-7d9f-abc");
         assert_eq!(args.lease_namespace(|_| None), "default");
         assert!(!args.identity(|_| None).is_empty());
+    }
+
+    fn server_args(argv: &[&str]) -> ServerArgs {
+        let mut full = vec!["op"];
+        full.extend_from_slice(argv);
+        match Cli::try_parse_with_defaults(full).expect("parse").command {
+            Command::Run(r) => r.server,
+            Command::Serve(s) => s.server,
+            _ => unreachable!("run or serve"),
+        }
+    }
+
+    #[test]
+    fn the_identity_flags_become_the_identity_settings() {
+        use crate::identity::IdentityMode as Mode;
+        assert_eq!(
+            server_args(&["serve"]).identity_settings().mode,
+            Mode::Anonymous
+        );
+        assert_eq!(server_args(&["run"]).identity_settings().mode, Mode::Oidc);
+        let settings = server_args(&[
+            "run",
+            "--oidc-issuer",
+            "https://idp.example.com",
+            "--oidc-audience",
+            "a,b",
+            "--oidc-jwks-uri",
+            "https://idp.example.com/jwks",
+            "--oidc-jwks-min-refresh-secs",
+            "7",
+            "--oidc-leeway-secs",
+            "3",
+            "--oidc-scope",
+            "mcp",
+            "--oidc-client-id",
+            "gw",
+            "--oidc-client-secret-file",
+            "/secret",
+            "--identity-session-header",
+            "X-Session",
+            "--allow-insecure-http",
+        ])
+        .identity_settings();
+        assert_eq!(
+            settings.oidc_issuer.as_deref(),
+            Some("https://idp.example.com")
+        );
+        assert_eq!(settings.oidc_audience, ["a", "b"]);
+        assert_eq!(
+            settings.oidc_jwks_uri.as_ref().map(Url::as_str),
+            Some("https://idp.example.com/jwks")
+        );
+        assert_eq!(settings.oidc_jwks_min_refresh, Duration::from_secs(7));
+        assert_eq!(settings.oidc_leeway, Duration::from_secs(3));
+        assert_eq!(settings.oidc_scope, ["mcp"]);
+        assert_eq!(settings.oidc_client_id.as_deref(), Some("gw"));
+        assert_eq!(
+            settings.oidc_client_secret_file.as_deref(),
+            Some(std::path::Path::new("/secret"))
+        );
+        assert_eq!(settings.user_header, "X-Forwarded-User");
+        assert_eq!(settings.session_header.as_deref(), Some("X-Session"));
+        assert!(settings.allow_insecure_http);
+        let defaults = server_args(&["serve"]).identity_settings();
+        let plain = crate::identity::IdentitySettings::default();
+        assert_eq!(defaults.oidc_jwks_min_refresh, plain.oidc_jwks_min_refresh);
+        assert_eq!(defaults.oidc_leeway, plain.oidc_leeway);
+        assert_eq!(defaults.user_header, plain.user_header);
+    }
+
+    #[test]
+    fn a_client_secret_needs_a_client_id() {
+        let argv = [
+            "op",
+            "run",
+            "--oidc-issuer",
+            "https://idp.example.com",
+            "--oidc-client-secret-file",
+            "/secret",
+        ];
+        assert!(Cli::try_parse_with_defaults(argv).is_err());
+    }
+
+    #[test]
+    fn key_file_and_key_secret_exclude_each_other() {
+        let argv = [
+            "op",
+            "serve",
+            "--encryption-key-secret",
+            "k",
+            "--encryption-key-file",
+            "/k",
+        ];
+        assert!(Cli::try_parse_with_defaults(argv).is_err());
+    }
+
+    #[test]
+    fn the_server_flags_become_the_app_config() {
+        let run = server_args(&["run"]).app_config();
+        assert_eq!(run.listen, RUN_LISTEN);
+        assert!(!run.outbound.allow_private_networks);
+        assert_eq!(run.store, crate::store::StoreKind::Memory);
+        let serve = server_args(&[
+            "serve",
+            "--store",
+            "valkey",
+            "--valkey-url",
+            "redis://a:6379,redis://b:6379",
+            "--valkey-topology",
+            "sentinel",
+            "--valkey-sentinel-service",
+            "mymaster",
+            "--encryption-key-file",
+            "/keys",
+            "--trusted-proxies",
+            "10.0.0.0/8",
+            "--max-connections",
+            "9",
+            "--outbound-timeout-secs",
+            "4",
+            "--refresh-margin-secs",
+            "11",
+            "--upstream-connect-timeout-secs",
+            "2",
+        ])
+        .app_config();
+        assert_eq!(serve.listen, SERVE_LISTEN);
+        assert!(serve.outbound.allow_private_networks);
+        assert_eq!(serve.outbound.timeout, Duration::from_secs(4));
+        assert_eq!(serve.refresh_margin, Duration::from_secs(11));
+        assert_eq!(serve.store, crate::store::StoreKind::Valkey);
+        assert_eq!(
+            serve.valkey.valkey_url,
+            ["redis://a:6379", "redis://b:6379"]
+        );
+        assert_eq!(
+            serve.valkey.valkey_topology,
+            crate::store::ValkeyTopologyKind::Sentinel
+        );
+        assert_eq!(
+            serve.valkey.valkey_sentinel_service.as_deref(),
+            Some("mymaster")
+        );
+        assert_eq!(serve.valkey.valkey_key_prefix, "mcpoauth:");
+        assert_eq!(
+            serve.valkey.encryption_key_file.as_deref(),
+            Some(std::path::Path::new("/keys"))
+        );
+        assert_eq!(serve.rate_limit.trusted_proxies.len(), 1);
+        assert_eq!(
+            serve.listener.trusted_proxies,
+            serve.rate_limit.trusted_proxies
+        );
+        assert_eq!(serve.listener.max_connections, 9);
+        assert_eq!(serve.gateway.connect_timeout, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn run_flags_become_the_controller_config() {
+        let cli = Cli::try_parse_with_defaults([
+            "op",
+            "--namespaces",
+            "a,b",
+            "--lease-name",
+            "gw",
+            "--lease-duration-secs",
+            "20",
+        ])
+        .expect("parse");
+        let Command::Run(args) = cli.command else {
+            panic!("expected run")
+        };
+        let env = |k: &str| (k == "POD_NAMESPACE").then(|| "ops".to_owned());
+        let config = args.controller_config(env);
+        assert_eq!(config.namespaces, ["a", "b"]);
+        let crate::controller::Leadership::Lease {
+            namespace,
+            name,
+            duration,
+        } = config.leadership
+        else {
+            panic!("a Lease")
+        };
+        assert_eq!(
+            (namespace.as_str(), name.as_str(), duration),
+            ("ops", "gw", Duration::from_secs(20))
+        );
+        assert!(!config.identity.is_empty());
+    }
+
+    #[test]
+    fn log_formats_map_to_telemetry() {
+        assert_eq!(
+            crate::telemetry::LogFormat::from(LogFormat::Json),
+            crate::telemetry::LogFormat::Json
+        );
+        assert_eq!(
+            crate::telemetry::LogFormat::from(LogFormat::Text),
+            crate::telemetry::LogFormat::Text
+        );
     }
 }

@@ -2,9 +2,24 @@
 //! holding the users' tokens server-side, and a Kubernetes operator that configures it from
 //! `RemoteMCPServer` and `TokenExchangePolicy` resources.
 //!
-//! A request's path: [`http`] (router) → identity → [`registry`] → credentials ([`manager`]) →
-//! upstream. Browser flows: [`http`] connect/callback → [`manager`] → [`oauth`] engine → [`store`].
+//! The map (`docs/architecture.md` has the long version):
+//!
+//! - Start-up: `main.rs` parses the command line ([`cli`], clap only), converts it into each
+//!   component's plain configuration and hands them to [`app`], which builds every component,
+//!   starts the listeners and the registrations source ([`manifests`] for `serve`,
+//!   [`controller`] for `run`) and shuts them down. [`telemetry`] sets up logging; [`metrics`]
+//!   is the registry every component registers its own metrics in.
+//! - A request's path: [`http`] (the router) → [`identity`] (who calls) → [`registry`] (which
+//!   server, with its settings) → credentials (the token for that user and server: none, OAuth,
+//!   forwarded or exchanged) → the gateway's leg (one exchange with one upstream, with its
+//!   retry on 401/403) → upstream.
+//! - The callback path: the browser's [`http`] connect → the authorization server ([`oauth`]
+//!   engine) → [`http`] callback → the tokens kept in the [`store`], the waiting MCP session
+//!   resumed.
+//! - Beneath them: [`crd`] (the resources), [`net`] (outbound clients, SSRF guard, TLS),
+//!   [`crypto`] (encryption at rest) and the key ring's loading and rotation.
 
+pub mod app;
 pub mod cli;
 pub mod controller;
 pub mod crd;
@@ -20,7 +35,15 @@ pub mod metrics;
 pub mod net;
 pub mod oauth;
 pub mod registry;
-pub mod serve;
+/// Key-ring loading, reloading and rotation, declared from their files in `serve/` until they
+/// move to their own module.
+pub mod serve {
+    pub mod key_gate;
+    pub mod key_source;
+    pub mod keyring_file;
+    pub mod keyring_reload;
+    pub mod rotation;
+}
 pub mod store;
 pub mod telemetry;
 pub mod time;

@@ -1,6 +1,8 @@
-use mcp_oauth_operator::cli::{Cli, Command, RunArgs};
-use mcp_oauth_operator::controller::{ControllerConfig, KubeSource, Leadership};
-use mcp_oauth_operator::serve::{self, Registrations};
+//! The binary: parses the command line, turns it into the components' plain configurations and
+//! hands them to [`mcp_oauth_operator::app`].
+
+use mcp_oauth_operator::app::{self, AppConfig, Registrations};
+use mcp_oauth_operator::cli::{Cli, Command};
 use std::process::ExitCode;
 
 #[tokio::main]
@@ -36,120 +38,52 @@ async fn main() -> ExitCode {
         eprintln!("a TLS crypto provider was already installed");
         return ExitCode::FAILURE;
     }
-    if let Err(e) = mcp_oauth_operator::telemetry::init(cli.log.log_format, &cli.log.log_level) {
+    if let Err(e) =
+        mcp_oauth_operator::telemetry::init(cli.log.log_format.into(), &cli.log.log_level)
+    {
         eprintln!("{e}");
         return ExitCode::FAILURE;
     }
     match cli.command {
         Command::Crds => ExitCode::SUCCESS,
-        Command::RotateKeys(args) => match serve::rotation::run_command(&args.valkey).await {
-            Ok(report) if report.failed_by_key_id.is_empty() => ExitCode::SUCCESS,
-            Ok(_) => ExitCode::from(2),
-            Err(e) => {
-                tracing::error!(error = %e, "rotate-keys failed");
-                ExitCode::FAILURE
+        Command::RotateKeys(args) => {
+            match mcp_oauth_operator::serve::rotation::run_command(&args.valkey.settings()).await {
+                Ok(report) if report.failed_by_key_id.is_empty() => ExitCode::SUCCESS,
+                Ok(_) => ExitCode::from(2),
+                Err(e) => {
+                    tracing::error!(error = %e, "rotate-keys failed");
+                    ExitCode::FAILURE
+                }
             }
-        },
+        }
         Command::Serve(args) => {
             let registrations = match args.manifests {
                 Some(dir) => Registrations::Dir(dir),
                 None => Registrations::Embedded,
             };
-            serve_until_signal(&args.server, registrations).await
+            serve_until_signal(&args.server.app_config(), registrations).await
         }
         Command::Run(args) => {
-            let registrations = match kubernetes(&args).await {
+            let env = |name: &str| std::env::var(name).ok();
+            let registrations = match app::run::connect(args.controller_config(env)).await {
                 Ok(source) => Registrations::Kubernetes(source),
                 Err(e) => {
                     tracing::error!(error = %e, "cannot build a Kubernetes client (in-cluster config or KUBECONFIG)");
                     return ExitCode::FAILURE;
                 }
             };
-            serve_until_signal(&args.server, registrations).await
+            serve_until_signal(&args.server.app_config(), registrations).await
         }
     }
 }
 
-/// The API server connection and controller settings of `run`.
-async fn kubernetes(args: &RunArgs) -> Result<KubeSource, kube::Error> {
-    let client = kube::Client::try_default().await?;
-    let env = |name: &str| std::env::var(name).ok();
-    let identity = args.identity(env);
-    Ok(KubeSource {
-        client,
-        config: ControllerConfig {
-            namespaces: args.namespaces.clone(),
-            leadership: Leadership::Lease {
-                namespace: args.lease_namespace(env),
-                name: args.lease_name.clone(),
-                duration: args.lease_duration(),
-            },
-            identity,
-        },
-    })
-}
-
-/// Starts the server and runs it until SIGINT/SIGTERM, then drains it.
-async fn serve_until_signal(
-    args: &mcp_oauth_operator::cli::ServerArgs,
-    registrations: Registrations,
-) -> ExitCode {
-    // Before starting: a signal that arrives as soon as the server says it listens must stop it
-    // gracefully, not kill it with the default action.
-    let signals = ShutdownSignals::install();
-    let server = match serve::start(args, registrations).await {
-        Ok(s) => s,
+/// Runs the server until SIGINT/SIGTERM; a failure to start is logged.
+async fn serve_until_signal(config: &AppConfig, registrations: Registrations) -> ExitCode {
+    match app::serve_until_signal(config, registrations).await {
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "cannot start");
-            return ExitCode::FAILURE;
+            ExitCode::FAILURE
         }
-    };
-    let cancel = server.cancel_token();
-    tokio::spawn(async move {
-        signals.recv().await;
-        tracing::info!("shutting down");
-        cancel.cancel();
-    });
-    server.wait().await;
-    ExitCode::SUCCESS
-}
-
-/// SIGINT and SIGTERM, listened for from the moment they are installed.
-struct ShutdownSignals {
-    #[cfg(unix)]
-    streams: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
-}
-
-impl ShutdownSignals {
-    fn install() -> Self {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{SignalKind, signal};
-            let streams = match (
-                signal(SignalKind::terminate()),
-                signal(SignalKind::interrupt()),
-            ) {
-                (Ok(term), Ok(int)) => Some((term, int)),
-                // Without handlers, fall back to ctrl_c below.
-                _ => None,
-            };
-            Self { streams }
-        }
-        #[cfg(not(unix))]
-        {
-            Self {}
-        }
-    }
-
-    async fn recv(self) {
-        #[cfg(unix)]
-        if let Some((mut term, mut int)) = self.streams {
-            tokio::select! {
-                _ = term.recv() => {},
-                _ = int.recv() => {},
-            }
-            return;
-        }
-        let _ = tokio::signal::ctrl_c().await;
     }
 }

@@ -30,12 +30,6 @@ pub struct ResultLabel {
     pub result: String,
 }
 
-/// Which connection cap closed a connection on accept (`per_client`, `total`).
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct CapLabel {
-    pub cap: String,
-}
-
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KeyIdLabel {
     pub key_id: String,
@@ -70,10 +64,6 @@ pub struct Metrics {
     /// RFC 7009 revocations at sign-out, by result (`ok`, `failed`, `unsupported`, `no_endpoint`).
     pub token_revocations: Family<ResultLabel, Counter>,
     pub rate_limited: Family<RouteLabel, Counter>,
-    /// Connections closed on accept because a connection cap was reached.
-    pub connections_refused: Family<CapLabel, Counter>,
-    pub registered_servers: Gauge,
-    pub manifest_problems: Gauge,
     pub rotation_sweeps: Family<ResultLabel, Counter>,
     pub rotation_rewrapped: Gauge,
     pub rotation_unrewrappable: Family<KeyIdLabel, Gauge>,
@@ -152,21 +142,6 @@ impl Metrics {
             "rate_limited",
             "Requests refused by the per-IP rate limit",
             self.rate_limited.clone(),
-        );
-        r.register(
-            "connections_refused",
-            "Connections closed on accept because a connection cap was reached, by cap",
-            self.connections_refused.clone(),
-        );
-        r.register(
-            "registered_servers",
-            "Remote MCP servers currently registered",
-            self.registered_servers.clone(),
-        );
-        r.register(
-            "manifest_problems",
-            "Problems found in the last load of the manifests folder",
-            self.manifest_problems.clone(),
         );
         r.register(
             "key_rotation_sweeps",

@@ -2,9 +2,20 @@
 //!
 //! Tokens, authorization codes, PKCE verifiers, client secrets and full flow ids are never
 //! logged; session and user ids are logged truncated to 8 characters.
+//!
+//! A leaf: nothing here uses another module of the crate, so every module may log through it.
 
-use crate::cli::LogFormat;
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};
+
+/// How log lines are written to stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line (fields flattened), for log collectors.
+    Json,
+}
 
 /// Install the global subscriber. `RUST_LOG`, when set, overrides `default_filter`.
 pub fn init(format: LogFormat, default_filter: &str) -> Result<(), TelemetryError> {

@@ -413,9 +413,6 @@ async fn report<K>(
             tracing::error!(kind, error = %e, "controller runner error");
         }
     }
-    ctx.metrics
-        .registered_servers
-        .set(ctx.registry().snapshot().servers.len() as i64);
 }
 
 /// The `/readyz` gate of the watches: blocked until every store has its first list, with the

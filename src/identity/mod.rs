@@ -18,7 +18,7 @@ pub use challenge::{
 pub use header::HeaderConfig;
 pub use oidc::{AudienceTarget, OidcAuthenticator, OidcConfig, SignInClient};
 pub use rejection::TokenRejection;
-pub use settings::from_server_args;
+pub use settings::{IdentityMode, IdentitySettings, from_settings};
 
 use crate::net::OutboundClient;
 use http::HeaderMap;

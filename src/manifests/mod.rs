@@ -6,11 +6,13 @@
 mod examples;
 mod load;
 mod parse;
+mod problem_count;
 mod report;
 mod secrets;
 mod source;
 
 pub use examples::{embedded_example_sources, embedded_examples};
 pub use load::{load_dir, load_sources, load_str};
+pub use problem_count::ManifestMetrics;
 pub use report::{LoadReport, ManifestProblem, ResourceKind, ResourceStatus, Severity, reason};
 pub use source::ManifestsSource;

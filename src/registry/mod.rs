@@ -5,6 +5,7 @@
 //! upsert costs O(log n) instead of a copy of every registration. With plain hash maps, 10,000
 //! resources reconciled at start-up meant 10,000 copies of a map growing to 10,000 entries.
 
+mod server_count;
 mod types;
 
 pub use types::*;

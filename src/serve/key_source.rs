@@ -3,10 +3,10 @@
 //! the file or Secret watch, and a rotation sweep whenever a ring with older keys is in use.
 
 use super::keyring_reload::KeyRingReloader;
-use super::stores::StoreSetupError;
-use crate::cli::ValkeyArgs;
+use crate::app::stores::StoreSetupError;
 use crate::crypto::{KeyRing, KeyRingHandle};
 use crate::metrics::Metrics;
+use crate::store::ValkeySettings;
 use crate::store::valkey::ValkeyStores;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -44,7 +44,7 @@ impl KeySource {
     /// the Secret is read from its default namespace, which in a pod is the pod's own
     /// (the service account's namespace).
     pub fn resolve(
-        args: &ValkeyArgs,
+        args: &ValkeySettings,
         kube: Option<&kube::Client>,
     ) -> Result<KeySource, StoreSetupError> {
         if let Some(name) = &args.encryption_key_secret {
@@ -180,20 +180,23 @@ pub fn spawn_rotation_sweeps(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser as _;
 
-    #[derive(clap::Parser)]
-    struct Args {
-        #[command(flatten)]
-        valkey: ValkeyArgs,
-    }
-
-    fn args(argv: &[&str]) -> ValkeyArgs {
-        let mut full = vec!["test"];
-        full.extend_from_slice(argv);
-        Args::try_parse_from(full)
-            .unwrap_or_else(|e| panic!("{e}"))
-            .valkey
+    /// The settings of the key-ring flags in `argv` (`--encryption-key-secret NAME`,
+    /// `--encryption-key-file PATH`); the command line's own parsing is tested in `cli`.
+    fn args(argv: &[&str]) -> ValkeySettings {
+        let mut settings = ValkeySettings::default();
+        for pair in argv.chunks(2) {
+            match pair {
+                ["--encryption-key-secret", name] => {
+                    settings.encryption_key_secret = Some((*name).to_owned());
+                }
+                ["--encryption-key-file", path] => {
+                    settings.encryption_key_file = Some((*path).into());
+                }
+                other => panic!("unexpected arguments {other:?}"),
+            }
+        }
+        settings
     }
 
     #[test]
@@ -206,18 +209,6 @@ mod tests {
             err.contains("only works with `run`") && err.contains("mcp-keys"),
             "{err}"
         );
-    }
-
-    #[test]
-    fn file_and_secret_exclude_each_other() {
-        let parsed = Args::try_parse_from([
-            "test",
-            "--encryption-key-secret",
-            "k",
-            "--encryption-key-file",
-            "/k",
-        ]);
-        assert!(parsed.is_err());
     }
 
     #[test]

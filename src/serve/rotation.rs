@@ -2,18 +2,18 @@
 //! progress in the logs and the outcome in metrics. Run by `rotate-keys` and, while a key ring
 //! holds more than one key, once in the background at start-up.
 
-use crate::cli::ValkeyArgs;
 use crate::crypto::KeyRing;
 use crate::metrics::Metrics;
+use crate::store::ValkeySettings;
 use crate::store::valkey::{Codec, RotationReport, ValkeyStores};
 use std::time::Duration;
 
 /// The `rotate-keys` command: connect, wait for Valkey, sweep once.
-pub async fn run_command(args: &ValkeyArgs) -> Result<RotationReport, String> {
-    let ring = super::stores::load_key_ring(args)
+pub async fn run_command(args: &ValkeySettings) -> Result<RotationReport, String> {
+    let ring = crate::app::stores::load_key_ring(args)
         .map_err(|e| e.to_string())?
         .ok_or("rotate-keys needs --encryption-key-file (the key ring with the new primary key)")?;
-    let cfg = super::stores::valkey_config(args).map_err(|e| e.to_string())?;
+    let cfg = crate::app::stores::valkey_config(args).map_err(|e| e.to_string())?;
     let stores = ValkeyStores::from_config(&cfg, Codec::Encrypted(ring.clone()))
         .await
         .map_err(|e| e.to_string())?;

@@ -8,12 +8,14 @@ pub mod conformance;
 mod flow;
 mod lock;
 pub mod memory;
+mod settings;
 mod token;
 pub mod valkey;
 
 pub use cached::CachedTokenStore;
 pub use flow::*;
 pub use lock::*;
+pub use settings::{StoreKind, ValkeySettings, ValkeyTopologyKind};
 pub use token::*;
 
 /// A storage failure. Callers decide what it means (the callback page shows a failure, a

@@ -4,11 +4,11 @@
 use super::kube::KubeApi;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::Api;
+use mcp_oauth_operator::app::{self, Registrations, RunningServer};
 use mcp_oauth_operator::cli::{Cli, Command, ServerArgs};
 use mcp_oauth_operator::controller::{ControllerConfig, KubeSource, Leadership};
 use mcp_oauth_operator::crd::{RemoteMCPServer, TokenExchangePolicy, condition};
 use mcp_oauth_operator::registry::ServerKey;
-use mcp_oauth_operator::serve::{self, Registrations, RunningServer};
 use std::future::Future;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -109,7 +109,7 @@ pub async fn start_replica(
             leadership,
         },
     };
-    serve::start(&args, Registrations::Kubernetes(source))
+    app::start(&args.app_config(), Registrations::Kubernetes(source))
         .await
         .expect("operator starts")
 }

@@ -1,6 +1,7 @@
 //! Starts the gateway in-process for integration tests and registers servers on it.
 
 use clap::Parser as _;
+use mcp_oauth_operator::app::{self, Registrations, RunningServer};
 use mcp_oauth_operator::cli::{Cli, Command, ServerArgs};
 use mcp_oauth_operator::identity::Caller;
 use mcp_oauth_operator::manager::Manager;
@@ -8,7 +9,6 @@ use mcp_oauth_operator::registry::{
     AuthSettings, ClientAuthMethod, ClientIdentity, OAuthSettings, PreRegisteredClient, ServerKey,
     ServerRegistration,
 };
-use mcp_oauth_operator::serve::{self, Registrations, RunningServer};
 use secrecy::SecretString;
 use std::sync::Arc;
 use url::Url;
@@ -49,7 +49,7 @@ impl Gateway {
 
     pub async fn start_with(extra: &[&str]) -> Self {
         let args = server_args(extra);
-        let server = serve::start(&args, Registrations::Programmatic)
+        let server = app::start(&args.app_config(), Registrations::Programmatic)
             .await
             .expect("gateway starts");
         Self { server }

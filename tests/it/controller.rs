@@ -1,17 +1,17 @@
 //! The operator's controllers against a real kube-apiserver (v1.20, see `testkit::kube`): the
-//! operator runs in-process (`serve::start` with `Registrations::Kubernetes`), resources are
+//! operator runs in-process (`app::start` with `Registrations::Kubernetes`), resources are
 //! applied with kubectl, and each test checks the registry, the status, Events, finalizers and
 //! the metrics of status writes.
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
+use mcp_oauth_operator::app::RunningServer;
 use mcp_oauth_operator::controller::{FINALIZER, Leadership};
 use mcp_oauth_operator::crd::{
     RemoteMCPServer, RemoteMCPServerStatus, TokenExchangePolicy, condition,
 };
 use mcp_oauth_operator::metrics::{KindLabel, ReconcileLabels};
 use mcp_oauth_operator::registry::{AuthSettings, ClientIdentity, ServerKey};
-use mcp_oauth_operator::serve::RunningServer;
 use secrecy::ExposeSecret as _;
 use std::time::Duration;
 use testkit::controller_env::{condition_of, eventually, start_replica};

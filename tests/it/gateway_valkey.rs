@@ -5,7 +5,7 @@
 //! real MCP server.
 
 use base64::Engine as _;
-use mcp_oauth_operator::serve::{self, Registrations};
+use mcp_oauth_operator::app::{self, Registrations};
 use mcp_oauth_operator::store::RefreshLock as _;
 use mcp_oauth_operator::store::valkey::{Codec, ValkeyStores};
 use rand::RngCore as _;
@@ -56,7 +56,7 @@ async fn valkey_without_a_key_or_with_a_bad_key_does_not_start() {
     let dir = tempfile::tempdir().expect("tempdir");
 
     let args = server_args(&["--store", "valkey", "--valkey-url", &url]);
-    let err = serve::start(&args, Registrations::Programmatic)
+    let err = app::start(&args.app_config(), Registrations::Programmatic)
         .await
         .err()
         .expect("refused");
@@ -72,7 +72,7 @@ async fn valkey_without_a_key_or_with_a_bad_key_does_not_start() {
         "--encryption-key-file",
         &bad,
     ]);
-    let err = serve::start(&args, Registrations::Programmatic)
+    let err = app::start(&args.app_config(), Registrations::Programmatic)
         .await
         .err()
         .expect("refused");
@@ -93,7 +93,7 @@ async fn valkey_without_a_key_or_with_a_bad_key_does_not_start() {
         &missing,
     ]);
     assert!(
-        serve::start(&args, Registrations::Programmatic)
+        app::start(&args.app_config(), Registrations::Programmatic)
             .await
             .is_err(),
         "a missing key file is fatal"
@@ -106,7 +106,7 @@ async fn valkey_without_a_key_or_with_a_bad_key_does_not_start() {
         &url,
         "--valkey-allow-plaintext",
     ]);
-    let gw = serve::start(&args, Registrations::Programmatic)
+    let gw = app::start(&args.app_config(), Registrations::Programmatic)
         .await
         .expect("explicit opt-in starts");
     gw.shutdown().await;

@@ -598,8 +598,8 @@ async fn no_protected_resource_metadata_without_oidc() {
 #[tokio::test]
 async fn run_without_an_issuer_refuses_to_start() {
     use clap::Parser as _;
+    use mcp_oauth_operator::app::{self, Registrations};
     use mcp_oauth_operator::cli::{Cli, Command};
-    use mcp_oauth_operator::serve::{self, Registrations};
 
     let cli =
         Cli::try_parse_with_defaults(["mcp-oauth-operator", "run", "--listen", "127.0.0.1:0"])
@@ -607,7 +607,7 @@ async fn run_without_an_issuer_refuses_to_start() {
     let Command::Run(args) = cli.command else {
         unreachable!("run was requested")
     };
-    let Err(err) = serve::start(&args.server, Registrations::Programmatic).await else {
+    let Err(err) = app::start(&args.server.app_config(), Registrations::Programmatic).await else {
         panic!("run defaults to oidc and must not start without an issuer");
     };
     let message = err.to_string();
@@ -622,7 +622,7 @@ async fn run_without_an_issuer_refuses_to_start() {
     let Command::Serve(args) = cli.command else {
         unreachable!("serve was requested")
     };
-    let server = serve::start(&args.server, Registrations::Programmatic)
+    let server = app::start(&args.server.app_config(), Registrations::Programmatic)
         .await
         .expect("serve starts");
     server.shutdown().await;

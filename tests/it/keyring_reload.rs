@@ -9,10 +9,10 @@ use base64::Engine as _;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
+use mcp_oauth_operator::app::{self, Registrations, RunningServer};
 use mcp_oauth_operator::cli::{Cli, Command, ServerArgs};
 use mcp_oauth_operator::controller::{ControllerConfig, KubeSource, Leadership};
 use mcp_oauth_operator::crypto::envelope_key_id;
-use mcp_oauth_operator::serve::{self, Registrations, RunningServer};
 use mcp_oauth_operator::store::{TokenBinding, TokenKey, TokenRecord};
 use rand::RngCore as _;
 use secrecy::{ExposeSecret as _, SecretString};
@@ -212,7 +212,7 @@ async fn start_operator(client: Client, url: &str, prefix: &str) -> Subject {
             leadership: Leadership::Fixed(leader),
         },
     };
-    let server = serve::start(&args, Registrations::Kubernetes(source))
+    let server = app::start(&args.app_config(), Registrations::Kubernetes(source))
         .await
         .expect("operator starts");
     Subject {
@@ -383,9 +383,12 @@ async fn the_key_file_is_followed_without_a_restart() {
     let file = file.to_str().expect("utf-8 path");
     let mut flags = valkey_flags(&url, &prefix);
     flags.extend(["--encryption-key-file", file]);
-    let server = serve::start(&args("serve", &flags), Registrations::Programmatic)
-        .await
-        .expect("gateway starts");
+    let server = app::start(
+        &args("serve", &flags).app_config(),
+        Registrations::Programmatic,
+    )
+    .await
+    .expect("gateway starts");
     let op = Subject {
         server,
         raw: valkey.raw().await,

@@ -5,13 +5,13 @@
 
 #![allow(clippy::unwrap_used)]
 
+use mcp_oauth_operator::app::{self, Registrations};
 use mcp_oauth_operator::cli::{Cli, Command};
 use mcp_oauth_operator::net::{
     AddressClass, AddressPolicy, FetchError, OutboundClient, OutboundConfig,
 };
 use mcp_oauth_operator::oauth::{ClientCredentials, Discovery, DiscoveryConfig, DiscoveryError};
 use mcp_oauth_operator::oauth::{TokenClient, TokenError};
-use mcp_oauth_operator::serve::{self, Registrations};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -225,7 +225,7 @@ async fn redirects_from_a_metadata_location_are_not_followed() {
 /// The gateway as `run` starts it (anonymous callers, no cluster), with `extra` flags.
 async fn run_gateway(extra: &[&str]) -> Gateway {
     let args = testkit::controller_env::run_args(extra);
-    let server = serve::start(&args, Registrations::Programmatic)
+    let server = app::start(&args.app_config(), Registrations::Programmatic)
         .await
         .expect("gateway starts");
     Gateway { server }
@@ -239,7 +239,7 @@ async fn serve_gateway() -> Gateway {
     let Command::Serve(args) = cli.command else {
         unreachable!("serve was requested")
     };
-    let server = serve::start(&args.server, Registrations::Programmatic)
+    let server = app::start(&args.server.app_config(), Registrations::Programmatic)
         .await
         .expect("gateway starts");
     Gateway { server }

@@ -661,9 +661,9 @@ async fn allowed_origins_and_hosts_are_settings() {
         let (status, body) = post_mcp(&gw, &headers).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{headers:?}: {body}");
     }
-    let bad = mcp_oauth_operator::serve::start(
-        &server_args(&["--allowed-origins", "https://portal.example/path"]),
-        mcp_oauth_operator::serve::Registrations::Programmatic,
+    let bad = mcp_oauth_operator::app::start(
+        &server_args(&["--allowed-origins", "https://portal.example/path"]).app_config(),
+        mcp_oauth_operator::app::Registrations::Programmatic,
     )
     .await;
     assert!(

@@ -11,13 +11,14 @@
 //! kernel has completed the handshake already, and closing is the only answer TCP offers.
 //! Request bodies have their own deadline in the gateway ([`crate::gateway::body`]).
 
-use crate::metrics::CapLabel;
+use crate::metrics::Metrics;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use std::collections::HashMap;
@@ -49,6 +50,40 @@ impl Default for ListenerLimits {
             max_connections: 16_384,
             trusted_proxies: Vec::new(),
         }
+    }
+}
+
+/// Which connection cap closed a connection on accept (`per_client`, `total`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CapLabel {
+    pub cap: String,
+}
+
+/// The listener's metrics, registered when the server is built.
+#[derive(Debug, Clone, Default)]
+pub struct ListenerMetrics {
+    /// Connections closed on accept because a connection cap was reached.
+    refused: Family<CapLabel, Counter>,
+}
+
+impl ListenerMetrics {
+    /// Creates the listener's metrics and registers them in `metrics`.
+    pub fn register(metrics: &Metrics) -> Self {
+        let m = Self::default();
+        metrics.register(
+            "connections_refused",
+            "Connections closed on accept because a connection cap was reached, by cap",
+            m.refused.clone(),
+        );
+        m
+    }
+
+    fn refused(&self, refused: Refused) {
+        self.refused
+            .get_or_create(&CapLabel {
+                cap: refused.cap().to_owned(),
+            })
+            .inc();
     }
 }
 
@@ -188,7 +223,7 @@ pub async fn serve(
     listener: TcpListener,
     app: Router,
     limits: ListenerLimits,
-    refused_metric: Family<CapLabel, Counter>,
+    metrics: ListenerMetrics,
     shutdown: CancellationToken,
 ) {
     let connections = Connections::new(limits.clone());
@@ -221,11 +256,7 @@ pub async fn serve(
         let slot = match connections.admit(peer.ip()) {
             Ok(slot) => slot,
             Err(refused) => {
-                refused_metric
-                    .get_or_create(&CapLabel {
-                        cap: refused.cap().to_owned(),
-                    })
-                    .inc();
+                metrics.refused(refused);
                 tracing::debug!(client = %client_key(peer.ip()), ?refused, "connection refused: too many open connections");
                 drop(tcp);
                 continue;

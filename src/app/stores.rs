@@ -1,4 +1,4 @@
-//! Building the token store, flow store and refresh lock from the command line, and the
+//! Building the token store, flow store and refresh lock from their settings, and the
 //! background work they need (expiry sweeps, readiness checks, key-rotation sweeps).
 //!
 //! Fails closed: a configured key ring file that cannot be loaded stops start-up, Valkey stores
@@ -6,18 +6,18 @@
 //! without encryption needs an explicit opt-in. A changed key file or Secret replaces the ring
 //! without a restart (see `keyring_reload`).
 
-use super::key_gate::KeyGate;
-use super::key_source::{self, KeySource};
-use super::keyring_reload::KeyRingReloader;
-use crate::cli::{StoreKind, ValkeyArgs, ValkeyTopology as CliTopology};
 use crate::crypto::{KeyRing, KeyRingHandle};
 use crate::http::Readiness;
 use crate::metrics::Metrics;
+use crate::serve::key_gate::KeyGate;
+use crate::serve::key_source::{self, KeySource};
+use crate::serve::keyring_reload::KeyRingReloader;
 use crate::store::memory::{MemoryFlowStore, MemoryTokenStore};
 use crate::store::valkey::{
     Codec, ValkeyClient, ValkeyConfig, ValkeyStores, ValkeyTopology, connect,
 };
 use crate::store::{CachedTokenStore, FlowStore, ProcessLocalLock, RefreshLock, TokenStore};
+use crate::store::{StoreKind, ValkeySettings, ValkeyTopologyKind};
 use secrecy::SecretString;
 use std::sync::Arc;
 use std::time::Duration;
@@ -104,14 +104,14 @@ pub enum StoreSetupError {
 
 /// Load the key ring named by `--encryption-key-file`, if any (fail closed). For commands
 /// without an API server connection (`rotate-keys`), so a key-ring Secret is refused here.
-pub fn load_key_ring(args: &ValkeyArgs) -> Result<Option<KeyRing>, StoreSetupError> {
+pub fn load_key_ring(args: &ValkeySettings) -> Result<Option<KeyRing>, StoreSetupError> {
     Ok(KeySource::resolve(args, None)?
         .handle()
         .map(KeyRingHandle::current))
 }
 
 /// The Valkey connection settings from the flags.
-pub fn valkey_config(args: &ValkeyArgs) -> Result<ValkeyConfig, StoreSetupError> {
+pub fn valkey_config(args: &ValkeySettings) -> Result<ValkeyConfig, StoreSetupError> {
     if args.valkey_url.is_empty() {
         return Err(StoreSetupError::Config(
             "--store valkey needs --valkey-url (MCPOAUTH_VALKEY_URL), e.g. redis://valkey:6379"
@@ -120,9 +120,9 @@ pub fn valkey_config(args: &ValkeyArgs) -> Result<ValkeyConfig, StoreSetupError>
     }
     let mut cfg = ValkeyConfig::new(args.valkey_url.clone());
     cfg.topology = match args.valkey_topology {
-        CliTopology::Standalone => ValkeyTopology::Standalone,
-        CliTopology::Cluster => ValkeyTopology::Cluster,
-        CliTopology::Sentinel => ValkeyTopology::Sentinel {
+        ValkeyTopologyKind::Standalone => ValkeyTopology::Standalone,
+        ValkeyTopologyKind::Cluster => ValkeyTopology::Cluster,
+        ValkeyTopologyKind::Sentinel => ValkeyTopology::Sentinel {
             service_name: args.valkey_sentinel_service.clone().ok_or_else(|| {
                 StoreSetupError::Config(
                     "--valkey-topology sentinel needs --valkey-sentinel-service".to_owned(),
@@ -153,7 +153,7 @@ pub fn valkey_config(args: &ValkeyArgs) -> Result<ValkeyConfig, StoreSetupError>
 
 /// The value codec of stores built at once: encrypted with the (reloadable) key ring, or
 /// plaintext only when explicitly allowed.
-fn codec(args: &ValkeyArgs, ring: Option<&KeyRingHandle>) -> Result<Codec, StoreSetupError> {
+fn codec(args: &ValkeySettings, ring: Option<&KeyRingHandle>) -> Result<Codec, StoreSetupError> {
     match ring {
         Some(handle) => Ok(Codec::Reloadable(handle.clone())),
         None if args.valkey_allow_plaintext => {
@@ -172,7 +172,7 @@ fn codec(args: &ValkeyArgs, ring: Option<&KeyRingHandle>) -> Result<Codec, Store
 /// through which `--encryption-key-secret` is read (`None` for `serve`).
 pub async fn build(
     kind: StoreKind,
-    args: &ValkeyArgs,
+    args: &ValkeySettings,
     kube: Option<&kube::Client>,
 ) -> Result<Stores, StoreSetupError> {
     let keys = KeySource::resolve(args, kube)?;

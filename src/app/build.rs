@@ -1,0 +1,148 @@
+//! Constructing every component of the server from its plain configuration: the outbound
+//! client and its SSRF guard, the identity modes, the manager (browser flows, tokens,
+//! exchange), the gateway and the HTTP state that ties them together. No I/O besides reading the
+//! files the configuration names; nothing is started here.
+
+use super::StartError;
+use super::config::AppConfig;
+use super::stores::Stores;
+use crate::http::{AppState, Readiness};
+use crate::manager::{Manager, ManagerConfig};
+use crate::metrics::Metrics;
+use crate::net::{AddressPolicy, OutboundClient, OutboundConfig};
+use crate::oauth::DiscoveryConfig;
+use crate::registry::Registry;
+use std::sync::Arc;
+use std::time::Duration;
+use url::Url;
+
+/// The components the listeners serve.
+pub(super) struct Components {
+    pub manager: Arc<Manager>,
+    pub state: AppState,
+}
+
+/// What every component is built with, beyond the configuration.
+pub(super) struct Parts<'a> {
+    pub public_url: &'a Url,
+    pub origin_policy: crate::http::OriginPolicy,
+    pub stores: &'a Stores,
+    pub registry: Arc<Registry>,
+    pub metrics: Arc<Metrics>,
+    pub readiness: Arc<Readiness>,
+}
+
+/// Builds the manager, the gateway and the HTTP state.
+pub(super) fn components(config: &AppConfig, parts: Parts<'_>) -> Result<Components, StartError> {
+    // SSRF guard for URLs resources and remote servers steer.
+    let address_policy = AddressPolicy::from_allow_private(config.outbound.allow_private_networks);
+    let outbound = OutboundClient::new(OutboundConfig {
+        timeout: config.outbound.timeout,
+        max_body_bytes: config.outbound.max_body_bytes,
+        address_policy,
+        ..OutboundConfig::default()
+    })
+    .map_err(|e| StartError::Outbound(e.to_string()))?;
+    let identity = identity(config, parts.public_url, &outbound)?;
+    let manager = manager(config, &parts, outbound)?;
+    let gateway_cfg = crate::gateway::GatewayConfig {
+        address_policy,
+        ..config.gateway
+    };
+    let gateway = crate::gateway::Gateway::new(manager.clone(), gateway_cfg)
+        .map_err(|e| StartError::Outbound(format!("gateway upstream client: {e}")))?;
+    manager.set_completion_hook(gateway.completion_hook());
+    let state = AppState::new(
+        manager.clone(),
+        Arc::new(identity),
+        parts.readiness.clone(),
+        config.rate_limit.clone(),
+        gateway,
+    )
+    .with_origin_policy(parts.origin_policy);
+    Ok(Components { manager, state })
+}
+
+/// The identity modes. The callers' identity provider is the operator's own configuration,
+/// often inside the cluster: private networks allowed (cloud metadata still refused).
+fn identity(
+    config: &AppConfig,
+    public_url: &Url,
+    outbound: &OutboundClient,
+) -> Result<crate::identity::Authenticator, StartError> {
+    let identity_outbound = outbound.with_private_networks(true);
+    let identity = crate::identity::from_settings(&config.identity, public_url, identity_outbound)
+        .map_err(|e| StartError::Config(e.to_string()))?;
+    if identity.oidc_validator().is_some() && identity.sign_in().is_none() {
+        tracing::warn!(
+            "identity oidc without --oidc-client-id: a sign-in link is bound to the first \
+             browser that opens it, not checked against its user; set --oidc-client-id (the \
+             gateway's client at the issuer, redirect URI {{public-url}}/oauth/callback) so \
+             browsers sign in first"
+        );
+    }
+    Ok(identity)
+}
+
+/// The manager: browser flows, tokens and their refresh, token exchange.
+fn manager(
+    config: &AppConfig,
+    parts: &Parts<'_>,
+    outbound: OutboundClient,
+) -> Result<Arc<Manager>, StartError> {
+    let mut cfg = ManagerConfig::new(parts.public_url.clone());
+    cfg.client_name = config.client_name.clone();
+    cfg.cimd_scope = crate::manager::CimdScope::parse(&config.cimd_scope);
+    cfg.refresh_margin = config.refresh_margin;
+    // A lease outlives the slowest token request it protects.
+    cfg.refresh_lease = config.outbound.timeout + Duration::from_secs(5);
+    cfg.discovery = DiscoveryConfig {
+        metadata_ttl: config.metadata_cache_ttl,
+        allow_insecure_http: config.allow_insecure_http,
+        ..DiscoveryConfig::default()
+    };
+    let exchange_cfg = exchange_config(config)?;
+    Ok(Arc::new(
+        Manager::new(
+            cfg,
+            parts.registry.clone(),
+            parts.stores.tokens.clone(),
+            parts.stores.flows.clone(),
+            parts.stores.lock.clone(),
+            outbound,
+            parts.metrics.clone(),
+        )
+        .with_exchange_config(exchange_cfg),
+    ))
+}
+
+/// Token-exchange settings: the outbound limits, plus the extra CA file when given.
+fn exchange_config(config: &AppConfig) -> Result<crate::exchange::ExchangeConfig, StartError> {
+    let mut cfg = crate::exchange::ExchangeConfig::default();
+    cfg.client.timeout = config.outbound.timeout;
+    cfg.client.max_body_bytes = config.outbound.max_body_bytes;
+    cfg.allowed_issuers = allowed_exchange_issuers(config);
+    let Some(path) = &config.exchange_ca_file else {
+        return Ok(cfg);
+    };
+    let pem = std::fs::read(path)
+        .map_err(|e| StartError::Config(format!("--exchange-ca-file {}: {e}", path.display())))?;
+    cfg.with_ca_bundle(&pem)
+        .map_err(|e| StartError::Config(format!("--exchange-ca-file {}: {e}", path.display())))
+}
+
+/// `--exchange-allowed-issuers`, else the callers' own issuer: exchanging a caller's token at
+/// the provider that issued it hands it to no one new.
+fn allowed_exchange_issuers(config: &AppConfig) -> Vec<String> {
+    let listed: Vec<String> = config
+        .exchange_allowed_issuers
+        .iter()
+        .map(|i| i.trim().to_owned())
+        .filter(|i| !i.is_empty())
+        .collect();
+    if listed.is_empty() {
+        config.identity.oidc_issuer.iter().cloned().collect()
+    } else {
+        listed
+    }
+}
