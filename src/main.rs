@@ -42,7 +42,7 @@ async fn main() -> ExitCode {
     }
     match cli.command {
         Command::Crds => ExitCode::SUCCESS,
-        Command::RotateKeys(args) => match serve::rotation::run_command(&args.valkey).await {
+        Command::RotateKeys(args) => match serve::stores::rotate_keys(&args.valkey).await {
             Ok(report) if report.failed_by_key_id.is_empty() => ExitCode::SUCCESS,
             Ok(_) => ExitCode::from(2),
             Err(e) => {

@@ -17,12 +17,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
-pub mod key_gate;
-pub mod key_source;
-pub mod keyring_file;
-pub mod keyring_reload;
 pub mod listener;
-pub mod rotation;
 pub mod stores;
 
 /// Where registrations come from.

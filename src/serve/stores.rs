@@ -4,19 +4,23 @@
 //! Fails closed: a configured key ring file that cannot be loaded stops start-up, Valkey stores
 //! behind a key-ring Secret refuse every operation until its first good ring is read, and Valkey
 //! without encryption needs an explicit opt-in. A changed key file or Secret replaces the ring
-//! without a restart (see `keyring_reload`).
+//! without a restart (see [`crate::keys`]).
+//!
+//! This is where the command line meets the components: the flags become plain configurations
+//! ([`key_source_config`], [`valkey_config`]) before the store and key-ring code sees them.
 
-use super::key_gate::KeyGate;
-use super::key_source::{self, KeySource};
-use super::keyring_reload::KeyRingReloader;
 use crate::cli::{StoreKind, ValkeyArgs, ValkeyTopology as CliTopology};
 use crate::crypto::{KeyRing, KeyRingHandle};
 use crate::http::Readiness;
+use crate::keys::rotation::{self, RotateError};
+use crate::keys::{
+    KeyGate, KeyRingMetrics, KeyRingReloader, KeySource, KeySourceConfig, KeySourceError,
+    RotationMetrics,
+};
 use crate::metrics::Metrics;
 use crate::store::memory::{MemoryFlowStore, MemoryTokenStore};
-use crate::store::valkey::{
-    Codec, ValkeyClient, ValkeyConfig, ValkeyStores, ValkeyTopology, connect,
-};
+use crate::store::sealed::{RotationReport, Sealing};
+use crate::store::valkey::{ValkeyClient, ValkeyConfig, ValkeyStores, ValkeyTopology, connect};
 use crate::store::{CachedTokenStore, FlowStore, ProcessLocalLock, RefreshLock, TokenStore};
 use secrecy::SecretString;
 use std::sync::Arc;
@@ -98,16 +102,50 @@ impl Stores {
 pub enum StoreSetupError {
     #[error("{0}")]
     Config(String),
-    #[error("encryption key ring: {0}")]
-    KeyRing(#[from] crate::crypto::KeyRingError),
+    #[error("cannot read the Valkey password file {}: {source}", path.display())]
+    PasswordFile {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Valkey(#[from] crate::store::valkey::ValkeyConfigError),
+    #[error(transparent)]
+    Keys(#[from] KeySourceError),
+}
+
+/// The key-ring flags as the key-ring code takes them.
+pub fn key_source_config(args: &ValkeyArgs) -> KeySourceConfig {
+    KeySourceConfig {
+        file: args.encryption_key_file.clone(),
+        secret: args.encryption_key_secret.clone(),
+    }
 }
 
 /// Load the key ring named by `--encryption-key-file`, if any (fail closed). For commands
 /// without an API server connection (`rotate-keys`), so a key-ring Secret is refused here.
 pub fn load_key_ring(args: &ValkeyArgs) -> Result<Option<KeyRing>, StoreSetupError> {
-    Ok(KeySource::resolve(args, None)?
+    Ok(KeySource::resolve(&key_source_config(args), None)?
         .handle()
         .map(KeyRingHandle::current))
+}
+
+/// Why `rotate-keys` did not run to the end.
+#[derive(Debug, thiserror::Error)]
+pub enum RotateKeysError {
+    #[error(transparent)]
+    Setup(#[from] StoreSetupError),
+    #[error("rotate-keys needs --encryption-key-file (the key ring with the new primary key)")]
+    NoKeyRing,
+    #[error(transparent)]
+    Rotate(#[from] RotateError),
+}
+
+/// The `rotate-keys` command: connect, wait for Valkey, sweep once.
+pub async fn rotate_keys(args: &ValkeyArgs) -> Result<RotationReport, RotateKeysError> {
+    let ring = load_key_ring(args)?.ok_or(RotateKeysError::NoKeyRing)?;
+    let config = valkey_config(args)?;
+    Ok(rotation::run_once(&config, ring).await?)
 }
 
 /// The Valkey connection settings from the flags.
@@ -132,12 +170,11 @@ pub fn valkey_config(args: &ValkeyArgs) -> Result<ValkeyConfig, StoreSetupError>
     };
     cfg.username = args.valkey_username.clone();
     if let Some(path) = &args.valkey_password_file {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            StoreSetupError::Config(format!(
-                "cannot read the Valkey password file {}: {e}",
-                path.display()
-            ))
-        })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| StoreSetupError::PasswordFile {
+                path: path.clone(),
+                source,
+            })?;
         cfg.password = Some(SecretString::from(text.trim().to_owned()));
     }
     cfg.tls_ca_file = args.valkey_tls_ca_file.clone();
@@ -146,21 +183,20 @@ pub fn valkey_config(args: &ValkeyArgs) -> Result<ValkeyConfig, StoreSetupError>
     cfg.connect_timeout = Duration::from_millis(args.valkey_connect_timeout_ms);
     cfg.command_timeout = Duration::from_millis(args.valkey_command_timeout_ms);
     cfg.session_ttl = Duration::from_secs(args.valkey_session_ttl_days.saturating_mul(86_400));
-    cfg.validate()
-        .map_err(|e| StoreSetupError::Config(e.to_string()))?;
+    cfg.validate()?;
     Ok(cfg)
 }
 
-/// The value codec of stores built at once: encrypted with the (reloadable) key ring, or
-/// plaintext only when explicitly allowed.
-fn codec(args: &ValkeyArgs, ring: Option<&KeyRingHandle>) -> Result<Codec, StoreSetupError> {
+/// How stores built at once seal values: with the (reloadable) key ring, or plaintext only
+/// when explicitly allowed.
+fn sealing(args: &ValkeyArgs, ring: Option<&KeyRingHandle>) -> Result<Sealing, StoreSetupError> {
     match ring {
-        Some(handle) => Ok(Codec::Reloadable(handle.clone())),
+        Some(handle) => Ok(Sealing::Reloadable(handle.clone())),
         None if args.valkey_allow_plaintext => {
             tracing::warn!(
                 "Valkey values are stored UNENCRYPTED (--valkey-allow-plaintext): anyone who can read Valkey can read users' tokens"
             );
-            Ok(Codec::Plaintext)
+            Ok(Sealing::Plaintext)
         }
         None => Err(StoreSetupError::Config(
             "refusing to keep tokens in Valkey unencrypted: set --encryption-key-file or --encryption-key-secret (see docs/encryption.md), or pass --valkey-allow-plaintext to accept the risk".to_owned(),
@@ -175,7 +211,7 @@ pub async fn build(
     args: &ValkeyArgs,
     kube: Option<&kube::Client>,
 ) -> Result<Stores, StoreSetupError> {
-    let keys = KeySource::resolve(args, kube)?;
+    let keys = KeySource::resolve(&key_source_config(args), kube)?;
     match kind {
         StoreKind::Memory => {
             if keys.is_configured() {
@@ -194,9 +230,7 @@ pub async fn build(
         }
         StoreKind::Valkey => {
             let config = valkey_config(args)?;
-            let client = connect(&config)
-                .await
-                .map_err(|e| StoreSetupError::Config(e.to_string()))?;
+            let client = connect(&config).await?;
             let stores = if let KeySource::Secret { .. } = &keys {
                 // The ring arrives after start-up: closed until then (fail closed).
                 ValkeyState::Gated(KeyGate::new(keys.describe()))
@@ -205,7 +239,7 @@ pub async fn build(
                     client.clone(),
                     config.key_prefix.clone(),
                     config.session_ttl,
-                    codec(args, keys.handle())?,
+                    sealing(args, keys.handle())?,
                 )))
             };
             let (tokens, flows, lock) = stores.handles();
@@ -248,6 +282,9 @@ pub fn spawn_background(
     metrics: &Arc<Metrics>,
     cancel: &CancellationToken,
 ) {
+    // Exported whatever the store, as before components registered their own metrics.
+    let key_metrics = KeyRingMetrics::register(metrics);
+    let rotation_metrics = RotationMetrics::register(metrics);
     let tokens = stores.tokens.clone();
     let interval = if stores.valkey.is_some() {
         EXPIRY_SWEEP_INTERVAL
@@ -288,11 +325,11 @@ pub fn spawn_background(
 
     let reloader = match (&valkey.stores, &stores.keys) {
         (ValkeyState::Ready(ready), KeySource::File { handle, .. }) => {
-            metrics.set_store_stats(ready.stats());
+            ready.register_metrics(metrics);
             KeyRingReloader::loaded(
                 stores.keys.describe(),
                 handle.clone(),
-                metrics.clone(),
+                key_metrics,
                 readiness.clone(),
             )
         }
@@ -309,28 +346,28 @@ pub fn spawn_background(
                         client.clone(),
                         prefix.clone(),
                         ttl,
-                        Codec::Reloadable(handle.clone()),
+                        Sealing::Reloadable(handle.clone()),
                     );
-                    stats_metrics.set_store_stats(built.stats());
+                    built.register_metrics(&stats_metrics);
                     gate.open(built);
                 }),
-                metrics.clone(),
+                key_metrics,
                 readiness.clone(),
             )
         }
         (ValkeyState::Ready(ready), _) => {
             // Plaintext (explicitly allowed): no key ring to follow.
-            metrics.set_store_stats(ready.stats());
+            ready.register_metrics(metrics);
             return;
         }
         (ValkeyState::Gated(_), _) => return,
     };
-    key_source::follow(&stores.keys, &reloader, cancel);
+    crate::keys::source::follow(&stores.keys, &reloader, cancel);
     let state = valkey.stores.clone();
-    key_source::spawn_rotation_sweeps(
+    rotation::spawn_sweeps(
         &reloader,
         move || state.stores(),
-        metrics.clone(),
+        rotation_metrics,
         cancel.clone(),
     );
 }
@@ -351,4 +388,55 @@ where
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser as _;
+
+    #[derive(clap::Parser)]
+    struct Args {
+        #[command(flatten)]
+        valkey: ValkeyArgs,
+    }
+
+    fn args(argv: &[&str]) -> Result<ValkeyArgs, clap::Error> {
+        let mut full = vec!["test"];
+        full.extend_from_slice(argv);
+        Args::try_parse_from(full).map(|a| a.valkey)
+    }
+
+    #[test]
+    fn file_and_secret_exclude_each_other() {
+        let parsed = args(&[
+            "--encryption-key-secret",
+            "k",
+            "--encryption-key-file",
+            "/k",
+        ]);
+        assert!(parsed.is_err());
+    }
+
+    #[test]
+    fn the_key_flags_become_the_key_source_config() {
+        let parsed =
+            args(&["--encryption-key-secret", "mcp-keys"]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            key_source_config(&parsed),
+            KeySourceConfig {
+                file: None,
+                secret: Some("mcp-keys".to_owned()),
+            }
+        );
+        let parsed = args(&["--encryption-key-file", "/k"]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(key_source_config(&parsed).file, Some("/k".into()));
+        let err = load_key_ring(
+            &args(&["--encryption-key-secret", "mcp-keys"]).unwrap_or_else(|e| panic!("{e}")),
+        )
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+        assert!(err.contains("only works with `run`"), "{err}");
+    }
 }

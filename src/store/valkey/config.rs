@@ -269,7 +269,7 @@ pub enum ValkeyConfigError {
 
 impl From<ValkeyConfigError> for crate::store::StoreError {
     fn from(e: ValkeyConfigError) -> Self {
-        crate::store::StoreError::Unavailable(e.to_string())
+        crate::store::StoreError::unavailable_because(e.to_string(), e)
     }
 }
 

@@ -44,7 +44,7 @@ impl KeyGate {
 
     fn inner(&self) -> Result<&ValkeyStores, StoreError> {
         self.stores.get().ok_or_else(|| {
-            StoreError::Unavailable(format!(
+            StoreError::unavailable(format!(
                 "encryption keys not loaded (waiting for {})",
                 self.waiting_for
             ))
