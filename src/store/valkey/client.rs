@@ -60,7 +60,7 @@ pub async fn connect(config: &ValkeyConfig) -> Result<ValkeyClient, ValkeyConfig
             2,
         ))
         .build_pool(config.pool_size)
-        .map_err(|e| ValkeyConfigError::Client(e.to_string()))?;
+        .map_err(ValkeyConfigError::Client)?;
 
     let last_error: Arc<Mutex<Option<String>>> = Arc::default();
     for client in pool.clients() {

@@ -55,8 +55,9 @@ mod token_sweep;
 
 pub use client::{ValkeyClient, connect};
 pub use config::{
-    DEFAULT_COMMAND_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_KEY_PREFIX, DEFAULT_POOL_SIZE,
-    DEFAULT_SESSION_TTL, Endpoints, ValkeyConfig, ValkeyConfigError, ValkeyTopology,
+    CaProblem, DEFAULT_COMMAND_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_KEY_PREFIX,
+    DEFAULT_POOL_SIZE, DEFAULT_SESSION_TTL, Endpoints, ValkeyConfig, ValkeyConfigError,
+    ValkeyTopology,
 };
 pub use flow::ValkeyFlowStore;
 pub use lock::ValkeyRefreshLock;
