@@ -1,6 +1,6 @@
 //! The encryption key ring's life while the process runs: where it comes from
 //! ([`source`]: a key file or directory, or a Secret read through the API server), how a new
-//! version replaces the one in use ([`reload`], fed by [`file`] and [`secret`], which use the
+//! version replaces the one in use ([`reload`], fed by [`file`](mod@file) and [`secret`], which use the
 //! folder watcher of [`watch`]), the gate that keeps Valkey stores closed until the first ring
 //! from a Secret arrives ([`gate`]), and the rotation sweep that re-seals old values under the
 //! primary key whenever a ring with older keys is in use ([`rotation`]).

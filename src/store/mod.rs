@@ -2,7 +2,7 @@
 //!
 //! Both are traits so that the in-memory implementations (default, one replica) and the Valkey
 //! implementations (several replicas) are interchangeable and pass the same conformance tests
-//! ([`conformance`], behind the `conformance` feature, for tests only). Which token wins when
+//! (`conformance`, behind the `conformance` feature, for tests only). Which token wins when
 //! several match is one rule for every backend and the status page ([`ranking`]). Encryption at
 //! rest is a layer a backend is handed, not something it implements ([`sealed`]).
 

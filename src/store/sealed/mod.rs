@@ -7,9 +7,15 @@
 //! asks a [`Sealer`] for them: [`Sealer::seal_token`] / [`Sealer::seal_flow`] turn a record into
 //! the bytes to store at that address, [`Sealer::open_token`] / [`Sealer::open_flow`] turn bytes
 //! read from it back into the record. The backend never sees a key, an envelope or the
-//! plaintext encoding ([`records`]): a new backend gets encryption at rest by storing what it is
-//! handed and passing the same address when it reads. What the backend still sees is the opened
-//! record (it must, to rank tokens, find expired ones and check a flow's browser binding).
+//! plaintext encoding (JSON, in `records.rs`): a new backend gets encryption at rest by storing
+//! what it is handed and passing the same address when it reads. What the backend still sees is
+//! the opened record (it must, to rank tokens, find expired ones and check a flow's browser
+//! binding), and a plaintext hash of the browser binding if it keeps one beside the sealed flow
+//! to compare atomically (Valkey does, [`crate::store::BrowserBinding::to_hex`]).
+//!
+//! Construction: a backend takes a [`Sealing`] (the mode: a fixed ring, a reloadable ring, or
+//! plaintext by explicit opt-in) and builds one [`Sealer`] for all its stores, whose counters
+//! the wiring exports with [`Sealer::register_metrics`].
 //!
 //! Sealing is AES-256-GCM ([`crate::crypto`]): the plaintext is the record's JSON, the envelope
 //! names the key id that sealed it, and the associated data is [`aad`] of the address, so bytes
