@@ -47,7 +47,7 @@ async fn main() -> ExitCode {
     match cli.command {
         Command::Crds => ExitCode::SUCCESS,
         Command::RotateKeys(args) => {
-            match mcp_oauth_operator::serve::rotation::run_command(&args.valkey.settings()).await {
+            match mcp_oauth_operator::app::stores::rotate_keys(&args.valkey.settings()).await {
                 Ok(report) if report.failed_by_key_id.is_empty() => ExitCode::SUCCESS,
                 Ok(_) => ExitCode::from(2),
                 Err(e) => {

@@ -9,10 +9,9 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Metric;
 use prometheus_client::registry::Registry;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Mutex;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ServerLabel {
@@ -28,11 +27,6 @@ pub struct FailureLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabel {
     pub result: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct KeyIdLabel {
-    pub key_id: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -64,24 +58,12 @@ pub struct Metrics {
     /// RFC 7009 revocations at sign-out, by result (`ok`, `failed`, `unsupported`, `no_endpoint`).
     pub token_revocations: Family<ResultLabel, Counter>,
     pub rate_limited: Family<RouteLabel, Counter>,
-    pub rotation_sweeps: Family<ResultLabel, Counter>,
-    pub rotation_rewrapped: Gauge,
-    pub rotation_unrewrappable: Family<KeyIdLabel, Gauge>,
     pub reconciles: Family<ReconcileLabels, Counter>,
     pub status_writes: Family<KindLabel, Counter>,
-    /// Key-ring reloads that replaced the ring in use.
-    pub keyring_reloads: Counter,
-    /// Key-ring reloads refused (unparsable or missing ring; the last good ring stays in use).
-    pub keyring_reload_failures: Counter,
-    /// Key ids in the ring in use (0: no ring loaded yet).
-    pub keyring_keys: Gauge,
-    /// Generation of the ring in use: 1 for the first, +1 per replacement (0: none yet).
-    pub keyring_generation: Gauge,
     /// Requests through the gateway (`/mcp/{namespace}/{name}`).
     pub gateway: crate::gateway::GatewayMetrics,
     /// RFC 8693 token exchanges (cache hits, misses, errors) and token-endpoint latency.
     pub exchange: crate::exchange::ExchangeMetrics,
-    store_stats: OnceLock<Arc<crate::store::valkey::ValkeyStoreStats>>,
 }
 
 impl Metrics {
@@ -144,21 +126,6 @@ impl Metrics {
             self.rate_limited.clone(),
         );
         r.register(
-            "key_rotation_sweeps",
-            "Key-rotation sweeps, by result",
-            self.rotation_sweeps.clone(),
-        );
-        r.register(
-            "key_rotation_last_rewrapped",
-            "Values re-encrypted under the primary key by the last sweep",
-            self.rotation_rewrapped.clone(),
-        );
-        r.register(
-            "key_rotation_last_unrewrappable",
-            "Values the last sweep could not re-encrypt, by the key id they are sealed with",
-            self.rotation_unrewrappable.clone(),
-        );
-        r.register(
             "reconciles",
             "Controller reconciles, by resource kind and result",
             self.reconciles.clone(),
@@ -168,58 +135,9 @@ impl Metrics {
             "Status updates written to the API server by this replica, by resource kind",
             self.status_writes.clone(),
         );
-        r.register(
-            "keyring_reloads",
-            "Encryption key-ring reloads that replaced the ring in use",
-            self.keyring_reloads.clone(),
-        );
-        r.register(
-            "keyring_reload_failures",
-            "Encryption key-ring reloads refused (the last good ring stays in use)",
-            self.keyring_reload_failures.clone(),
-        );
-        r.register(
-            "keyring_keys",
-            "Key ids in the encryption key ring in use (0: none loaded yet)",
-            self.keyring_keys.clone(),
-        );
-        r.register(
-            "keyring_generation",
-            "Generation of the encryption key ring in use (1 for the first, +1 per reload)",
-            self.keyring_generation.clone(),
-        );
         self.gateway.register(&mut r);
         self.exchange.register(&mut r);
         r
-    }
-
-    /// Export the Valkey store's counters (decrypt failures, unknown key ids, rewraps).
-    pub fn set_store_stats(&self, stats: Arc<crate::store::valkey::ValkeyStoreStats>) {
-        if self.store_stats.set(stats.clone()).is_ok() {
-            self.register_collector(Box::new(StoreStatsCollector(stats)));
-        }
-    }
-
-    pub fn record_rotation(&self, report: &crate::store::valkey::RotationReport) {
-        let result = if report.failed_by_key_id.is_empty() {
-            "complete"
-        } else {
-            "incomplete"
-        };
-        self.rotation_sweeps
-            .get_or_create(&ResultLabel {
-                result: result.to_owned(),
-            })
-            .inc();
-        self.rotation_rewrapped.set(report.rewrapped as i64);
-        self.rotation_unrewrappable.clear();
-        for (key_id, n) in &report.failed_by_key_id {
-            self.rotation_unrewrappable
-                .get_or_create(&KeyIdLabel {
-                    key_id: key_id.clone(),
-                })
-                .set(*n as i64);
-        }
     }
 
     /// Text exposition format (OpenMetrics).
@@ -240,64 +158,6 @@ impl Metrics {
                 reason: reason.to_owned(),
             })
             .inc();
-    }
-}
-
-/// Reads the Valkey store's counters at scrape time.
-#[derive(Debug)]
-struct StoreStatsCollector(Arc<crate::store::valkey::ValkeyStoreStats>);
-
-impl prometheus_client::collector::Collector for StoreStatsCollector {
-    fn encode(
-        &self,
-        mut encoder: prometheus_client::encoding::DescriptorEncoder,
-    ) -> Result<(), std::fmt::Error> {
-        use prometheus_client::encoding::EncodeMetric as _;
-        use prometheus_client::metrics::MetricType;
-        use prometheus_client::metrics::counter::ConstCounter;
-        let snap = self.0.snapshot();
-
-        let mut family = encoder.encode_descriptor(
-            "store_decrypt_failures",
-            "Stored values that failed to decrypt, by reason",
-            None,
-            MetricType::Counter,
-        )?;
-        for (reason, n) in &snap.decrypt_failures {
-            let labels = [("reason", *reason)];
-            ConstCounter::new(*n).encode(family.encode_family(&labels)?)?;
-        }
-        let mut family = encoder.encode_descriptor(
-            "store_unknown_key_ids",
-            "Stored values sealed with a key id missing from the key ring, by key id",
-            None,
-            MetricType::Counter,
-        )?;
-        for (key_id, n) in &snap.unknown_key_ids {
-            let labels = [("key_id", key_id.as_str())];
-            ConstCounter::new(*n).encode(family.encode_family(&labels)?)?;
-        }
-        for (name, help, value) in [
-            (
-                "store_corrupt_values",
-                "Stored values that are not valid records",
-                snap.corrupt,
-            ),
-            (
-                "store_rewrapped",
-                "Values re-encrypted under the primary key",
-                snap.rewrapped,
-            ),
-            (
-                "store_rewrap_failures",
-                "Re-encryptions whose write-back failed",
-                snap.rewrap_failures,
-            ),
-        ] {
-            let metric = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
-            ConstCounter::new(value).encode(metric)?;
-        }
-        Ok(())
     }
 }
 

@@ -40,7 +40,8 @@ use bytes::Bytes;
 use fred::prelude::*;
 use fred::types::Key;
 use mcp_oauth_operator::crypto::{KeyRing, aad};
-use mcp_oauth_operator::store::valkey::{Codec, ValkeyConfig, ValkeyStores, ValkeyTokenStore};
+use mcp_oauth_operator::store::sealed::Sealing;
+use mcp_oauth_operator::store::valkey::{ValkeyConfig, ValkeyStores, ValkeyTokenStore};
 use mcp_oauth_operator::store::{StoreError, TokenBinding, TokenKey, TokenRecord, TokenStore};
 use raw_resp::{RawError, RawOp};
 use secrecy::SecretString;
@@ -616,7 +617,7 @@ async fn stores(
     ctx: &Ctx,
     prefix: &str,
     pool_size: usize,
-    codec: Codec,
+    codec: Sealing,
 ) -> Result<ValkeyStores, BenchError> {
     let mut config = ValkeyConfig::new(vec![ctx.url.clone()]);
     config.key_prefix = prefix.to_owned();
@@ -839,7 +840,7 @@ struct Pools {
 }
 
 impl Pools {
-    async fn store(ctx: &Ctx, prefix: &str, codec: &Codec) -> Result<Self, BenchError> {
+    async fn store(ctx: &Ctx, prefix: &str, codec: &Sealing) -> Result<Self, BenchError> {
         let mut pools = Self::default();
         for size in POOL_SIZES {
             let stores = stores(ctx, prefix, size, codec.clone()).await?;
@@ -896,12 +897,12 @@ async fn bench(
         fixture: Arc::new(Fixture::new()),
     };
     let ring = KeyRing::parse(KEY_B64).map_err(|e| BenchError::Config(e.to_string()))?;
-    let encrypted = Codec::Encrypted(ring.clone());
+    let encrypted = Sealing::Encrypted(ring.clone());
     let field = format!("{}|{SCOPE}", ISSUERS[0]);
 
     eprintln!("valkey_store bench: storing {SESSIONS} sessions × 2 issuers, twice");
     prefill(&ctx, ENC_PREFIX, encrypted.clone()).await?;
-    prefill(&ctx, PLAIN_PREFIX, Codec::Plaintext).await?;
+    prefill(&ctx, PLAIN_PREFIX, Sealing::Plaintext).await?;
 
     // Sizes as stored (this also checks that the key layout assumed for valkey-benchmark is the
     // store's), and the reference script.
@@ -934,7 +935,7 @@ async fn bench(
     };
     let pools = [
         Pools::store(&ctx, ENC_PREFIX, &encrypted).await?,
-        Pools::store(&ctx, PLAIN_PREFIX, &Codec::Plaintext).await?,
+        Pools::store(&ctx, PLAIN_PREFIX, &Sealing::Plaintext).await?,
         Pools::fred(&ctx, &sha, sealed_len).await?,
     ];
     let [enc, _, _] = &pools;
@@ -1064,8 +1065,8 @@ async fn profile(server: &Server, only: Only) -> Result<String, BenchError> {
         fixture: Arc::new(Fixture::new()),
     };
     let ring = KeyRing::parse(KEY_B64).map_err(|e| BenchError::Config(e.to_string()))?;
-    prefill(&ctx, ENC_PREFIX, Codec::Encrypted(ring.clone())).await?;
-    let stores = stores(&ctx, ENC_PREFIX, only.pool, Codec::Encrypted(ring)).await?;
+    prefill(&ctx, ENC_PREFIX, Sealing::Encrypted(ring.clone())).await?;
+    let stores = stores(&ctx, ENC_PREFIX, only.pool, Sealing::Encrypted(ring)).await?;
     let target = Target::Store(stores.tokens.clone());
     eprintln!("valkey_store bench: pid {}, measuring", std::process::id());
     let mut out = String::new();
@@ -1118,7 +1119,7 @@ async fn run_op(
 }
 
 /// Store every key of the fixture under `prefix`, 64 puts in flight.
-async fn prefill(ctx: &Ctx, prefix: &str, codec: Codec) -> Result<(), BenchError> {
+async fn prefill(ctx: &Ctx, prefix: &str, codec: Sealing) -> Result<(), BenchError> {
     let mut config = ValkeyConfig::new(vec![ctx.url.clone()]);
     config.key_prefix = prefix.to_owned();
     let filler = ValkeyStores::from_config(&config, codec)

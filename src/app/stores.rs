@@ -4,18 +4,22 @@
 //! Fails closed: a configured key ring file that cannot be loaded stops start-up, Valkey stores
 //! behind a key-ring Secret refuse every operation until its first good ring is read, and Valkey
 //! without encryption needs an explicit opt-in. A changed key file or Secret replaces the ring
-//! without a restart (see `keyring_reload`).
+//! without a restart (see [`crate::keys`]).
+//!
+//! This is where the command line meets the components: the flags become plain configurations
+//! ([`key_source_config`], [`valkey_config`]) before the store and key-ring code sees them.
 
 use crate::crypto::{KeyRing, KeyRingHandle};
 use crate::http::Readiness;
-use crate::metrics::Metrics;
-use crate::serve::key_gate::KeyGate;
-use crate::serve::key_source::{self, KeySource};
-use crate::serve::keyring_reload::KeyRingReloader;
-use crate::store::memory::{MemoryFlowStore, MemoryTokenStore};
-use crate::store::valkey::{
-    Codec, ValkeyClient, ValkeyConfig, ValkeyStores, ValkeyTopology, connect,
+use crate::keys::rotation::{self, RotateError};
+use crate::keys::{
+    KeyGate, KeyRingMetrics, KeyRingReloader, KeySource, KeySourceConfig, KeySourceError,
+    RotationMetrics,
 };
+use crate::metrics::Metrics;
+use crate::store::memory::{MemoryFlowStore, MemoryTokenStore};
+use crate::store::sealed::{RotationReport, Sealing};
+use crate::store::valkey::{ValkeyClient, ValkeyConfig, ValkeyStores, ValkeyTopology, connect};
 use crate::store::{CachedTokenStore, FlowStore, ProcessLocalLock, RefreshLock, TokenStore};
 use crate::store::{StoreKind, ValkeySettings, ValkeyTopologyKind};
 use secrecy::SecretString;
@@ -98,16 +102,50 @@ impl Stores {
 pub enum StoreSetupError {
     #[error("{0}")]
     Config(String),
-    #[error("encryption key ring: {0}")]
-    KeyRing(#[from] crate::crypto::KeyRingError),
+    #[error("cannot read the Valkey password file {}: {source}", path.display())]
+    PasswordFile {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Valkey(#[from] crate::store::valkey::ValkeyConfigError),
+    #[error(transparent)]
+    Keys(#[from] KeySourceError),
+}
+
+/// The key-ring flags as the key-ring code takes them.
+pub fn key_source_config(args: &ValkeySettings) -> KeySourceConfig {
+    KeySourceConfig {
+        file: args.encryption_key_file.clone(),
+        secret: args.encryption_key_secret.clone(),
+    }
 }
 
 /// Load the key ring named by `--encryption-key-file`, if any (fail closed). For commands
 /// without an API server connection (`rotate-keys`), so a key-ring Secret is refused here.
 pub fn load_key_ring(args: &ValkeySettings) -> Result<Option<KeyRing>, StoreSetupError> {
-    Ok(KeySource::resolve(args, None)?
+    Ok(KeySource::resolve(&key_source_config(args), None)?
         .handle()
         .map(KeyRingHandle::current))
+}
+
+/// Why `rotate-keys` did not run to the end.
+#[derive(Debug, thiserror::Error)]
+pub enum RotateKeysError {
+    #[error(transparent)]
+    Setup(#[from] StoreSetupError),
+    #[error("rotate-keys needs --encryption-key-file (the key ring with the new primary key)")]
+    NoKeyRing,
+    #[error(transparent)]
+    Rotate(#[from] RotateError),
+}
+
+/// The `rotate-keys` command: connect, wait for Valkey, sweep once.
+pub async fn rotate_keys(args: &ValkeySettings) -> Result<RotationReport, RotateKeysError> {
+    let ring = load_key_ring(args)?.ok_or(RotateKeysError::NoKeyRing)?;
+    let config = valkey_config(args)?;
+    Ok(rotation::run_once(&config, ring).await?)
 }
 
 /// The Valkey connection settings from the flags.
@@ -132,12 +170,11 @@ pub fn valkey_config(args: &ValkeySettings) -> Result<ValkeyConfig, StoreSetupEr
     };
     cfg.username = args.valkey_username.clone();
     if let Some(path) = &args.valkey_password_file {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            StoreSetupError::Config(format!(
-                "cannot read the Valkey password file {}: {e}",
-                path.display()
-            ))
-        })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| StoreSetupError::PasswordFile {
+                path: path.clone(),
+                source,
+            })?;
         cfg.password = Some(SecretString::from(text.trim().to_owned()));
     }
     cfg.tls_ca_file = args.valkey_tls_ca_file.clone();
@@ -146,21 +183,23 @@ pub fn valkey_config(args: &ValkeySettings) -> Result<ValkeyConfig, StoreSetupEr
     cfg.connect_timeout = Duration::from_millis(args.valkey_connect_timeout_ms);
     cfg.command_timeout = Duration::from_millis(args.valkey_command_timeout_ms);
     cfg.session_ttl = Duration::from_secs(args.valkey_session_ttl_days.saturating_mul(86_400));
-    cfg.validate()
-        .map_err(|e| StoreSetupError::Config(e.to_string()))?;
+    cfg.validate()?;
     Ok(cfg)
 }
 
-/// The value codec of stores built at once: encrypted with the (reloadable) key ring, or
-/// plaintext only when explicitly allowed.
-fn codec(args: &ValkeySettings, ring: Option<&KeyRingHandle>) -> Result<Codec, StoreSetupError> {
+/// How stores built at once seal values: with the (reloadable) key ring, or plaintext only
+/// when explicitly allowed.
+fn sealing(
+    args: &ValkeySettings,
+    ring: Option<&KeyRingHandle>,
+) -> Result<Sealing, StoreSetupError> {
     match ring {
-        Some(handle) => Ok(Codec::Reloadable(handle.clone())),
+        Some(handle) => Ok(Sealing::Reloadable(handle.clone())),
         None if args.valkey_allow_plaintext => {
             tracing::warn!(
                 "Valkey values are stored UNENCRYPTED (--valkey-allow-plaintext): anyone who can read Valkey can read users' tokens"
             );
-            Ok(Codec::Plaintext)
+            Ok(Sealing::Plaintext)
         }
         None => Err(StoreSetupError::Config(
             "refusing to keep tokens in Valkey unencrypted: set --encryption-key-file or --encryption-key-secret (see docs/encryption.md), or pass --valkey-allow-plaintext to accept the risk".to_owned(),
@@ -175,7 +214,7 @@ pub async fn build(
     args: &ValkeySettings,
     kube: Option<&kube::Client>,
 ) -> Result<Stores, StoreSetupError> {
-    let keys = KeySource::resolve(args, kube)?;
+    let keys = KeySource::resolve(&key_source_config(args), kube)?;
     match kind {
         StoreKind::Memory => {
             if keys.is_configured() {
@@ -194,9 +233,7 @@ pub async fn build(
         }
         StoreKind::Valkey => {
             let config = valkey_config(args)?;
-            let client = connect(&config)
-                .await
-                .map_err(|e| StoreSetupError::Config(e.to_string()))?;
+            let client = connect(&config).await?;
             let stores = if let KeySource::Secret { .. } = &keys {
                 // The ring arrives after start-up: closed until then (fail closed).
                 ValkeyState::Gated(KeyGate::new(keys.describe()))
@@ -205,7 +242,7 @@ pub async fn build(
                     client.clone(),
                     config.key_prefix.clone(),
                     config.session_ttl,
-                    codec(args, keys.handle())?,
+                    sealing(args, keys.handle())?,
                 )))
             };
             let (tokens, flows, lock) = stores.handles();
@@ -248,6 +285,9 @@ pub fn spawn_background(
     metrics: &Arc<Metrics>,
     cancel: &CancellationToken,
 ) {
+    // Exported whatever the store, as before components registered their own metrics.
+    let key_metrics = KeyRingMetrics::register(metrics);
+    let rotation_metrics = RotationMetrics::register(metrics);
     let tokens = stores.tokens.clone();
     let interval = if stores.valkey.is_some() {
         EXPIRY_SWEEP_INTERVAL
@@ -288,11 +328,11 @@ pub fn spawn_background(
 
     let reloader = match (&valkey.stores, &stores.keys) {
         (ValkeyState::Ready(ready), KeySource::File { handle, .. }) => {
-            metrics.set_store_stats(ready.stats());
+            ready.register_metrics(metrics);
             KeyRingReloader::loaded(
                 stores.keys.describe(),
                 handle.clone(),
-                metrics.clone(),
+                key_metrics,
                 readiness.clone(),
             )
         }
@@ -309,28 +349,28 @@ pub fn spawn_background(
                         client.clone(),
                         prefix.clone(),
                         ttl,
-                        Codec::Reloadable(handle.clone()),
+                        Sealing::Reloadable(handle.clone()),
                     );
-                    stats_metrics.set_store_stats(built.stats());
+                    built.register_metrics(&stats_metrics);
                     gate.open(built);
                 }),
-                metrics.clone(),
+                key_metrics,
                 readiness.clone(),
             )
         }
         (ValkeyState::Ready(ready), _) => {
             // Plaintext (explicitly allowed): no key ring to follow.
-            metrics.set_store_stats(ready.stats());
+            ready.register_metrics(metrics);
             return;
         }
         (ValkeyState::Gated(_), _) => return,
     };
-    key_source::follow(&stores.keys, &reloader, cancel);
+    crate::keys::source::follow(&stores.keys, &reloader, cancel);
     let state = valkey.stores.clone();
-    key_source::spawn_rotation_sweeps(
+    rotation::spawn_sweeps(
         &reloader,
         move || state.stores(),
-        metrics.clone(),
+        rotation_metrics,
         cancel.clone(),
     );
 }
@@ -351,4 +391,37 @@ where
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(file: Option<&str>, secret: Option<&str>) -> ValkeySettings {
+        ValkeySettings {
+            encryption_key_file: file.map(Into::into),
+            encryption_key_secret: secret.map(str::to_owned),
+            ..ValkeySettings::default()
+        }
+    }
+
+    #[test]
+    fn the_key_flags_become_the_key_source_config() {
+        assert_eq!(
+            key_source_config(&settings(None, Some("mcp-keys"))),
+            KeySourceConfig {
+                file: None,
+                secret: Some("mcp-keys".to_owned()),
+            }
+        );
+        assert_eq!(
+            key_source_config(&settings(Some("/k"), None)).file,
+            Some("/k".into())
+        );
+        let err = load_key_ring(&settings(None, Some("mcp-keys")))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("only works with `run`"), "{err}");
+    }
 }

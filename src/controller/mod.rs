@@ -16,7 +16,6 @@ pub mod events;
 pub mod finalizer;
 pub mod follow;
 pub mod invalid;
-pub mod keyring;
 pub mod lease;
 pub mod policy;
 pub mod policy_probe;

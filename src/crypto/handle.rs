@@ -1,5 +1,5 @@
-//! A key ring that can be replaced while the server runs: the Valkey codec reads the current
-//! ring on every seal and open, so a reload (a changed Secret or key file) takes effect for
+//! A key ring that can be replaced while the server runs: the store's sealer
+//! ([`crate::store::sealed`]) reads the current ring on every seal and open, so a reload (a changed Secret or key file) takes effect for
 //! every later value without a restart.
 //!
 //! Only a ring that parsed is ever stored here: deciding whether a candidate may replace the

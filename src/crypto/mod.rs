@@ -1,4 +1,6 @@
-//! Encryption at rest for every token and flow-state value written to Valkey.
+//! The primitives of encryption at rest: the AES-256-GCM envelope, the key ring and how it is
+//! parsed and loaded. Sealing stored records with them is the store's layer
+//! ([`crate::store::sealed`]); following the ring while the process runs is [`crate::keys`].
 //!
 //! Each value is an AES-256-GCM *envelope* that names the key it was sealed with, so that keys can
 //! be rotated without losing anything: the primary key of the [`KeyRing`] seals new values, older
@@ -13,7 +15,7 @@
 //!
 //! The nonce is random per value. The GCM associated data is the envelope header
 //! (`0x01 | id_len | key id`) followed by the caller's associated data, which for stored values
-//! is [`aad`] of the Valkey key and hash field: a value copied to another session or field, or
+//! is [`aad`] of the value's address in the store (Valkey: key and hash field): a value copied to another session or field, or
 //! re-labelled with another key id or version, fails to open.
 //!
 //! The key ring is loaded at startup ([`KeyRing::load`], [`KeyRing::parse`],

@@ -248,7 +248,7 @@ fn unwrap_shared(e: Arc<ChallengeError>) -> ChallengeError {
                 source: source.clone(),
             },
             ChallengeError::Store(e) => {
-                ChallengeError::Store(crate::store::StoreError::Unavailable(e.to_string()))
+                ChallengeError::Store(crate::store::StoreError::unavailable(e.to_string()))
             }
         },
     }

@@ -10,8 +10,8 @@
 use super::Manager;
 use crate::identity::Caller;
 use crate::registry::{AuthSettings, ServerKey, ServerRegistration};
-use crate::store::memory::preferred;
-use crate::store::{StoreError, TokenBinding, TokenKey, TokenRecord};
+use crate::store::ranking::best_for_binding;
+use crate::store::{StoreError, TokenKey, TokenRecord};
 use crate::time::unix_now;
 use futures::StreamExt as _;
 use serde::Serialize;
@@ -52,20 +52,6 @@ pub struct ServerAuthStatus {
 pub enum StatusError {
     #[error("token storage failed: {0}")]
     Store(#[from] StoreError),
-}
-
-/// The best usable entry bound to `binding` among a session's entries, by the same rule as
-/// [`crate::store::TokenStore::get_bound`] ([`preferred`]).
-pub(crate) fn best_for_binding<'a>(
-    entries: &'a [(TokenKey, TokenRecord)],
-    binding: &TokenBinding,
-    now: u64,
-) -> Option<&'a TokenRecord> {
-    let candidates = entries
-        .iter()
-        .filter(|(k, _)| k.binding == *binding)
-        .map(|(k, r)| (k.scope.as_str(), r));
-    preferred(candidates, now).map(|(_, r)| r)
 }
 
 /// The status line of one server, given its issuer (if known) and the session's entries.
@@ -201,6 +187,7 @@ impl Manager {
 mod tests {
     use super::*;
     use crate::registry::{ClientIdentity, OAuthSettings};
+    use crate::store::TokenBinding;
     use secrecy::SecretString;
 
     fn record(issuer: &str, at: &str, exp: Option<u64>, rt: bool) -> TokenRecord {

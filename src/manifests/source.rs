@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::load::{DirContents, load_contents, read_dir};
 use super::report::{LoadReport, ManifestProblem, Severity};
-use crate::fswatch::{FALLBACK_POLL, debounce, watch_folder};
+use crate::keys::watch::{FALLBACK_POLL, debounce, watch_folder};
 use crate::registry::{Registry, Snapshot};
 
 /// How the watched folder is named in logs.

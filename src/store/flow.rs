@@ -70,6 +70,17 @@ impl BrowserBinding {
         &self.0
     }
 
+    /// As stored (in a flow record, and beside a sealed flow where a store must compare it
+    /// without the encryption key): 64 lower-case hex digits. A hash, not a secret.
+    pub fn to_hex(&self) -> String {
+        super::hex::hex(&self.0)
+    }
+
+    /// The inverse of [`Self::to_hex`]; `None` unless `hex` is exactly 64 hex digits.
+    pub fn from_hex(hex: &str) -> Option<Self> {
+        super::hex::unhex::<32>(hex).map(Self)
+    }
+
     /// Constant-time comparison.
     pub fn matches(&self, other: &BrowserBinding) -> bool {
         use subtle::ConstantTimeEq as _;

@@ -352,7 +352,7 @@ impl IssuerTokens for Arc<dyn mcp_oauth_operator::store::TokenStore> {
             "tokens of {issuer} for several bindings in one session"
         );
         let now = mcp_oauth_operator::time::unix_now();
-        let best = mcp_oauth_operator::store::memory::preferred(
+        let best = mcp_oauth_operator::store::ranking::preferred(
             found.iter().map(|(k, r)| (k.scope.as_str(), r)),
             now,
         )

@@ -7,7 +7,8 @@
 use base64::Engine as _;
 use mcp_oauth_operator::app::{self, Registrations};
 use mcp_oauth_operator::store::RefreshLock as _;
-use mcp_oauth_operator::store::valkey::{Codec, ValkeyStores};
+use mcp_oauth_operator::store::sealed::Sealing;
+use mcp_oauth_operator::store::valkey::ValkeyStores;
 use rand::RngCore as _;
 use reqwest::StatusCode;
 use secrecy::ExposeSecret as _;
@@ -269,7 +270,7 @@ async fn a_dead_lease_holder_delays_a_refresh_by_at_most_its_lease() {
     let mut cfg =
         mcp_oauth_operator::store::valkey::ValkeyConfig::new(vec![Valkey::shared().url()]);
     cfg.key_prefix = r.prefix.clone();
-    let other = ValkeyStores::from_config(&cfg, Codec::Encrypted(ring))
+    let other = ValkeyStores::from_config(&cfg, Sealing::Encrypted(ring))
         .await
         .expect("stores");
     let lease = Duration::from_secs(2);

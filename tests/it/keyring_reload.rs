@@ -150,15 +150,20 @@ impl Subject {
         .await;
     }
 
+    /// The key ring's metric `name` as `/metrics` exports it.
     fn metric(&self, name: &str) -> i64 {
-        let m = self.server.manager.metrics();
-        match name {
-            "generation" => m.keyring_generation.get(),
-            "keys" => m.keyring_keys.get(),
-            "failures" => i64::try_from(m.keyring_reload_failures.get()).unwrap_or(i64::MAX),
-            "reloads" => i64::try_from(m.keyring_reloads.get()).unwrap_or(i64::MAX),
+        let exported = match name {
+            "generation" => "mcpoauth_keyring_generation",
+            "keys" => "mcpoauth_keyring_keys",
+            "failures" => "mcpoauth_keyring_reload_failures_total",
+            "reloads" => "mcpoauth_keyring_reloads_total",
             other => panic!("unknown metric {other}"),
-        }
+        };
+        let text = self.server.manager.metrics().encode();
+        text.lines()
+            .find_map(|line| line.strip_prefix(exported)?.strip_prefix(' '))
+            .and_then(|value| value.parse().ok())
+            .unwrap_or_else(|| panic!("{exported} not exported:\n{text}"))
     }
 
     fn reasons(&self) -> String {
@@ -341,14 +346,14 @@ subjects:
         .await;
     assert!(denied.is_err(), "an unfiltered list must be forbidden");
 
-    let reloader = mcp_oauth_operator::serve::keyring_reload::KeyRingReloader::pending(
+    let reloader = mcp_oauth_operator::keys::KeyRingReloader::pending(
         format!("Secret {namespace}/{SECRET}"),
         Box::new(|_| {}),
-        std::sync::Arc::new(mcp_oauth_operator::metrics::Metrics::new()),
+        mcp_oauth_operator::keys::KeyRingMetrics::default(),
         std::sync::Arc::new(mcp_oauth_operator::http::Readiness::new()),
     );
     let cancel = tokio_util::sync::CancellationToken::new();
-    let task = mcp_oauth_operator::controller::keyring::spawn(
+    let task = mcp_oauth_operator::keys::secret::spawn(
         limited,
         &namespace,
         SECRET,

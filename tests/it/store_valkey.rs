@@ -10,8 +10,9 @@ use futures::StreamExt as _;
 use mcp_oauth_operator::crypto::{KeyRing, aad, envelope_key_id};
 use mcp_oauth_operator::registry::ServerKey;
 use mcp_oauth_operator::store::conformance::{flow_store_suite, token_store_suite};
+use mcp_oauth_operator::store::sealed::Sealing;
 use mcp_oauth_operator::store::valkey::{
-    Codec, ValkeyClient, ValkeyConfig, ValkeyStores, ValkeyTopology, connect,
+    ValkeyClient, ValkeyConfig, ValkeyStores, ValkeyTopology, connect,
 };
 use mcp_oauth_operator::store::{
     BindOutcome, BrowserBinding, ConsumeOutcome, FLOW_TTL_SECS, FlowId, FlowStore, LockToken,
@@ -62,8 +63,8 @@ fn ring_k2() -> KeyRing {
     ring(&format!("k2: {K2}"))
 }
 
-fn encrypted() -> Codec {
-    Codec::Encrypted(ring_k1())
+fn encrypted() -> Sealing {
+    Sealing::Encrypted(ring_k1())
 }
 
 fn config(url: String) -> ValkeyConfig {
@@ -81,7 +82,7 @@ async fn client_for(valkey: &Valkey) -> ValkeyClient {
 }
 
 /// Fresh stores (own prefix) on the shared server.
-async fn stores(codec: Codec) -> ValkeyStores {
+async fn stores(codec: Sealing) -> ValkeyStores {
     let client = client_for(Valkey::shared()).await;
     ValkeyStores::new(client, random_prefix(), TTL, codec)
 }
@@ -153,13 +154,13 @@ mod flow_store_encrypted {
 
 mod token_store_plaintext {
     mcp_oauth_operator::token_store_conformance_tests!(
-        super::stores(super::Codec::Plaintext).await.tokens
+        super::stores(super::Sealing::Plaintext).await.tokens
     );
 }
 
 mod flow_store_plaintext {
     mcp_oauth_operator::flow_store_conformance_tests!(
-        super::stores(super::Codec::Plaintext).await.flows
+        super::stores(super::Sealing::Plaintext).await.flows
     );
 }
 
@@ -184,7 +185,7 @@ async fn flow_store_full_suite_on_one_client() {
 
 /// Stores (under a fresh prefix, returned) holding one token and one bound flow, and the
 /// strings no stored value may contain when encrypted.
-async fn store_secrets(codec: Codec) -> (String, Vec<&'static str>) {
+async fn store_secrets(codec: Sealing) -> (String, Vec<&'static str>) {
     let prefix = random_prefix();
     let s = ValkeyStores::new(
         client_for(Valkey::shared()).await,
@@ -256,7 +257,7 @@ async fn raw_values_hold_no_plaintext_when_encrypted() {
         }
     }
     // The same check sees the secrets when encryption is off, so it can fail.
-    let (prefix, secrets) = store_secrets(Codec::Plaintext).await;
+    let (prefix, secrets) = store_secrets(Sealing::Plaintext).await;
     let values = all_values(&prefix).await;
     for secret in secrets {
         assert!(
@@ -380,7 +381,8 @@ async fn a_moved_value_does_not_decrypt() {
     raw.hset(&format!("{prefix}oauth:token:s2"), &field_of("a"), &value_a)
         .await;
     match s.tokens.get(&b).await {
-        Err(StoreError::Decrypt(msg)) => {
+        Err(e @ StoreError::Decrypt { .. }) => {
+            let msg = e.to_string();
             assert!(msg.contains("authentication"), "{msg}");
             assert!(!msg.contains("token-a"), "{msg}");
         }
@@ -391,7 +393,7 @@ async fn a_moved_value_does_not_decrypt() {
         .await;
     assert!(matches!(
         s.tokens.get(&c).await,
-        Err(StoreError::Decrypt(_))
+        Err(StoreError::Decrypt { .. })
     ));
     // The original still opens, and listing the session skips the planted copy.
     let got = ok(s.tokens.get(&a).await, "get").map(|r| access(&r));
@@ -417,7 +419,7 @@ async fn a_moved_value_does_not_decrypt() {
     assert_eq!(
         results
             .iter()
-            .filter(|r| matches!(r, Err(StoreError::Decrypt(_))))
+            .filter(|r| matches!(r, Err(StoreError::Decrypt { .. })))
             .count(),
         1,
         "exactly the overwritten flow fails to decrypt"
@@ -485,9 +487,8 @@ async fn malformed_values_give_clear_errors() {
         raw.hset(&hash, &field(scope), bytes).await;
         let got = s.tokens.get(&tkey("s", ISSUER, scope)).await;
         let msg = match (&got, *kind) {
-            (Err(StoreError::Decrypt(m)), "decrypt") | (Err(StoreError::Corrupt(m)), "corrupt") => {
-                m
-            }
+            (Err(e @ StoreError::Decrypt { .. }), "decrypt")
+            | (Err(e @ StoreError::Corrupt { .. }), "corrupt") => e.to_string(),
             _ => panic!("{scope}: expected a {kind} error, got {got:?}"),
         };
         assert!(
@@ -538,7 +539,7 @@ async fn rotating_10000_tokens_loses_none() {
     let prefix = "rot:";
     let started = Instant::now();
 
-    let old = ValkeyStores::new(client.clone(), prefix, TTL, Codec::Encrypted(ring_k1()));
+    let old = ValkeyStores::new(client.clone(), prefix, TTL, Sealing::Encrypted(ring_k1()));
     let keys: Vec<TokenKey> = (0..SESSIONS)
         .flat_map(|s| {
             (0..PER_SESSION).map(move |i| tkey(format!("s{s}"), format!("https://idp{i}"), ""))
@@ -570,7 +571,12 @@ async fn rotating_10000_tokens_loses_none() {
     );
 
     // New primary k2, k1 still present: reads rewrap what they read.
-    let both = ValkeyStores::new(client.clone(), prefix, TTL, Codec::Encrypted(ring_k1_k2()));
+    let both = ValkeyStores::new(
+        client.clone(),
+        prefix,
+        TTL,
+        Sealing::Encrypted(ring_k1_k2()),
+    );
     for s in 0..READ_FIRST {
         let all = ok(
             both.tokens.all_for_session(&format!("s{s}")).await,
@@ -625,7 +631,7 @@ async fn rotating_10000_tokens_loses_none() {
 
     eprintln!("swept twice: {:?}", started.elapsed());
     // k1 removed: everything still reads.
-    let new = ValkeyStores::new(client.clone(), prefix, TTL, Codec::Encrypted(ring_k2()));
+    let new = ValkeyStores::new(client.clone(), prefix, TTL, Sealing::Encrypted(ring_k2()));
     let mut read = 0;
     for s in 0..SESSIONS {
         let all = ok(
@@ -665,7 +671,7 @@ async fn sweep_reports_values_whose_key_is_gone() {
         client.clone(),
         prefix.clone(),
         TTL,
-        Codec::Encrypted(ring_k1()),
+        Sealing::Encrypted(ring_k1()),
     );
     ok(
         old.tokens
@@ -673,12 +679,15 @@ async fn sweep_reports_values_whose_key_is_gone() {
             .await,
         "put",
     );
-    let new = ValkeyStores::new(client, prefix, TTL, Codec::Encrypted(ring_k2()));
+    let new = ValkeyStores::new(client, prefix, TTL, Sealing::Encrypted(ring_k2()));
     let report = ok(new.rotate_all(&ring_k2(), |_| {}).await, "rotate_all");
     assert_eq!(report.failed_by_key_id.get("k1"), Some(&1), "{report:?}");
     assert_eq!(report.rewrapped, 0);
     match new.tokens.get(&tkey("s", ISSUER, "")).await {
-        Err(StoreError::Decrypt(msg)) => assert!(msg.contains("\"k1\""), "{msg}"),
+        Err(e @ StoreError::Decrypt { .. }) => {
+            let msg = e.to_string();
+            assert!(msg.contains("\"k1\""), "{msg}")
+        }
         other => panic!("expected a decrypt error naming k1: {other:?}"),
     }
     assert_eq!(new.stats().snapshot().unknown_key_ids.get("k1"), Some(&1));
@@ -779,7 +788,8 @@ async fn a_restart_fails_one_operation_then_recovers() {
     let failed = s.tokens.get(&key).await;
     let took = started.elapsed();
     match failed {
-        Err(StoreError::Unavailable(msg)) => {
+        Err(e @ StoreError::Unavailable { .. }) => {
+            let msg = e.to_string();
             eprintln!("while stopped ({took:?}): {msg}");
             assert!(msg.contains("Valkey"), "{msg}")
         }
@@ -1093,7 +1103,7 @@ async fn cluster_lock_count_and_rotation() {
     assert_eq!(ok(s.tokens.count().await, "count over every node"), 60);
     let report = ok(s.rotate_all(&ring_k1_k2(), |_| {}).await, "rotate_all");
     assert_eq!((report.scanned, report.rewrapped), (60, 60), "{report:?}");
-    let s = ValkeyStores::new(client, prefix, TTL, Codec::Encrypted(ring_k2()));
+    let s = ValkeyStores::new(client, prefix, TTL, Sealing::Encrypted(ring_k2()));
     assert_eq!(
         ok(s.tokens.delete_by_user("alice").await, "delete_by_user"),
         60

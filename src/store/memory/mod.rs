@@ -3,11 +3,9 @@
 
 mod cleanup;
 mod flow;
-mod preference;
 mod session;
 mod token;
 mod user_index;
 
 pub use flow::MemoryFlowStore;
-pub use preference::preferred;
 pub use token::MemoryTokenStore;

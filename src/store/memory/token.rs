@@ -12,9 +12,9 @@
 //! exists. Records are cloned in and out: callers never share a record with the store.
 
 use super::cleanup::spawn_periodic;
-use super::preference::preferred;
 use super::session::SessionEntries;
 use super::user_index::UserIndex;
+use crate::store::ranking::preferred;
 use crate::store::{StoreError, TokenBinding, TokenKey, TokenRecord, TokenStore};
 use crate::time::unix_now;
 use async_trait::async_trait;

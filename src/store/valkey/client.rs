@@ -60,7 +60,7 @@ pub async fn connect(config: &ValkeyConfig) -> Result<ValkeyClient, ValkeyConfig
             2,
         ))
         .build_pool(config.pool_size)
-        .map_err(|e| ValkeyConfigError::Client(e.to_string()))?;
+        .map_err(ValkeyConfigError::Client)?;
 
     let last_error: Arc<Mutex<Option<String>>> = Arc::default();
     for client in pool.clients() {
@@ -154,10 +154,13 @@ impl ValkeyClient {
                     .unwrap_or_else(std::sync::PoisonError::into_inner)
                     .clone();
                 let reason = last.unwrap_or_else(|| describe(&e));
-                Err(StoreError::Unavailable(format!(
-                    "Valkey at {} is not reachable: {reason} (retrying in the background)",
-                    self.servers
-                )))
+                Err(StoreError::unavailable_because(
+                    format!(
+                        "Valkey at {} is not reachable: {reason} (retrying in the background)",
+                        self.servers
+                    ),
+                    e,
+                ))
             }
         }
     }
@@ -180,11 +183,16 @@ impl ValkeyClient {
     /// A failed command as a [`StoreError`], saying which operation and why; never any value.
     pub(crate) fn error(&self, op: &str, e: &FredError) -> StoreError {
         match e.kind() {
-            ErrorKind::Timeout => StoreError::Unavailable(format!(
-                "Valkey {op}: no answer within {:?} from {} (Valkey down or unreachable?)",
-                self.command_timeout, self.servers
-            )),
-            _ => StoreError::Unavailable(format!("Valkey {op}: {}", describe(e))),
+            ErrorKind::Timeout => StoreError::unavailable_because(
+                format!(
+                    "Valkey {op}: no answer within {:?} from {} (Valkey down or unreachable?)",
+                    self.command_timeout, self.servers
+                ),
+                e.clone(),
+            ),
+            _ => {
+                StoreError::unavailable_because(format!("Valkey {op}: {}", describe(e)), e.clone())
+            }
         }
     }
 }

@@ -175,10 +175,7 @@ pub struct Endpoints {
 fn parse_url(n: usize, raw: &str) -> Result<Url, ValkeyConfigError> {
     use ValkeyConfigError as E;
     // `url`'s errors never quote the input, which may hold a password.
-    let url = Url::parse(raw.trim()).map_err(|e| E::BadUrl {
-        n,
-        reason: format!("it is not a valid URL ({e})"),
-    })?;
+    let url = Url::parse(raw.trim()).map_err(|source| E::InvalidUrl { n, source })?;
     if !matches!(url.scheme(), "redis" | "rediss" | "valkey" | "valkeys") {
         return Err(E::BadUrl {
             n,
@@ -222,6 +219,12 @@ pub enum ValkeyConfigError {
     NoUrl,
     #[error("Valkey URL #{n} is unusable: {reason}")]
     BadUrl { n: usize, reason: String },
+    #[error("Valkey URL #{n} is unusable: it is not a valid URL ({source})")]
+    InvalidUrl {
+        n: usize,
+        #[source]
+        source: url::ParseError,
+    },
     #[error(
         "Valkey URL #{n} contains credentials; remove them and give the password with \
          --valkey-password-file (or the Secret) so it never appears in process listings or logs"
@@ -259,17 +262,34 @@ pub enum ValkeyConfigError {
         #[source]
         source: std::io::Error,
     },
-    #[error("the Valkey CA file {} holds no usable PEM certificate: {reason}", path.display())]
-    CaContent { path: PathBuf, reason: String },
+    #[error("the Valkey CA file {} holds no usable PEM certificate: {source}", path.display())]
+    CaContent {
+        path: PathBuf,
+        #[source]
+        source: CaProblem,
+    },
+    #[error("cannot set up TLS for Valkey: loading the system roots: {0}")]
+    SystemRoots(#[source] fred::error::Error),
     #[error("cannot set up TLS for Valkey: {0}")]
-    Tls(String),
+    Tls(#[source] rustls::Error),
     #[error("cannot create the Valkey client: {0}")]
-    Client(String),
+    Client(#[source] fred::error::Error),
+}
+
+/// Why a CA bundle gives no trust anchor.
+#[derive(Debug, thiserror::Error)]
+pub enum CaProblem {
+    #[error("malformed PEM ({0})")]
+    Pem(#[source] rustls::pki_types::pem::Error),
+    #[error("a certificate is not a usable CA ({0})")]
+    NotCa(#[source] rustls::Error),
+    #[error("no CERTIFICATE block found")]
+    Empty,
 }
 
 impl From<ValkeyConfigError> for crate::store::StoreError {
     fn from(e: ValkeyConfigError) -> Self {
-        crate::store::StoreError::Unavailable(e.to_string())
+        crate::store::StoreError::unavailable_because(e.to_string(), e)
     }
 }
 

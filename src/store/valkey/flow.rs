@@ -12,7 +12,6 @@
 //! one callback can take a flow. A consumed value that then fails to decrypt is an error and the
 //! flow is gone (fail closed: the user starts again).
 
-use super::records::{binding_hex, decode_flow, encode_flow};
 use super::scripts::{FLOW_BIND, FLOW_CONSUME, FLOW_INSERT};
 use super::shared::Shared;
 use crate::store::{
@@ -49,11 +48,8 @@ impl ValkeyFlowStore {
         stored: &[u8],
     ) -> Result<(PendingFlow, Option<Vec<u8>>), StoreError> {
         let place = || format!("flow state {}…", id.short());
-        let decoded =
-            self.shared
-                .codec
-                .open(&self.shared.stats, stored, key, VALUE, &place, decode_flow)?;
-        Ok((decoded.value, decoded.rewrapped))
+        let opened = self.shared.sealer.open_flow(stored, key, VALUE, &place)?;
+        Ok((opened.value, opened.resealed))
     }
 
     /// The sealed value and decoded flow, if present and not expired.
@@ -88,8 +84,8 @@ fn expired(flow: &PendingFlow) -> bool {
 impl FlowStore for ValkeyFlowStore {
     async fn insert(&self, id: &FlowId, flow: PendingFlow) -> Result<(), StoreError> {
         let key = self.shared.keys.flow(id);
-        let sealed = self.shared.codec.seal(&encode_flow(&flow), &key, VALUE);
-        let binding = flow.browser.map(|b| binding_hex(&b)).unwrap_or_default();
+        let sealed = self.shared.sealer.seal_flow(&flow, &key, VALUE);
+        let binding = flow.browser.map(|b| b.to_hex()).unwrap_or_default();
         let expire_at_ms = i64::try_from(flow.expires_at.saturating_mul(1000)).unwrap_or(i64::MAX);
         let args = vec![
             Value::Bytes(Bytes::from(sealed)),
@@ -122,7 +118,7 @@ impl FlowStore for ValkeyFlowStore {
         pkce_verifier: SecretString,
     ) -> Result<BindOutcome, StoreError> {
         let key = self.shared.keys.flow(id);
-        let browser_hex = binding_hex(&browser);
+        let browser_hex = browser.to_hex();
         for _ in 0..BIND_ATTEMPTS {
             let Some((stored, flow, _)) = self.read(id, &key).await? else {
                 return Ok(BindOutcome::NotFound);
@@ -135,7 +131,7 @@ impl FlowStore for ValkeyFlowStore {
                 pkce_verifier: Some(pkce_verifier.clone()),
                 ..flow
             };
-            let sealed = self.shared.codec.seal(&encode_flow(&bound), &key, VALUE);
+            let sealed = self.shared.sealer.seal_flow(&bound, &key, VALUE);
             let args = vec![
                 Value::from(browser_hex.as_str()),
                 Value::Bytes(stored),
@@ -151,7 +147,7 @@ impl FlowStore for ValkeyFlowStore {
                 _ => continue,
             }
         }
-        Err(StoreError::Unavailable(format!(
+        Err(StoreError::unavailable(format!(
             "flow {}…: bind lost {BIND_ATTEMPTS} races in a row; retry",
             id.short()
         )))
@@ -167,7 +163,7 @@ impl FlowStore for ValkeyFlowStore {
             .run(
                 &self.shared.client,
                 vec![key.as_str().into()],
-                vec![Value::from(binding_hex(&browser))],
+                vec![Value::from(browser.to_hex())],
             )
             .await?;
         let mut reply = reply.into_iter();
@@ -179,7 +175,7 @@ impl FlowStore for ValkeyFlowStore {
                 let stored = value.into_bytes().unwrap_or_default();
                 let (flow, _) = self.open(id, &key, &stored)?;
                 if !flow.browser.is_some_and(|b| b.matches(&browser)) {
-                    return Err(StoreError::Corrupt(format!(
+                    return Err(StoreError::corrupt(format!(
                         "flow state {}…: the sealed browser binding differs from the stored one",
                         id.short()
                     )));
@@ -190,8 +186,8 @@ impl FlowStore for ValkeyFlowStore {
                 }
                 Ok(ConsumeOutcome::Consumed(flow))
             }
-            _ => Err(StoreError::Corrupt(
-                "flow consume: unexpected reply from the script".into(),
+            _ => Err(StoreError::corrupt(
+                "flow consume: unexpected reply from the script",
             )),
         }
     }
@@ -205,12 +201,13 @@ impl FlowStore for ValkeyFlowStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::valkey::keys::hex;
+    use crate::store::hex::hex;
 
     #[test]
     fn binding_hex_is_the_binding_bytes() {
         let b = BrowserBinding::from_cookie_secret("c");
-        assert_eq!(binding_hex(&b), hex(b.as_bytes()));
-        assert_eq!(binding_hex(&b).len(), 64);
+        assert_eq!(b.to_hex(), hex(b.as_bytes()));
+        assert_eq!(b.to_hex().len(), 64);
+        assert!(BrowserBinding::from_hex(&b.to_hex()).is_some_and(|back| back.matches(&b)));
     }
 }

@@ -3,9 +3,9 @@
 //! token, released by a compare-and-delete script (so a holder whose lease expired cannot
 //! release a lock another replica has taken since).
 
-use super::keys::hex;
 use super::scripts::LOCK_RELEASE;
 use super::shared::Shared;
+use crate::store::hex::hex;
 use crate::store::{LockToken, RefreshLock, StoreError, TokenKey};
 use async_trait::async_trait;
 use fred::prelude::*;

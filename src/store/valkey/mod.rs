@@ -1,4 +1,5 @@
-//! Valkey stores: tokens and flow state shared by every replica, sealed at rest.
+//! Valkey stores: tokens and flow state shared by every replica, sealed at rest by
+//! [`crate::store::sealed`].
 //!
 //! # Layout
 //!
@@ -22,10 +23,10 @@
 //!   produce a key of another space (a session named `user:alice` is not alice's index).
 //! * The flow key holds a hash of the flow id, not the id: the id is a bearer capability and
 //!   must not be readable from the key space.
-//! * Sealed values ([`Codec`]): AES-256-GCM envelopes whose associated data is the Valkey key and
-//!   field, so a value copied to another session, field or flow does not open. Values sealed
-//!   with an older key of the ring are re-encrypted when read (compare-and-set, so a concurrent
-//!   update wins) and by [`ValkeyStores::rotate_all`].
+//! * Values are the bytes the sealed layer ([`crate::store::sealed`]) hands over, stored at
+//!   the address (Valkey key and hash field) they were sealed for; this module holds no crypto.
+//!   Values sealed with an older key of the ring are re-sealed when read (written back with a
+//!   compare-and-set, so a concurrent update wins) and by [`ValkeyStores::rotate_all`].
 //!
 //! # Atomicity
 //!
@@ -39,42 +40,38 @@
 //! (see [`token_delete`]). All failures are returned as [`StoreError`]; none is swallowed.
 
 mod client;
-mod codec;
 mod config;
 mod flow;
 mod keys;
 mod lock;
-mod records;
 mod rotation;
 mod scan;
 mod scripts;
 mod shared;
-mod stats;
 mod tls;
 mod token;
 mod token_delete;
 mod token_sweep;
 
 pub use client::{ValkeyClient, connect};
-pub use codec::Codec;
 pub use config::{
-    DEFAULT_COMMAND_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_KEY_PREFIX, DEFAULT_POOL_SIZE,
-    DEFAULT_SESSION_TTL, Endpoints, ValkeyConfig, ValkeyConfigError, ValkeyTopology,
+    CaProblem, DEFAULT_COMMAND_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_KEY_PREFIX,
+    DEFAULT_POOL_SIZE, DEFAULT_SESSION_TTL, Endpoints, ValkeyConfig, ValkeyConfigError,
+    ValkeyTopology,
 };
 pub use flow::ValkeyFlowStore;
 pub use lock::ValkeyRefreshLock;
-pub use rotation::{NOT_AN_ENVELOPE, RotationPhase, RotationProgress, RotationReport};
-pub use stats::{MAX_TRACKED_KEY_IDS, OTHER_KEY_IDS, ValkeyStatsSnapshot, ValkeyStoreStats};
 pub use token::ValkeyTokenStore;
 
 use crate::crypto::KeyRing;
 use crate::store::StoreError;
+use crate::store::sealed::{RotationProgress, RotationReport, SealStats, Sealer, Sealing};
 use shared::Shared;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The token store, flow store and refresh lock over one client, key prefix and codec, with
-/// their shared counters. Each store is cheap to clone.
+/// The token store, flow store and refresh lock over one client, key prefix and sealer, with
+/// its shared counters. Each store is cheap to clone.
 #[derive(Debug, Clone)]
 pub struct ValkeyStores {
     pub tokens: ValkeyTokenStore,
@@ -90,13 +87,12 @@ impl ValkeyStores {
         client: ValkeyClient,
         key_prefix: impl Into<String>,
         session_ttl: Duration,
-        codec: Codec,
+        sealing: Sealing,
     ) -> Self {
         let shared = Shared {
             client,
             keys: keys::KeySpace::new(key_prefix),
-            codec,
-            stats: Arc::new(ValkeyStoreStats::new()),
+            sealer: Sealer::new(sealing),
             session_ttl,
         };
         Self {
@@ -111,14 +107,14 @@ impl ValkeyStores {
     /// configured prefix and session TTL.
     pub async fn from_config(
         config: &ValkeyConfig,
-        codec: Codec,
+        sealing: Sealing,
     ) -> Result<Self, ValkeyConfigError> {
         let client = connect(config).await?;
         Ok(Self::new(
             client,
             config.key_prefix.clone(),
             config.session_ttl,
-            codec,
+            sealing,
         ))
     }
 
@@ -126,9 +122,14 @@ impl ValkeyStores {
         &self.shared.client
     }
 
-    /// Counters of unreadable and re-encrypted values, for the metrics exporter.
-    pub fn stats(&self) -> Arc<ValkeyStoreStats> {
-        Arc::clone(&self.shared.stats)
+    /// Counters of unreadable and re-encrypted values.
+    pub fn stats(&self) -> Arc<SealStats> {
+        Arc::clone(self.shared.sealer.stats())
+    }
+
+    /// Export the counters of [`Self::stats`] through `metrics` (`mcpoauth_store_*`).
+    pub fn register_metrics(&self, metrics: &crate::metrics::Metrics) {
+        self.shared.sealer.register_metrics(metrics);
     }
 
     /// Readiness: see [`ValkeyClient::ping`].

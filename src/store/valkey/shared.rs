@@ -1,25 +1,23 @@
-//! What every Valkey store holds: the client, the key layout, the codec and the counters.
+//! What every Valkey store holds: the client, the key layout and the sealer (which seals values
+//! and counts what could not be opened).
 
 use super::client::ValkeyClient;
-use super::codec::Codec;
 use super::keys::KeySpace;
 use super::scripts::HASH_REPLACE_IF_UNCHANGED;
-use super::stats::ValkeyStoreStats;
+use crate::store::sealed::Sealer;
 use bytes::Bytes;
 use fred::prelude::Value;
-use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Debug, Clone)]
 pub struct Shared {
     pub client: ValkeyClient,
     pub keys: KeySpace,
-    pub codec: Codec,
-    pub stats: Arc<ValkeyStoreStats>,
+    pub sealer: Sealer,
     pub session_ttl: Duration,
 }
 
-/// One field to re-encrypt: `(field, bytes read, bytes under the primary key)`.
+/// One field re-sealed on read: `(field, bytes read, bytes under the primary key)`.
 pub type Rewrap = (String, Bytes, Vec<u8>);
 
 impl Shared {
@@ -40,9 +38,9 @@ impl Shared {
             .run(&self.client, vec![key.into()], args)
             .await;
         match result {
-            Ok(n) => self.stats.add_rewrapped(u64::try_from(n).unwrap_or(0)),
+            Ok(n) => self.sealer.resealed(u64::try_from(n).unwrap_or(0)),
             Err(e) => {
-                self.stats.rewrap_failed();
+                self.sealer.reseal_failed();
                 tracing::warn!(error = %e, "re-encrypting a stored value under the primary key failed; the rotation sweep will retry");
             }
         }

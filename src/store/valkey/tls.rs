@@ -1,7 +1,7 @@
 //! TLS for Valkey connections: rustls with the aws-lc-rs provider (the crate's one TLS provider)
 //! and either the configured CA bundle or the system roots.
 
-use super::config::ValkeyConfigError;
+use super::config::{CaProblem, ValkeyConfigError};
 use fred::types::config::{TlsConfig, TlsConnector};
 use rustls::RootCertStore;
 use rustls::pki_types::CertificateDer;
@@ -14,36 +14,34 @@ pub fn tls_config(ca_file: Option<&Path>) -> Result<TlsConfig, ValkeyConfigError
     let Some(path) = ca_file else {
         return TlsConnector::default_rustls()
             .map(TlsConfig::from)
-            .map_err(|e| ValkeyConfigError::Tls(format!("loading the system roots: {e}")));
+            .map_err(ValkeyConfigError::SystemRoots);
     };
     let pem = std::fs::read(path).map_err(|source| ValkeyConfigError::CaFile {
         path: path.to_path_buf(),
         source,
     })?;
-    let roots = roots_from_pem(&pem).map_err(|reason| ValkeyConfigError::CaContent {
+    let roots = roots_from_pem(&pem).map_err(|source| ValkeyConfigError::CaContent {
         path: path.to_path_buf(),
-        reason,
+        source,
     })?;
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| ValkeyConfigError::Tls(e.to_string()))?
+        .map_err(ValkeyConfigError::Tls)?
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(TlsConfig::from(TlsConnector::from(config)))
 }
 
 /// Every certificate of a PEM bundle as a trust anchor; at least one is required.
-fn roots_from_pem(pem: &[u8]) -> Result<RootCertStore, String> {
+fn roots_from_pem(pem: &[u8]) -> Result<RootCertStore, CaProblem> {
     let mut roots = RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(pem) {
-        let cert = cert.map_err(|e| format!("malformed PEM ({e})"))?;
-        roots
-            .add(cert)
-            .map_err(|e| format!("a certificate is not a usable CA ({e})"))?;
+        let cert = cert.map_err(CaProblem::Pem)?;
+        roots.add(cert).map_err(CaProblem::NotCa)?;
     }
     if roots.is_empty() {
-        return Err("no CERTIFICATE block found".into());
+        return Err(CaProblem::Empty);
     }
     Ok(roots)
 }

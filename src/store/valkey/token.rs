@@ -7,10 +7,9 @@
 //! every other token of the session unusable (the user re-authorizes that one server instead).
 
 use super::keys::{TokenField, parse_token_field, token_field};
-use super::records::{decode_token, encode_token};
 use super::scripts::{INDEX_ADD, TOKEN_PUT};
 use super::shared::{Rewrap, Shared, short};
-use crate::store::memory::preferred;
+use crate::store::ranking::preferred;
 use crate::store::{StoreError, TokenBinding, TokenKey, TokenRecord, TokenStore};
 use crate::time::unix_now;
 use async_trait::async_trait;
@@ -79,15 +78,11 @@ impl ValkeyTokenStore {
                 key.scope
             )
         };
-        let decoded = self.shared.codec.open(
-            &self.shared.stats,
-            stored,
-            hash_key,
-            field,
-            &place,
-            decode_token,
-        )?;
-        Ok((key, decoded.value, decoded.rewrapped))
+        let opened = self
+            .shared
+            .sealer
+            .open_token(stored, hash_key, field, &place)?;
+        Ok((key, opened.value, opened.resealed))
     }
 
     /// HGETALL of a session, decoded; undecodable entries are logged, counted and left out.
@@ -211,10 +206,7 @@ impl ValkeyTokenStore {
         let hash_key = self.shared.keys.token(&key.session);
         let index_key = self.shared.keys.user_index(&record.user);
         let field = token_field(&key.binding, &key.scope);
-        let sealed = self
-            .shared
-            .codec
-            .seal(&encode_token(record), &hash_key, &field);
+        let sealed = self.shared.sealer.seal_token(record, &hash_key, &field);
         let ttl = self.shared.ttl_ms();
         let client = &self.shared.client;
         let keys = if client.is_cluster() {
@@ -260,7 +252,7 @@ impl ValkeyTokenStore {
 }
 
 fn not_a_field(session: &str) -> StoreError {
-    StoreError::Corrupt(format!(
+    StoreError::corrupt(format!(
         "token hash of session {} has a field that is not `@issuer|namespace|resource|scope`",
         short(session)
     ))

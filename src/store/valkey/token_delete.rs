@@ -129,7 +129,7 @@ impl ValkeyTokenStore {
                 return Ok(n);
             }
         }
-        Err(StoreError::Unavailable(format!(
+        Err(StoreError::unavailable(format!(
             "delete_by_user: a session kept changing during {DELETE_USER_ATTEMPTS} attempts; \
              retry"
         )))

@@ -1,10 +1,13 @@
-//! The deterministic choice of `TokenStore::get_bound`, as a pure function.
+//! Which stored token wins when several match one session and binding: the one rule every
+//! backend's `TokenStore::get_bound` follows ([`preferred`]) and the status page reports by
+//! ([`best_for_binding`]), as pure functions.
 //!
-//! It does not depend on the order it is fed in, so a store that reads entries in an arbitrary
-//! order (a hash, a scan) makes the same choice as the in-memory store. The upstream picked
-//! whichever entry its map iteration met first, which could return a stale, rotated token.
+//! The choice does not depend on the order candidates are fed in, so a store that reads entries
+//! in an arbitrary order (a hash, a scan) makes the same choice as the in-memory store. The
+//! upstream picked whichever entry its map iteration met first, which could return a stale,
+//! rotated token.
 
-use crate::store::TokenRecord;
+use crate::store::{TokenBinding, TokenKey, TokenRecord};
 use secrecy::ExposeSecret as _;
 use std::cmp::{Ordering, Reverse};
 
@@ -19,6 +22,20 @@ where
         .into_iter()
         .filter(|(_, record)| record.is_usable(now))
         .max_by(|a, b| compare(*a, *b))
+}
+
+/// The entry `get_bound` returns for `binding`, among a session's `entries` as
+/// `all_for_session` returns them.
+pub fn best_for_binding<'a>(
+    entries: &'a [(TokenKey, TokenRecord)],
+    binding: &TokenBinding,
+    now: u64,
+) -> Option<&'a TokenRecord> {
+    let candidates = entries
+        .iter()
+        .filter(|(k, _)| k.binding == *binding)
+        .map(|(k, r)| (k.scope.as_str(), r));
+    preferred(candidates, now).map(|(_, r)| r)
 }
 
 fn compare(a: (&str, &TokenRecord), b: (&str, &TokenRecord)) -> Ordering {
@@ -126,5 +143,31 @@ mod tests {
     #[test]
     fn no_candidates_gives_none() {
         assert_eq!(pick(&[]), None);
+    }
+
+    #[test]
+    fn best_for_binding_looks_only_at_that_binding() {
+        let mine = TokenBinding::new("https://idp", "ns", "https://mcp");
+        let other = TokenBinding::new("https://idp", "ns", "https://other");
+        let entries = vec![
+            (
+                TokenKey::new("s", mine.clone(), "a"),
+                rec("x", Some(NOW + 10), false),
+            ),
+            (
+                TokenKey::new("s", mine.clone(), "b"),
+                rec("x", Some(NOW + 20), false),
+            ),
+            (
+                TokenKey::new("s", other.clone(), "a"),
+                rec("x", Some(NOW + 99), false),
+            ),
+        ];
+        let best = best_for_binding(&entries, &mine, NOW);
+        assert_eq!(best.and_then(|r| r.expires_at), Some(NOW + 20));
+        let best = best_for_binding(&entries, &other, NOW);
+        assert_eq!(best.and_then(|r| r.expires_at), Some(NOW + 99));
+        let none = TokenBinding::new("https://idp", "ns2", "https://mcp");
+        assert!(best_for_binding(&entries, &none, NOW).is_none());
     }
 }

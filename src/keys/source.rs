@@ -1,20 +1,39 @@
 //! Where the encryption key ring comes from (`--encryption-key-file` or
-//! `--encryption-key-secret`), checked at start-up, and the background work that follows it:
-//! the file or Secret watch, and a rotation sweep whenever a ring with older keys is in use.
+//! `--encryption-key-secret`), checked at start-up, and following it afterwards (the file or
+//! Secret watch).
 
-use super::keyring_reload::KeyRingReloader;
-use crate::app::stores::StoreSetupError;
-use crate::crypto::{KeyRing, KeyRingHandle};
-use crate::metrics::Metrics;
-use crate::store::ValkeySettings;
-use crate::store::valkey::ValkeyStores;
+use super::reload::KeyRingReloader;
+use crate::crypto::{KeyRing, KeyRingError, KeyRingHandle};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-/// Delay before a rotation sweep, so the server comes up (or settles after a reload) first.
-const SWEEP_DELAY: Duration = Duration::from_secs(5);
+/// The key-ring settings, as plain values (the command line fills them in).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeySourceConfig {
+    /// `--encryption-key-file`: a key ring file or directory.
+    pub file: Option<PathBuf>,
+    /// `--encryption-key-secret`: a Secret in the process's own namespace.
+    pub secret: Option<String>,
+}
+
+/// Why the configured key-ring source cannot be used. The messages name the flags, for the
+/// operator who set them.
+#[derive(Debug, thiserror::Error)]
+pub enum KeySourceError {
+    #[error(
+        "--encryption-key-secret {name} is read through the Kubernetes API server and only works with `run`; with `serve`, use --encryption-key-file"
+    )]
+    SecretNeedsRun { name: String },
+    #[error("--encryption-key-secret and --encryption-key-file exclude each other")]
+    Both,
+    #[error(
+        "--encryption-key-secret {name:?} is not a valid Secret name (lower-case letters, digits, '-' and '.')"
+    )]
+    InvalidSecretName { name: String },
+    #[error("encryption key ring: {0}")]
+    KeyRing(#[from] KeyRingError),
+}
 
 /// A configured key-ring source.
 #[derive(Clone)]
@@ -44,21 +63,16 @@ impl KeySource {
     /// the Secret is read from its default namespace, which in a pod is the pod's own
     /// (the service account's namespace).
     pub fn resolve(
-        args: &ValkeySettings,
+        config: &KeySourceConfig,
         kube: Option<&kube::Client>,
-    ) -> Result<KeySource, StoreSetupError> {
-        if let Some(name) = &args.encryption_key_secret {
+    ) -> Result<KeySource, KeySourceError> {
+        if let Some(name) = &config.secret {
             check_secret_name(name)?;
             let Some(client) = kube else {
-                return Err(StoreSetupError::Config(format!(
-                    "--encryption-key-secret {name} is read through the Kubernetes API server and only works with `run`; with `serve`, use --encryption-key-file"
-                )));
+                return Err(KeySourceError::SecretNeedsRun { name: name.clone() });
             };
-            if args.encryption_key_file.is_some() {
-                return Err(StoreSetupError::Config(
-                    "--encryption-key-secret and --encryption-key-file exclude each other"
-                        .to_owned(),
-                ));
+            if config.file.is_some() {
+                return Err(KeySourceError::Both);
             }
             return Ok(KeySource::Secret {
                 client: client.clone(),
@@ -66,7 +80,7 @@ impl KeySource {
                 name: name.clone(),
             });
         }
-        match &args.encryption_key_file {
+        match &config.file {
             Some(path) => Ok(KeySource::File {
                 handle: KeyRingHandle::new(KeyRing::load(path)?),
                 path: path.clone(),
@@ -100,7 +114,7 @@ impl KeySource {
 }
 
 /// A Secret name as Kubernetes accepts it (DNS subdomain), so a typo fails at start-up.
-fn check_secret_name(name: &str) -> Result<(), StoreSetupError> {
+fn check_secret_name(name: &str) -> Result<(), KeySourceError> {
     let valid = !name.is_empty()
         && name.len() <= 253
         && name.split('.').all(|label| {
@@ -114,9 +128,9 @@ fn check_secret_name(name: &str) -> Result<(), StoreSetupError> {
     if valid {
         Ok(())
     } else {
-        Err(StoreSetupError::Config(format!(
-            "--encryption-key-secret {name:?} is not a valid Secret name (lower-case letters, digits, '-' and '.')"
-        )))
+        Err(KeySourceError::InvalidSecretName {
+            name: name.to_owned(),
+        })
     }
 }
 
@@ -125,14 +139,14 @@ pub fn follow(source: &KeySource, reloader: &Arc<KeyRingReloader>, cancel: &Canc
     match source {
         KeySource::None => {}
         KeySource::File { path, .. } => {
-            super::keyring_file::spawn(path.clone(), reloader.clone(), cancel.clone());
+            super::file::spawn(path.clone(), reloader.clone(), cancel.clone());
         }
         KeySource::Secret {
             client,
             namespace,
             name,
         } => {
-            crate::controller::keyring::spawn(
+            super::secret::spawn(
                 client.clone(),
                 namespace,
                 name,
@@ -143,65 +157,20 @@ pub fn follow(source: &KeySource, reloader: &Arc<KeyRingReloader>, cancel: &Canc
     }
 }
 
-/// Runs a rotation sweep (re-encrypt everything under the primary key) whenever the ring in use
-/// holds more than one key: at start-up and after each reload. `stores` yields the Valkey stores
-/// once they exist.
-pub fn spawn_rotation_sweeps(
-    reloader: &Arc<KeyRingReloader>,
-    stores: impl Fn() -> Option<ValkeyStores> + Send + 'static,
-    metrics: Arc<Metrics>,
-    cancel: CancellationToken,
-) {
-    let mut rings = reloader.subscribe();
-    tokio::spawn(async move {
-        let mut latest = rings.borrow_and_update().clone();
-        loop {
-            if let Some(handle) = latest.take()
-                && handle.with(|r| r.key_ids().len() > 1)
-            {
-                tokio::select! {
-                    () = cancel.cancelled() => return,
-                    () = tokio::time::sleep(SWEEP_DELAY) => {}
-                }
-                // A reload during the delay is swept next round with its own ring.
-                if let Some(stores) = stores() {
-                    super::rotation::sweep(&stores, &handle.current(), &metrics).await;
-                }
-            }
-            tokio::select! {
-                () = cancel.cancelled() => return,
-                changed = rings.changed() => if changed.is_err() { return },
-            }
-            latest = rings.borrow_and_update().clone();
-        }
-    });
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// The settings of the key-ring flags in `argv` (`--encryption-key-secret NAME`,
-    /// `--encryption-key-file PATH`); the command line's own parsing is tested in `cli`.
-    fn args(argv: &[&str]) -> ValkeySettings {
-        let mut settings = ValkeySettings::default();
-        for pair in argv.chunks(2) {
-            match pair {
-                ["--encryption-key-secret", name] => {
-                    settings.encryption_key_secret = Some((*name).to_owned());
-                }
-                ["--encryption-key-file", path] => {
-                    settings.encryption_key_file = Some((*path).into());
-                }
-                other => panic!("unexpected arguments {other:?}"),
-            }
+    fn secret(name: &str) -> KeySourceConfig {
+        KeySourceConfig {
+            secret: Some(name.to_owned()),
+            ..KeySourceConfig::default()
         }
-        settings
     }
 
     #[test]
     fn a_secret_needs_run() {
-        let err = KeySource::resolve(&args(&["--encryption-key-secret", "mcp-keys"]), None)
+        let err = KeySource::resolve(&secret("mcp-keys"), None)
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default();
@@ -219,7 +188,7 @@ mod tests {
         for good in ["keys", "mcp-oauth-keys", "a.b-c", "k1"] {
             assert!(check_secret_name(good).is_ok(), "{good:?}");
         }
-        let err = KeySource::resolve(&args(&["--encryption-key-secret", "Keys"]), None)
+        let err = KeySource::resolve(&secret("Keys"), None)
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default();
@@ -231,10 +200,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let file = dir.path().join("ring");
         std::fs::write(&file, "primary: k9\n").unwrap_or_else(|e| panic!("{e}"));
-        let path = file.to_string_lossy().into_owned();
-        let err = KeySource::resolve(&args(&["--encryption-key-file", &path]), None).err();
-        assert!(matches!(err, Some(StoreSetupError::KeyRing(_))), "{err:?}");
-        let none = KeySource::resolve(&args(&[]), None).unwrap_or_else(|e| panic!("{e}"));
+        let config = KeySourceConfig {
+            file: Some(file),
+            secret: None,
+        };
+        let err = KeySource::resolve(&config, None).err();
+        assert!(matches!(err, Some(KeySourceError::KeyRing(_))), "{err:?}");
+        let none =
+            KeySource::resolve(&KeySourceConfig::default(), None).unwrap_or_else(|e| panic!("{e}"));
         assert!(!none.is_configured());
     }
 }

@@ -8,9 +8,9 @@
 //! polled every [`FALLBACK_POLL`] when no watcher can be set up. Re-reading an unchanged ring
 //! does nothing, and the same problem is reported once, not on every poll.
 
-use super::keyring_reload::KeyRingReloader;
+use super::reload::KeyRingReloader;
+use super::watch::{FALLBACK_POLL, debounce, watch_folder};
 use crate::crypto::KeyRing;
-use crate::fswatch::{FALLBACK_POLL, debounce, watch_folder};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -98,7 +98,7 @@ mod tests {
     use super::*;
     use crate::crypto::KeyRingHandle;
     use crate::http::Readiness;
-    use crate::metrics::Metrics;
+    use crate::keys::KeyRingMetrics;
     use std::fs;
     use std::time::Instant;
 
@@ -110,7 +110,7 @@ mod tests {
         let reloader = KeyRingReloader::loaded(
             format!("key file {}", path.display()),
             handle.clone(),
-            Arc::new(Metrics::new()),
+            KeyRingMetrics::default(),
             Arc::new(Readiness::new()),
         );
         (reloader, handle)
@@ -144,7 +144,7 @@ mod tests {
         fs::write(&file, "primary: k3\n").unwrap_or_else(|e| panic!("{e}"));
         let metrics = reloader.metrics();
         wait_for("the broken ring is refused", || {
-            metrics.keyring_reload_failures.get() == 1
+            metrics.reload_failures.get() == 1
         })
         .await;
         assert_eq!(handle.current().primary_id(), "k2");

@@ -1,11 +1,10 @@
-//! JSON form of stored values, before encryption. Pure, no I/O.
+//! The plaintext form of stored records (JSON), what the sealed layer seals. Pure, no I/O.
 //!
 //! Private serde structs rather than `Serialize` on the domain types: secrets are exposed only
 //! here, for the moment of serialising into a zeroized buffer, and the stored schema does not
 //! change when a domain type gains a field. Unknown fields are ignored (a newer replica may add
 //! some), missing optional ones default.
 
-use super::keys::{hex, unhex};
 use crate::registry::ServerKey;
 use crate::store::{BrowserBinding, PendingFlow, TokenRecord};
 use secrecy::{ExposeSecret as _, SecretString};
@@ -158,7 +157,7 @@ pub fn encode_flow(flow: &PendingFlow) -> Zeroizing<Vec<u8>> {
         token_resource: &flow.token_resource,
         created_at: flow.created_at,
         expires_at: flow.expires_at,
-        browser: flow.browser.map(|b| binding_hex(&b)),
+        browser: flow.browser.map(|b| b.to_hex()),
         pkce_verifier: flow.pkce_verifier.as_ref().map(|v| v.expose_secret()),
     };
     to_json(&out)
@@ -168,7 +167,7 @@ pub fn decode_flow(json: &[u8]) -> Result<PendingFlow, RecordError> {
     let f: FlowIn = serde_json::from_slice(json).map_err(|e| RecordError::new("flow state", &e))?;
     let browser = match f.browser {
         None => None,
-        Some(h) => Some(parse_binding(&h).ok_or(RecordError {
+        Some(h) => Some(BrowserBinding::from_hex(&h).ok_or(RecordError {
             what: "flow state",
             problem: "browser binding is not 64 hex digits",
             line: 0,
@@ -188,15 +187,6 @@ pub fn decode_flow(json: &[u8]) -> Result<PendingFlow, RecordError> {
         browser,
         pkce_verifier: f.pkce_verifier.map(SecretString::from),
     })
-}
-
-/// The browser binding as stored in plaintext beside a flow (a hash, not a secret).
-pub fn binding_hex(binding: &BrowserBinding) -> String {
-    hex(binding.as_bytes())
-}
-
-pub fn parse_binding(hex: &str) -> Option<BrowserBinding> {
-    unhex::<32>(hex).map(BrowserBinding::from_bytes)
 }
 
 fn to_json<T: Serialize>(value: &T) -> Zeroizing<Vec<u8>> {

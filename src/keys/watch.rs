@@ -1,4 +1,5 @@
-//! Following a folder for changes (the manifests folder of `serve`, the key-ring file's folder):
+//! Following a folder for changes (the key-ring file's folder, and the manifests folder of
+//! `serve`, which shares this watcher):
 //! a non-recursive platform watcher that signals "something changed" on a channel, the filter of
 //! events worth a re-read, and the debounce that coalesces a burst of events into one re-read.
 //! When no watcher can be set up, callers poll every [`FALLBACK_POLL`].

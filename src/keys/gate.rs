@@ -3,7 +3,7 @@
 //!
 //! Fail closed: until then every store operation is an error saying the keys are not loaded,
 //! so nothing is ever written unencrypted or read without its key. The gate opens once and
-//! stays open: a later bad ring never replaces a good one (see `keyring_reload`).
+//! stays open: a later bad ring never replaces a good one (see [`super::reload`]).
 
 use crate::store::valkey::ValkeyStores;
 use crate::store::{
@@ -44,7 +44,7 @@ impl KeyGate {
 
     fn inner(&self) -> Result<&ValkeyStores, StoreError> {
         self.stores.get().ok_or_else(|| {
-            StoreError::Unavailable(format!(
+            StoreError::unavailable(format!(
                 "encryption keys not loaded (waiting for {})",
                 self.waiting_for
             ))

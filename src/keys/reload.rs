@@ -12,9 +12,9 @@
 //!
 //! Logs and errors name sources and key ids, never key material.
 
+use super::metrics::KeyRingMetrics;
 use crate::crypto::{KeyRing, KeyRingError, KeyRingHandle, RingChange};
 use crate::http::Readiness;
-use crate::metrics::Metrics;
 use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::watch;
 
@@ -44,7 +44,7 @@ pub struct KeyRingReloader {
     handle: Mutex<Option<KeyRingHandle>>,
     on_first: Option<OnFirst>,
     published: watch::Sender<Option<KeyRingHandle>>,
-    metrics: Arc<Metrics>,
+    metrics: KeyRingMetrics,
     readiness: Arc<Readiness>,
 }
 
@@ -63,7 +63,7 @@ impl KeyRingReloader {
     pub fn pending(
         source: impl Into<String>,
         on_first: OnFirst,
-        metrics: Arc<Metrics>,
+        metrics: KeyRingMetrics,
         readiness: Arc<Readiness>,
     ) -> Arc<Self> {
         let source = source.into();
@@ -83,7 +83,7 @@ impl KeyRingReloader {
     pub fn loaded(
         source: impl Into<String>,
         handle: KeyRingHandle,
-        metrics: Arc<Metrics>,
+        metrics: KeyRingMetrics,
         readiness: Arc<Readiness>,
     ) -> Arc<Self> {
         set_gauges(&metrics, &handle);
@@ -99,7 +99,7 @@ impl KeyRingReloader {
     }
 
     /// The metrics this reloader updates.
-    pub fn metrics(&self) -> &Metrics {
+    pub fn metrics(&self) -> &KeyRingMetrics {
         &self.metrics
     }
 
@@ -154,7 +154,7 @@ impl KeyRingReloader {
             Some(handle) => {
                 let change = handle.replace(ring);
                 log_change(&self.source, &change, &handle.current());
-                self.metrics.keyring_reloads.inc();
+                self.metrics.reloads.inc();
                 Outcome::Replaced(change)
             }
         };
@@ -167,7 +167,7 @@ impl KeyRingReloader {
     }
 
     fn refuse(&self, why: &str) -> Outcome {
-        self.metrics.keyring_reload_failures.inc();
+        self.metrics.reload_failures.inc();
         match self.lock().as_ref() {
             Some(handle) => {
                 let ring = handle.current();
@@ -197,13 +197,11 @@ impl KeyRingReloader {
     }
 }
 
-fn set_gauges(metrics: &Metrics, handle: &KeyRingHandle) {
+fn set_gauges(metrics: &KeyRingMetrics, handle: &KeyRingHandle) {
     let keys = handle.with(|r| r.key_ids().len());
+    metrics.keys.set(i64::try_from(keys).unwrap_or(i64::MAX));
     metrics
-        .keyring_keys
-        .set(i64::try_from(keys).unwrap_or(i64::MAX));
-    metrics
-        .keyring_generation
+        .generation
         .set(i64::try_from(handle.generation()).unwrap_or(i64::MAX));
 }
 
@@ -254,7 +252,7 @@ mod tests {
             Box::new(move |_| {
                 seen.fetch_add(1, Ordering::SeqCst);
             }),
-            Arc::new(Metrics::new()),
+            KeyRingMetrics::default(),
             readiness.clone(),
         );
         (reloader, readiness, calls)
@@ -283,14 +281,14 @@ mod tests {
             Outcome::Refused
         );
         assert_eq!(reasons(&readiness), "keys: Secret ops/keys not found");
-        assert_eq!(reloader.metrics.keyring_reload_failures.get(), 2);
+        assert_eq!(reloader.metrics.reload_failures.get(), 2);
         assert_eq!(calls.load(Ordering::SeqCst), 0);
 
         assert_eq!(reloader.offer(ring(&format!("k1: {K1}"))), Outcome::First);
         assert!(readiness.reasons().is_none());
         assert_eq!(calls.load(Ordering::SeqCst), 1);
-        assert_eq!(reloader.metrics.keyring_generation.get(), 1);
-        assert_eq!(reloader.metrics.keyring_keys.get(), 1);
+        assert_eq!(reloader.metrics.generation.get(), 1);
+        assert_eq!(reloader.metrics.keys.get(), 1);
         assert!(reloader.subscribe().borrow().is_some());
     }
 
@@ -312,8 +310,8 @@ mod tests {
         assert_eq!(handle.generation(), 1);
         assert!(handle.with(|r| r.decrypt(&sealed, b"ctx")).is_ok());
         assert!(readiness.reasons().is_none(), "stays ready on the old ring");
-        assert_eq!(reloader.metrics.keyring_reload_failures.get(), 4);
-        assert_eq!(reloader.metrics.keyring_generation.get(), 1);
+        assert_eq!(reloader.metrics.reload_failures.get(), 4);
+        assert_eq!(reloader.metrics.generation.get(), 1);
     }
 
     #[test]
@@ -335,9 +333,9 @@ mod tests {
         assert_eq!(change.added, ["k2"]);
         assert!(change.removed.is_empty());
         assert!(rx.has_changed().unwrap_or(false));
-        assert_eq!(reloader.metrics.keyring_generation.get(), 2);
-        assert_eq!(reloader.metrics.keyring_keys.get(), 2);
-        assert_eq!(reloader.metrics.keyring_reloads.get(), 1);
+        assert_eq!(reloader.metrics.generation.get(), 2);
+        assert_eq!(reloader.metrics.keys.get(), 2);
+        assert_eq!(reloader.metrics.reloads.get(), 1);
         assert_eq!(calls.load(Ordering::SeqCst), 1, "on_first runs once");
 
         let handle = reloader.handle().unwrap_or_else(|| panic!("loaded"));
@@ -359,11 +357,11 @@ mod tests {
         let reloader = KeyRingReloader::loaded(
             "key file /k",
             handle.clone(),
-            Arc::new(Metrics::new()),
+            KeyRingMetrics::default(),
             readiness.clone(),
         );
         assert!(readiness.reasons().is_none());
-        assert_eq!(reloader.metrics.keyring_generation.get(), 1);
+        assert_eq!(reloader.metrics.generation.get(), 1);
         assert_eq!(reloader.offer(ring("")), Outcome::Refused);
         assert!(readiness.reasons().is_none(), "a loaded ring stays in use");
         assert_eq!(handle.generation(), 1);

@@ -9,8 +9,8 @@
 //! becomes invalid or is deleted. The watch uses a `metadata.name` field selector, so RBAC can
 //! restrict get/list/watch to this one Secret (`resourceNames`).
 
+use super::reload::KeyRingReloader;
 use crate::crypto::{KeyRing, KeyRingError};
-use crate::serve::keyring_reload::KeyRingReloader;
 use futures::StreamExt as _;
 use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::WatchStreamExt as _;
