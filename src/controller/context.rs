@@ -1,7 +1,7 @@
 //! What every reconcile of one watch scope can reach.
 
-use super::error::Retries;
-use super::secrets::StoreSecrets;
+use super::backoff::Retries;
+use super::watch::secrets::StoreSecrets;
 use super::{PolicyObject, ServerObject};
 use crate::manager::Manager;
 use crate::metrics::{KindLabel, Metrics, ReconcileLabels};

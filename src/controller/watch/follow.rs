@@ -3,9 +3,10 @@
 //! replica, sweep registrations a re-list no longer has, and re-trigger the resources that read
 //! a changed Secret or policy.
 
-use super::config::Scope;
 use super::secrets::{SecretMeta, StoreSecrets};
-use super::{PolicyObject, ServerObject, policy, relations, server, sweep};
+use super::{relations, sweep};
+use crate::controller::config::Scope;
+use crate::controller::{PolicyObject, ServerObject, object_key};
 use crate::manager::Manager;
 use crate::registry::Registry;
 use futures::channel::mpsc::UnboundedSender;
@@ -93,7 +94,7 @@ impl PolicyFollower {
     pub fn observe(&self, event: &Event<PolicyObject>) {
         match event {
             Event::Apply(p) => {
-                let key = policy::policy_key(p);
+                let key = object_key(p);
                 self.retrigger.send_servers(relations::of_policy(
                     &self.servers,
                     &key.namespace,
@@ -101,7 +102,7 @@ impl PolicyFollower {
                 ));
             }
             Event::Delete(p) => {
-                let key = policy::policy_key(p);
+                let key = object_key(p);
                 if self.registry.remove_policy(&key) {
                     tracing::info!(policy = %key, "policy removed (resource deleted)");
                 }
@@ -117,7 +118,7 @@ impl PolicyFollower {
                     .policies
                     .state()
                     .iter()
-                    .map(|p| policy::policy_key(p))
+                    .map(|p| object_key(&**p))
                     .collect();
                 let snapshot = self.registry.snapshot();
                 for key in sweep::stale(snapshot.policies.keys(), &live, &self.scope) {
@@ -144,7 +145,7 @@ impl ServerFollower {
     pub fn observe(&self, event: &Event<ServerObject>) {
         match event {
             Event::Delete(s) => {
-                let key = server::server_key(s);
+                let key = object_key(s);
                 if self.manager.unregister_server(&key) {
                     tracing::info!(server = %key, "unregistered (resource deleted)");
                 }
@@ -155,7 +156,7 @@ impl ServerFollower {
                     .servers
                     .state()
                     .iter()
-                    .map(|s| server::server_key(s))
+                    .map(|s| object_key(&**s))
                     .collect();
                 let snapshot = self.manager.registry().snapshot();
                 for key in sweep::stale(snapshot.servers.keys(), &live, &self.scope) {

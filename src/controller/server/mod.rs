@@ -5,16 +5,21 @@
 //! only the leader adds and removes the finalizer, probes the authorization server (its result
 //! only goes into status) and writes status and Events.
 
-use super::conditions::Verdict;
-use super::context::Ctx;
-use super::discover::{self, Discovered};
-use super::error::{BACKOFF_MAX, Error};
-use super::finalizer::{self, Registered};
-use super::{ServerObject, status};
+pub mod discover;
+pub mod status;
+
+use crate::controller::ServerObject;
+use crate::controller::backoff::BACKOFF_MAX;
+use crate::controller::context::Ctx;
+use crate::controller::reconcile::conditions::Verdict;
+use crate::controller::reconcile::error::Error;
+use crate::controller::reconcile::invalid_spec::{join_messages, spec_verdict};
+use crate::controller::reconcile::{self, Registered, events};
 use crate::crd::RemoteMCPServer;
 use crate::crd::condition::READY;
-use crate::crd::validate::{SpecError, validate_policy, validate_server};
+use crate::crd::validate::{validate_policy, validate_server};
 use crate::registry::{AuthSettings, ServerKey, ServerRegistration};
+use discover::Discovered;
 use k8s_openapi::jiff::Timestamp;
 use kube::Resource as _;
 use kube::runtime::controller::Action;
@@ -38,12 +43,7 @@ pub mod reason {
 
 /// Reconciles one `RemoteMCPServer`.
 pub async fn reconcile(obj: Arc<ServerObject>, ctx: Arc<Ctx>) -> Result<Action, Error> {
-    finalizer::reconcile(obj, ctx).await
-}
-
-/// `namespace/name` of the object.
-pub fn server_key(obj: &ServerObject) -> ServerKey {
-    finalizer::object_key(obj)
+    reconcile::reconcile(obj, ctx).await
 }
 
 impl Registered for RemoteMCPServer {
@@ -163,7 +163,7 @@ fn check_policy(ctx: &Ctx, namespace: &str, name: &str) -> Result<(), Verdict> {
         }
         Ok(policy) => {
             validate_policy(policy, &ctx.secrets).map_err(|errs| invalid(join_messages(&errs)))?;
-            match super::policy::refusal(policy) {
+            match crate::controller::policy::refusal(policy) {
                 Some(ready) => Err(Verdict::new(
                     READY,
                     false,
@@ -177,19 +177,6 @@ fn check_policy(ctx: &Ctx, namespace: &str, name: &str) -> Result<(), Verdict> {
             }
         }
     }
-}
-
-/// `Ready=False` for spec problems: the first problem's reason, every problem's message.
-pub fn spec_verdict(errs: &[SpecError]) -> Verdict {
-    let reason = errs.first().map_or("InvalidSpec", |e| e.reason);
-    Verdict::new(READY, false, reason, join_messages(errs))
-}
-
-fn join_messages(errs: &[SpecError]) -> String {
-    errs.iter()
-        .map(|e| e.message.as_str())
-        .collect::<Vec<_>>()
-        .join("; ")
 }
 
 /// Whether the object this reconcile started from is still the one in the store (not deleted,
@@ -223,7 +210,8 @@ async fn write_status(
         discovered,
         Timestamp::now(),
     );
-    finalizer::write_changed_status(server, ctx, current, &desired, ready).await
+    let event = events::outcome_event(ready);
+    reconcile::status::write_changed(server, ctx, current, &desired, &event).await
 }
 
 /// Healthy: the periodic resync. Discovery failed: soon (backoff) when it may be a passing
@@ -243,27 +231,10 @@ fn next_action(ctx: &Ctx, key: &ServerKey, discovered: Option<&Discovered>) -> A
 
 /// Invalid specs wait for a change; API errors are retried with per-object backoff.
 pub fn error_policy(obj: Arc<ServerObject>, err: &Error, ctx: Arc<Ctx>) -> Action {
-    finalizer::error_policy(obj, err, ctx)
+    reconcile::error_policy(obj, err, ctx)
 }
 
-/// Key of an object in [`super::error::Retries`].
+/// Key of a server in [`Retries`](crate::controller::backoff::Retries).
 pub fn retry_key(key: &ServerKey) -> String {
-    finalizer::retry_key::<RemoteMCPServer>(key)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn spec_verdict_uses_the_first_reason_and_every_message() {
-        let v = spec_verdict(&[
-            SpecError::new("spec.url", "InvalidURL", "spec.url is not a URL: fix it"),
-            SpecError::new("spec.auth", "MissingPolicyRef", "set policyRef"),
-        ]);
-        assert!(!v.ok);
-        assert_eq!(v.type_, READY);
-        assert_eq!(v.reason, "InvalidURL");
-        assert_eq!(v.message, "spec.url is not a URL: fix it; set policyRef");
-    }
+    reconcile::retry_key::<RemoteMCPServer>(key)
 }
