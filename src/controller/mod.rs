@@ -33,6 +33,7 @@ mod test_objects;
 pub mod watch;
 
 pub use config::{ControllerConfig, KubeSource, Leadership, Scope};
+pub use context::{Exchanges, Services};
 pub use reconcile::error::Error;
 pub use reconcile::status::FIELD_MANAGER;
 pub use run::{READINESS_GATE, spawn};

@@ -25,7 +25,7 @@
 
 use super::backoff::Retries;
 use super::config::{KubeSource, Leadership, Scope, scopes};
-use super::context::Ctx;
+use super::context::{Ctx, Services};
 use super::lease::LeaderElector;
 use super::reconcile::error::Error;
 use super::reconcile::report::report;
@@ -37,7 +37,6 @@ use super::watch::triggers::{RelistBuffer, changes, rising_edges};
 use super::watch::trim;
 use super::{PolicyObject, ServerObject, policy, server};
 use crate::http::Readiness;
-use crate::manager::Manager;
 use futures::channel::mpsc::unbounded;
 use futures::future::{self, BoxFuture};
 use futures::{FutureExt as _, Stream, StreamExt as _};
@@ -67,7 +66,7 @@ const POLICY_CONCURRENCY: u16 = 8;
 /// finish first). `/readyz` says not ready until every watch has listed its objects once.
 pub fn spawn(
     source: KubeSource,
-    manager: Arc<Manager>,
+    services: Services,
     readiness: Arc<Readiness>,
     cancel: CancellationToken,
 ) -> JoinHandle<()> {
@@ -107,7 +106,7 @@ pub fn spawn(
         let parts = ScopeParts {
             scope,
             client: client.clone(),
-            manager: manager.clone(),
+            services: services.clone(),
             recorder: recorder.clone(),
             leader: leader.clone(),
             sync: sync.clone(),
@@ -144,7 +143,7 @@ struct Reconciler<K, Fut> {
 struct ScopeParts {
     scope: Scope,
     client: Client,
-    manager: Arc<Manager>,
+    services: Services,
     recorder: Recorder,
     leader: watch::Receiver<bool>,
     sync: Arc<SyncState>,
@@ -173,10 +172,9 @@ impl ScopeParts {
             StoreSecrets::new(secret_store, Arc::new(ApiSecrets(self.client.clone())));
         let ctx = Arc::new(Ctx {
             client: self.client.clone(),
-            manager: self.manager.clone(),
+            services: self.services.clone(),
             recorder: self.recorder.clone(),
             leader: self.leader.clone(),
-            metrics: self.manager.metrics().clone(),
             servers: server_store.clone(),
             policies: policy_store.clone(),
             secrets: secret_lookup.clone(),
@@ -212,7 +210,7 @@ impl ScopeParts {
         .boxed();
 
         let follower = PolicyFollower {
-            registry: self.manager.registry().clone(),
+            registry: self.services.registry.clone(),
             policies: policy_store.clone(),
             servers: server_store.clone(),
             scope: self.scope.clone(),
@@ -240,7 +238,7 @@ impl ScopeParts {
         );
 
         let follower = ServerFollower {
-            manager: self.manager.clone(),
+            registry: self.services.registry.clone(),
             servers: server_store.clone(),
             scope: self.scope.clone(),
             listed: servers_listed,

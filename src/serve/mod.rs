@@ -348,7 +348,14 @@ fn start_registrations(
     match source {
         Registrations::Programmatic => {}
         Registrations::Kubernetes(source) => {
-            crate::controller::spawn(source, manager.clone(), readiness.clone(), cancel.clone());
+            let services = crate::controller::Services {
+                registry: registry.clone(),
+                metrics: metrics.clone(),
+                discovery: manager.discovery().clone(),
+                exchanges: manager.clone(),
+                public_url: manager.config().public_url.clone(),
+            };
+            crate::controller::spawn(source, services, readiness.clone(), cancel.clone());
         }
         Registrations::Embedded => {
             let report = crate::manifests::embedded_examples();

@@ -104,7 +104,7 @@ impl Registered for TokenExchangePolicy {
                 });
             }
         };
-        let outcome = if ctx.manager.exchanger().issuer_allowed(&reg.expected_issuer) {
+        let outcome = if ctx.services.exchanges.issuer_allowed(&reg.expected_issuer) {
             endpoint::check(key, &reg).await
         } else {
             endpoint::issuer_not_allowed(&reg)
@@ -166,7 +166,7 @@ async fn write_status(
         current,
         policy.metadata.generation,
         ready,
-        Some(status::cache_status(ctx.manager.exchange_counts(&key))),
+        Some(status::cache_status(ctx.services.exchanges.counts(&key))),
         Timestamp::now(),
     );
     let mut event = events::outcome_event(ready);

@@ -44,7 +44,8 @@ pub async fn report<K>(
             tracing::error!(kind, error = %e, "controller runner error");
         }
     }
-    ctx.metrics
+    ctx.services
+        .metrics
         .registered_servers
         .set(ctx.registry().snapshot().servers.len() as i64);
 }

@@ -26,6 +26,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 use std::sync::Arc;
 use std::time::Duration;
+use url::Url;
 
 /// Resource kind, for metrics and logs.
 pub const KIND: &str = "RemoteMCPServer";
@@ -50,11 +51,11 @@ impl Registered for RemoteMCPServer {
     const KIND: &'static str = KIND;
 
     fn forget(ctx: &Ctx, key: &ServerKey) {
-        ctx.manager.unregister_server(key);
+        ctx.registry().remove_server(key);
     }
 
     fn cleanup(ctx: &Ctx, key: &ServerKey) {
-        if ctx.manager.unregister_server(key) {
+        if ctx.registry().remove_server(key) {
             tracing::info!(server = %key, "unregistered (resource deleted)");
         }
         ctx.retries.reset(&retry_key(key));
@@ -74,8 +75,8 @@ impl Registered for RemoteMCPServer {
                     AuthSettings::OAuth(settings) => Some((reg.url.clone(), settings.clone())),
                     _ => None,
                 };
-                ctx.manager.register_server(reg);
-                let endpoint = ctx.endpoint(key);
+                ctx.registry().upsert_server(reg);
+                let endpoint = endpoint(&ctx.services.public_url, key);
                 let ready = Verdict::new(
                     READY,
                     true,
@@ -85,7 +86,7 @@ impl Registered for RemoteMCPServer {
                 // Discovery feeds only the status, which only the leader writes.
                 let discovered = match settings {
                     Some((url, settings)) if ctx.is_leader() => {
-                        Some(discover::discover(ctx.manager.discovery(), &url, &settings).await)
+                        Some(discover::discover(&ctx.services.discovery, &url, &settings).await)
                     }
                     _ => None,
                 };
@@ -93,16 +94,34 @@ impl Registered for RemoteMCPServer {
                 Ok(next_action(ctx, key, discovered.as_ref()))
             }
             Err(ready) => {
-                if ctx.manager.unregister_server(key) {
+                if ctx.registry().remove_server(key) {
                     tracing::info!(server = %key, reason = %ready.reason, "unregistered: the resource is no longer valid");
                 }
-                write_status(server, ctx, ctx.endpoint(key), &ready, None).await?;
+                write_status(
+                    server,
+                    ctx,
+                    endpoint(&ctx.services.public_url, key),
+                    &ready,
+                    None,
+                )
+                .await?;
                 Err(Error::InvalidSpec {
                     reason: ready.reason,
                 })
             }
         }
     }
+}
+
+/// The gateway URL of a server: `{public_url}/mcp/{namespace}/{name}`, under any path prefix of
+/// the public URL.
+pub fn endpoint(public_url: &Url, key: &ServerKey) -> String {
+    let mut url = public_url.clone();
+    let base = url.path().trim_end_matches('/').to_owned();
+    url.set_path(&format!("{base}/mcp/{}/{}", key.namespace, key.name));
+    url.set_query(None);
+    url.set_fragment(None);
+    url.to_string()
 }
 
 /// Fetches the data of the Secrets the server reads, directly or through its policy, before
@@ -237,4 +256,23 @@ pub fn error_policy(obj: Arc<ServerObject>, err: &Error, ctx: Arc<Ctx>) -> Actio
 /// Key of a server in [`Retries`](crate::controller::backoff::Retries).
 pub fn retry_key(key: &ServerKey) -> String {
     reconcile::retry_key::<RemoteMCPServer>(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_endpoint_keeps_the_public_url_prefix_and_drops_its_query() {
+        let key = ServerKey::new("team-a", "github");
+        let at = |u: &str| endpoint(&Url::parse(u).expect("url"), &key);
+        assert_eq!(
+            at("https://gw.example.com"),
+            "https://gw.example.com/mcp/team-a/github"
+        );
+        assert_eq!(
+            at("https://gw.example.com/prefix/?x=1#f"),
+            "https://gw.example.com/prefix/mcp/team-a/github"
+        );
+    }
 }
