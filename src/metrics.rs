@@ -46,18 +46,6 @@ pub struct RouteLabel {
     pub route: String,
 }
 
-/// A reconcile of one resource kind and how it ended (`ok`, `invalid`, `error`, ...).
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ReconcileLabels {
-    pub kind: String,
-    pub result: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct KindLabel {
-    pub kind: String,
-}
-
 /// Every metric the gateway exports.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -77,8 +65,6 @@ pub struct Metrics {
     pub rotation_sweeps: Family<ResultLabel, Counter>,
     pub rotation_rewrapped: Gauge,
     pub rotation_unrewrappable: Family<KeyIdLabel, Gauge>,
-    pub reconciles: Family<ReconcileLabels, Counter>,
-    pub status_writes: Family<KindLabel, Counter>,
     /// Key-ring reloads that replaced the ring in use.
     pub keyring_reloads: Counter,
     /// Key-ring reloads refused (unparsable or missing ring; the last good ring stays in use).
@@ -182,16 +168,6 @@ impl Metrics {
             "key_rotation_last_unrewrappable",
             "Values the last sweep could not re-encrypt, by the key id they are sealed with",
             self.rotation_unrewrappable.clone(),
-        );
-        r.register(
-            "reconciles",
-            "Controller reconciles, by resource kind and result",
-            self.reconciles.clone(),
-        );
-        r.register(
-            "status_writes",
-            "Status updates written to the API server by this replica, by resource kind",
-            self.status_writes.clone(),
         );
         r.register(
             "keyring_reloads",

@@ -6,11 +6,12 @@
 //! need only two answers, behind [`Exchanges`].
 
 use super::backoff::Retries;
+use super::metrics::ControllerMetrics;
 use super::watch::secrets::StoreSecrets;
 use super::{PolicyObject, ServerObject};
 use crate::exchange::ExchangeCounts;
 use crate::manager::Manager;
-use crate::metrics::{KindLabel, Metrics, ReconcileLabels};
+use crate::metrics::Metrics;
 use crate::oauth::Discovery;
 use crate::registry::{Registry, ServerKey};
 use kube::Client;
@@ -71,6 +72,7 @@ pub struct Ctx {
     pub recorder: Recorder,
     /// `true` while this replica holds the Lease and may write status and finalizers.
     pub leader: watch::Receiver<bool>,
+    pub metrics: ControllerMetrics,
     pub servers: Store<ServerObject>,
     pub policies: Store<PolicyObject>,
     pub secrets: StoreSecrets,
@@ -85,26 +87,5 @@ impl Ctx {
     /// Whether this replica writes status now.
     pub fn is_leader(&self) -> bool {
         *self.leader.borrow()
-    }
-
-    pub fn count_reconcile(&self, kind: &str, result: &str) {
-        self.services
-            .metrics
-            .reconciles
-            .get_or_create(&ReconcileLabels {
-                kind: kind.to_owned(),
-                result: result.to_owned(),
-            })
-            .inc();
-    }
-
-    pub fn count_status_write(&self, kind: &str) {
-        self.services
-            .metrics
-            .status_writes
-            .get_or_create(&KindLabel {
-                kind: kind.to_owned(),
-            })
-            .inc();
     }
 }

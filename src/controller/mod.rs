@@ -23,6 +23,7 @@ pub mod config;
 pub mod context;
 pub mod keyring;
 pub mod lease;
+pub mod metrics;
 pub mod policy;
 pub mod policy_probe;
 pub mod reconcile;

@@ -27,6 +27,7 @@ use super::backoff::Retries;
 use super::config::{KubeSource, Leadership, Scope, scopes};
 use super::context::{Ctx, Services};
 use super::lease::LeaderElector;
+use super::metrics::ControllerMetrics;
 use super::reconcile::error::Error;
 use super::reconcile::report::report;
 use super::reconcile::status::FIELD_MANAGER;
@@ -93,6 +94,7 @@ pub fn spawn(
             instance: Some(config.identity.clone()),
         },
     );
+    let metrics = ControllerMetrics::register(&services.metrics);
     let sync = Arc::new(SyncState::new(readiness));
     let scopes = scopes(&config.namespaces);
     tracing::info!(
@@ -107,6 +109,7 @@ pub fn spawn(
             scope,
             client: client.clone(),
             services: services.clone(),
+            metrics: metrics.clone(),
             recorder: recorder.clone(),
             leader: leader.clone(),
             sync: sync.clone(),
@@ -144,6 +147,7 @@ struct ScopeParts {
     scope: Scope,
     client: Client,
     services: Services,
+    metrics: ControllerMetrics,
     recorder: Recorder,
     leader: watch::Receiver<bool>,
     sync: Arc<SyncState>,
@@ -175,6 +179,7 @@ impl ScopeParts {
             services: self.services.clone(),
             recorder: self.recorder.clone(),
             leader: self.leader.clone(),
+            metrics: self.metrics.clone(),
             servers: server_store.clone(),
             policies: policy_store.clone(),
             secrets: secret_lookup.clone(),

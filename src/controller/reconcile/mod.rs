@@ -65,7 +65,7 @@ pub async fn reconcile<K: Registered>(
 ) -> Result<Action, Error> {
     let key = object_key(&*obj);
     let result = finalizer::guarded(&*obj, &ctx, &key).await;
-    ctx.count_reconcile(
+    ctx.metrics.reconciled(
         K::KIND,
         result.as_ref().map_or_else(Error::metric_result, |_| "ok"),
     );

@@ -44,8 +44,6 @@ pub async fn report<K>(
             tracing::error!(kind, error = %e, "controller runner error");
         }
     }
-    ctx.services
-        .metrics
-        .registered_servers
-        .set(ctx.registry().snapshot().servers.len() as i64);
+    ctx.metrics
+        .registered_servers(ctx.registry().snapshot().servers.len());
 }

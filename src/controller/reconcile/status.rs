@@ -90,7 +90,7 @@ pub async fn write_changed<K: Registered, S: Conditioned + Serialize>(
     let namespace = meta.namespace.as_deref().unwrap_or_default();
     let api = Api::<DeserializeGuard<K>>::namespaced(ctx.client.clone(), namespace);
     apply::<K>(&api, name, desired).await.map_err(Error::Kube)?;
-    ctx.count_status_write(K::KIND);
+    ctx.metrics.status_written(K::KIND);
     let before = current.map(Conditioned::conditions).unwrap_or_default();
     if ready_outcome_changed(before, desired.conditions()) {
         events::publish(&ctx.recorder, event, &obj.object_ref(&())).await;

@@ -83,7 +83,7 @@ where
         )
         .await
         .map_err(Error::Kube)?;
-        ctx.count_status_write(&K::kind(&()));
+        ctx.metrics.status_written(&K::kind(&()));
     }
     Err(Error::InvalidObject(invalid.error.clone()))
 }
