@@ -14,12 +14,14 @@ pub enum Error {
     #[error("the spec is invalid ({reason}); see the Ready condition")]
     InvalidSpec { reason: String },
     /// The stored object does not match the resource type (e.g. written under an older schema).
+    /// The text is what the watch's decoder said (kube keeps only that message).
     #[error("the object cannot be decoded: {0}")]
     InvalidObject(String),
     #[error("Kubernetes API request failed: {0}")]
     Kube(#[source] kube::Error),
+    /// The finalizer helper refused the object (no name, or an invalid finalizer name).
     #[error("finalizer handling failed: {0}")]
-    Finalizer(String),
+    Finalizer(#[source] Box<finalizer::Error<Error>>),
 }
 
 impl Error {
@@ -64,7 +66,7 @@ impl From<finalizer::Error<Error>> for Error {
             finalizer::Error::AddFinalizer(e) | finalizer::Error::RemoveFinalizer(e) => {
                 Error::Kube(e)
             }
-            other => Error::Finalizer(other.to_string()),
+            other => Error::Finalizer(Box::new(other)),
         }
     }
 }
@@ -120,6 +122,11 @@ mod tests {
                 .boxed(),
         ));
         assert!(Error::from(add).is_transient());
-        assert!(Error::from(finalizer::Error::<Error>::UnnamedObject).is_transient());
+        let unnamed = Error::from(finalizer::Error::<Error>::UnnamedObject);
+        assert!(unnamed.is_transient());
+        assert!(
+            std::error::Error::source(&unnamed).is_some(),
+            "the finalizer error is kept as the source"
+        );
     }
 }
