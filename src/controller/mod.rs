@@ -9,8 +9,9 @@
 //!
 //! The folder reads top down:
 //! - [`run`] wires the watches and the two controllers of each watch scope, [`lease`] decides
-//!   which replica writes status, [`config`] is what they are told at start and [`context`] what
-//!   every reconcile can reach;
+//!   which replica writes status, [`config`] is what they are told at start, [`context`] what
+//!   they use of the rest of the process and what every reconcile can reach, [`metrics`] what
+//!   they count, and [`backoff`] how long a failed object waits;
 //! - [`watch`]: what makes a resource be reconciled and what the watches keep (triggers, the
 //!   resources that read a changed Secret or policy, the referenced Secrets, sweeps after a
 //!   re-list);

@@ -33,7 +33,8 @@ pub const KIND: &str = "RemoteMCPServer";
 /// How often a healthy server is reconciled anyway (re-discovery, drift repair).
 pub const RESYNC: Duration = Duration::from_secs(3600);
 
-/// Ready reasons of this reconciler (spec problems use [`SpecError::reason`]).
+/// Ready reasons of this reconciler (spec problems use
+/// [`SpecError::reason`](crate::crd::validate::SpecError::reason)).
 pub mod reason {
     pub const REGISTERED: &str = "Registered";
     pub const POLICY_NOT_FOUND: &str = "PolicyNotFound";
