@@ -9,7 +9,7 @@ use super::backoff::Retries;
 use super::metrics::ControllerMetrics;
 use super::watch::secrets::StoreSecrets;
 use super::{PolicyObject, ServerObject};
-use crate::exchange::ExchangeCounts;
+use crate::exchange::{ExchangeCounts, Exchanger};
 use crate::manager::Manager;
 use crate::metrics::Metrics;
 use crate::oauth::Discovery;
@@ -30,14 +30,25 @@ pub trait Exchanges: Send + Sync {
     fn counts(&self, policy: &ServerKey) -> ExchangeCounts;
 }
 
-/// The [`Manager`] owns this replica's exchanger (and its cache counters).
-impl Exchanges for Manager {
+impl Exchanges for Exchanger {
     fn issuer_allowed(&self, issuer: &str) -> bool {
-        self.exchanger().issuer_allowed(issuer)
+        Exchanger::issuer_allowed(self, issuer)
     }
 
     fn counts(&self, policy: &ServerKey) -> ExchangeCounts {
-        self.exchange_counts(policy)
+        Exchanger::counts(self, policy)
+    }
+}
+
+/// Today the [`Manager`] owns this replica's [`Exchanger`] (not shared on its own), so the
+/// controllers reach it through the Manager.
+impl Exchanges for Manager {
+    fn issuer_allowed(&self, issuer: &str) -> bool {
+        Exchanges::issuer_allowed(self.exchanger(), issuer)
+    }
+
+    fn counts(&self, policy: &ServerKey) -> ExchangeCounts {
+        Exchanges::counts(self.exchanger(), policy)
     }
 }
 
