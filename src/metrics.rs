@@ -34,18 +34,6 @@ pub struct RouteLabel {
     pub route: String,
 }
 
-/// A reconcile of one resource kind and how it ended (`ok`, `invalid`, `error`, ...).
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ReconcileLabels {
-    pub kind: String,
-    pub result: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct KindLabel {
-    pub kind: String,
-}
-
 /// Every metric the gateway exports.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -58,8 +46,6 @@ pub struct Metrics {
     /// RFC 7009 revocations at sign-out, by result (`ok`, `failed`, `unsupported`, `no_endpoint`).
     pub token_revocations: Family<ResultLabel, Counter>,
     pub rate_limited: Family<RouteLabel, Counter>,
-    pub reconciles: Family<ReconcileLabels, Counter>,
-    pub status_writes: Family<KindLabel, Counter>,
     /// Requests through the gateway (`/mcp/{namespace}/{name}`).
     pub gateway: crate::gateway::GatewayMetrics,
     /// RFC 8693 token exchanges (cache hits, misses, errors) and token-endpoint latency.
@@ -124,16 +110,6 @@ impl Metrics {
             "rate_limited",
             "Requests refused by the per-IP rate limit",
             self.rate_limited.clone(),
-        );
-        r.register(
-            "reconciles",
-            "Controller reconciles, by resource kind and result",
-            self.reconciles.clone(),
-        );
-        r.register(
-            "status_writes",
-            "Status updates written to the API server by this replica, by resource kind",
-            self.status_writes.clone(),
         );
         self.gateway.register(&mut r);
         self.exchange.register(&mut r);

@@ -61,6 +61,7 @@ impl Registrations {
         self,
         registry: &Arc<Registry>,
         manager: &Arc<Manager>,
+        metrics: &Arc<crate::metrics::Metrics>,
         readiness: &Arc<Readiness>,
         manifest_metrics: ManifestMetrics,
         cancel: &CancellationToken,
@@ -68,12 +69,14 @@ impl Registrations {
         match self {
             Registrations::Programmatic => {}
             Registrations::Kubernetes(source) => {
-                crate::controller::spawn(
-                    source,
-                    manager.clone(),
-                    readiness.clone(),
-                    cancel.clone(),
-                );
+                let services = crate::controller::Services {
+                    registry: registry.clone(),
+                    metrics: metrics.clone(),
+                    discovery: manager.discovery().clone(),
+                    exchanges: manager.clone(),
+                    public_url: manager.config().public_url.clone(),
+                };
+                crate::controller::spawn(source, services, readiness.clone(), cancel.clone());
             }
             Registrations::Embedded => serve::embedded_examples(registry),
             Registrations::Dir(dir) => {

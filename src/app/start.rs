@@ -106,7 +106,14 @@ pub async fn start(
     )
     .inspect_err(|_| cancel.cancel())?;
 
-    registrations.start(&registry, &manager, &readiness, manifest_metrics, &cancel);
+    registrations.start(
+        &registry,
+        &manager,
+        &metrics,
+        &readiness,
+        manifest_metrics,
+        &cancel,
+    );
     spawn_housekeeping(&state, &metrics, &registry, &cancel);
 
     let metrics_server = spawn_metrics_listener(config.metrics_listen, &state, &cancel)

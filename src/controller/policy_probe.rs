@@ -19,7 +19,7 @@
 //! - `AddressRefused`: the token endpoint or the issuer is on an address the policy may not
 //!   reach; every exchange would be refused the same way, so the policy is taken out of use.
 
-use super::conditions::Verdict;
+use super::reconcile::conditions::Verdict;
 use crate::crd::condition::READY;
 use crate::net::{AddressPolicy, OutboundConfig};
 use crate::net::{AddressRefused, FetchError, OutboundClient, check_url};

@@ -1,5 +1,5 @@
 //! Wiring: per watch scope (all namespaces, or each listed namespace), three reflectors —
-//! Secrets (metadata only: see [`super::secrets`]), TokenExchangePolicies, RemoteMCPServers —
+//! Secrets (metadata only: see [`super::watch::secrets`]), TokenExchangePolicies, RemoteMCPServers —
 //! and two controllers.
 //!
 //! Ordering is what makes this correct, so the streams are built by hand rather than with
@@ -23,24 +23,27 @@
 //! Every reflector wraps objects in `DeserializeGuard`, so one object that does not decode
 //! cannot stop the watch of all the others.
 
+use super::backoff::Retries;
 use super::config::{KubeSource, Leadership, Scope, scopes};
-use super::context::Ctx;
-use super::error::{Error, Retries};
-use super::follow::{PolicyFollower, Retrigger, SecretFollower, ServerFollower};
+use super::context::{Ctx, Services};
 use super::lease::LeaderElector;
-use super::secrets::{self, ApiSecrets, SecretMeta, StoreSecrets};
-use super::status::FIELD_MANAGER;
-use super::triggers::{RelistBuffer, changes, rising_edges};
-use super::{PolicyObject, ServerObject, events, policy, server};
+use super::metrics::ControllerMetrics;
+use super::reconcile::error::Error;
+use super::reconcile::report::report;
+use super::reconcile::status::FIELD_MANAGER;
+use super::watch::follow::{PolicyFollower, Retrigger, SecretFollower, ServerFollower};
+use super::watch::readiness::SyncState;
+use super::watch::secrets::{self, ApiSecrets, SecretMeta, StoreSecrets};
+use super::watch::triggers::{RelistBuffer, changes, rising_edges};
+use super::watch::trim;
+use super::{PolicyObject, ServerObject, policy, server};
 use crate::http::Readiness;
-use crate::manager::Manager;
 use futures::channel::mpsc::unbounded;
 use futures::future::{self, BoxFuture};
 use futures::{FutureExt as _, Stream, StreamExt as _};
 use k8s_openapi::NamespaceResourceScope;
-use k8s_openapi::api::core::v1::ObjectReference;
 use kube::api::Api;
-use kube::runtime::controller::{self, Action, Config, Controller};
+use kube::runtime::controller::{Action, Config, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher::{self, Event};
@@ -48,13 +51,13 @@ use kube::runtime::{PredicateConfig, WatchStreamExt as _};
 use kube::{Client, Resource};
 use serde::de::DeserializeOwned;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-/// Name of the `/readyz` gate held until every watch has its first list.
-pub const READINESS_GATE: &str = "kubernetes";
+pub use super::watch::readiness::READINESS_GATE;
+
 /// Server reconciles running at once (each may probe a remote server).
 const SERVER_CONCURRENCY: u16 = 32;
 /// Policy reconciles running at once.
@@ -64,7 +67,7 @@ const POLICY_CONCURRENCY: u16 = 8;
 /// finish first). `/readyz` says not ready until every watch has listed its objects once.
 pub fn spawn(
     source: KubeSource,
-    manager: Arc<Manager>,
+    services: Services,
     readiness: Arc<Readiness>,
     cancel: CancellationToken,
 ) -> JoinHandle<()> {
@@ -91,6 +94,7 @@ pub fn spawn(
             instance: Some(config.identity.clone()),
         },
     );
+    let metrics = ControllerMetrics::register(&services.metrics);
     let sync = Arc::new(SyncState::new(readiness));
     let scopes = scopes(&config.namespaces);
     tracing::info!(
@@ -104,7 +108,8 @@ pub fn spawn(
         let parts = ScopeParts {
             scope,
             client: client.clone(),
-            manager: manager.clone(),
+            services: services.clone(),
+            metrics: metrics.clone(),
             recorder: recorder.clone(),
             leader: leader.clone(),
             sync: sync.clone(),
@@ -141,7 +146,8 @@ struct Reconciler<K, Fut> {
 struct ScopeParts {
     scope: Scope,
     client: Client,
-    manager: Arc<Manager>,
+    services: Services,
+    metrics: ControllerMetrics,
     recorder: Recorder,
     leader: watch::Receiver<bool>,
     sync: Arc<SyncState>,
@@ -170,10 +176,10 @@ impl ScopeParts {
             StoreSecrets::new(secret_store, Arc::new(ApiSecrets(self.client.clone())));
         let ctx = Arc::new(Ctx {
             client: self.client.clone(),
-            manager: self.manager.clone(),
+            services: self.services.clone(),
             recorder: self.recorder.clone(),
             leader: self.leader.clone(),
-            metrics: self.manager.metrics().clone(),
+            metrics: self.metrics.clone(),
             servers: server_store.clone(),
             policies: policy_store.clone(),
             secrets: secret_lookup.clone(),
@@ -209,7 +215,7 @@ impl ScopeParts {
         .boxed();
 
         let follower = PolicyFollower {
-            registry: self.manager.registry().clone(),
+            registry: self.services.registry.clone(),
             policies: policy_store.clone(),
             servers: server_store.clone(),
             scope: self.scope.clone(),
@@ -237,7 +243,7 @@ impl ScopeParts {
         );
 
         let follower = ServerFollower {
-            manager: self.manager.clone(),
+            registry: self.services.registry.clone(),
             servers: server_store.clone(),
             scope: self.scope.clone(),
             listed: servers_listed,
@@ -327,7 +333,7 @@ where
     let mut relist = RelistBuffer::default();
     watcher::watcher(api, watcher::Config::default())
         .default_backoff()
-        .modify(super::trim::bookkeeping)
+        .modify(trim::bookkeeping)
         .reflect(writer)
         .filter_map(move |event| {
             future::ready(match event {
@@ -379,76 +385,4 @@ fn listed(signals: Vec<watch::Receiver<bool>>) -> BoxFuture<'static, ()> {
     }))
     .map(|_| ())
     .boxed()
-}
-
-/// Logs one reconcile result; a transient failure also becomes a Warning Event (leader only).
-async fn report<K>(
-    kind: &'static str,
-    result: Result<(ObjectRef<K>, Action), controller::Error<Error, watcher::Error>>,
-    ctx: Arc<Ctx>,
-) where
-    K: Resource<DynamicType = ()> + reflector::Lookup<DynamicType = ()>,
-{
-    match result {
-        Ok((obj, action)) => {
-            tracing::debug!(kind, object = %obj, ?action, "reconciled");
-        }
-        Err(controller::Error::ReconcilerFailed(err, obj)) if err.is_transient() => {
-            tracing::warn!(kind, object = %obj, error = %err, "reconcile failed; retrying with backoff");
-            if ctx.is_leader() {
-                let regarding: ObjectReference = (*obj).into();
-                events::publish(&ctx.recorder, &events::failure_event(&err), &regarding).await;
-            }
-        }
-        Err(controller::Error::ReconcilerFailed(err, obj)) => {
-            tracing::info!(kind, object = %obj, reason = err.category(), "not registered: the resource is invalid (see its status)");
-        }
-        Err(controller::Error::ObjectNotFound(obj)) => {
-            tracing::debug!(kind, object = %obj, "reconcile skipped: the object is gone");
-        }
-        Err(controller::Error::QueueError(e)) => {
-            tracing::warn!(kind, error = %e, "watch error");
-        }
-        Err(e @ controller::Error::RunnerError(_)) => {
-            tracing::error!(kind, error = %e, "controller runner error");
-        }
-    }
-}
-
-/// The `/readyz` gate of the watches: blocked until every store has its first list, with the
-/// last watch error as the reason while that takes long.
-struct SyncState {
-    readiness: Arc<Readiness>,
-    synced: Mutex<bool>,
-}
-
-impl SyncState {
-    fn new(readiness: Arc<Readiness>) -> Self {
-        readiness.block(
-            READINESS_GATE,
-            "waiting for the first list of RemoteMCPServers, TokenExchangePolicies and Secrets",
-        );
-        Self {
-            readiness,
-            synced: Mutex::new(false),
-        }
-    }
-
-    fn watch_failed(&self, what: &str, error: &watcher::Error) {
-        tracing::warn!(watch = what, error = %error, "watch failed; retrying with backoff");
-        if let Ok(synced) = self.synced.lock()
-            && !*synced
-        {
-            self.readiness
-                .block(READINESS_GATE, format!("cannot watch {what}: {error}"));
-        }
-    }
-
-    fn synced(&self) {
-        if let Ok(mut synced) = self.synced.lock() {
-            *synced = true;
-            self.readiness.unblock(READINESS_GATE);
-            tracing::info!("watches synced");
-        }
-    }
 }

@@ -1,18 +1,12 @@
-//! Reconcile errors, how each is retried, and the per-object exponential backoff.
+//! Reconcile errors and how each is retried.
 //!
 //! An invalid spec is reported on the resource (a `Ready=False` condition) and not retried until
 //! the resource (or a Secret or policy it references) changes; everything else is an API
-//! hiccup and retried with backoff.
+//! hiccup and retried with the object's backoff ([`crate::controller::backoff`]).
 
-use dashmap::DashMap;
+use crate::controller::backoff::Retries;
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer;
-use std::time::Duration;
-
-/// First retry delay after a transient failure.
-pub const BACKOFF_BASE: Duration = Duration::from_secs(5);
-/// Longest retry delay.
-pub const BACKOFF_MAX: Duration = Duration::from_secs(300);
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -20,12 +14,14 @@ pub enum Error {
     #[error("the spec is invalid ({reason}); see the Ready condition")]
     InvalidSpec { reason: String },
     /// The stored object does not match the resource type (e.g. written under an older schema).
+    /// The text is what the watch's decoder said (kube keeps only that message).
     #[error("the object cannot be decoded: {0}")]
     InvalidObject(String),
     #[error("Kubernetes API request failed: {0}")]
     Kube(#[source] kube::Error),
+    /// The finalizer helper refused the object (no name, or an invalid finalizer name).
     #[error("finalizer handling failed: {0}")]
-    Finalizer(String),
+    Finalizer(#[source] Box<finalizer::Error<Error>>),
 }
 
 impl Error {
@@ -70,43 +66,15 @@ impl From<finalizer::Error<Error>> for Error {
             finalizer::Error::AddFinalizer(e) | finalizer::Error::RemoveFinalizer(e) => {
                 Error::Kube(e)
             }
-            other => Error::Finalizer(other.to_string()),
+            other => Error::Finalizer(Box::new(other)),
         }
-    }
-}
-
-/// The delay before retry number `attempt` (1-based): doubling from [`BACKOFF_BASE`], capped
-/// at [`BACKOFF_MAX`].
-pub fn backoff(attempt: u32) -> Duration {
-    let doublings = attempt.saturating_sub(1).min(16);
-    BACKOFF_BASE
-        .saturating_mul(1u32 << doublings)
-        .min(BACKOFF_MAX)
-}
-
-/// Consecutive failures per object, for [`backoff`].
-#[derive(Debug, Default)]
-pub struct Retries {
-    attempts: DashMap<String, u32>,
-}
-
-impl Retries {
-    /// Counts one more failure of `key` and returns how long to wait before the next attempt.
-    pub fn next_delay(&self, key: &str) -> Duration {
-        let mut attempts = self.attempts.entry(key.to_owned()).or_insert(0);
-        *attempts = attempts.saturating_add(1);
-        backoff(*attempts)
-    }
-
-    /// Forgets the failures of `key` (it succeeded or is gone).
-    pub fn reset(&self, key: &str) {
-        self.attempts.remove(key);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn api_error() -> Error {
         Error::Kube(kube::Error::Api(
@@ -114,25 +82,6 @@ mod tests {
                 .with_code(409)
                 .boxed(),
         ))
-    }
-
-    #[test]
-    fn backoff_doubles_and_is_capped() {
-        assert_eq!(backoff(1), Duration::from_secs(5));
-        assert_eq!(backoff(2), Duration::from_secs(10));
-        assert_eq!(backoff(3), Duration::from_secs(20));
-        assert_eq!(backoff(7), Duration::from_secs(300));
-        assert_eq!(backoff(u32::MAX), BACKOFF_MAX);
-    }
-
-    #[test]
-    fn retries_are_counted_per_object_and_reset_on_success() {
-        let r = Retries::default();
-        assert_eq!(r.next_delay("a"), Duration::from_secs(5));
-        assert_eq!(r.next_delay("a"), Duration::from_secs(10));
-        assert_eq!(r.next_delay("b"), Duration::from_secs(5));
-        r.reset("a");
-        assert_eq!(r.next_delay("a"), Duration::from_secs(5));
     }
 
     #[test]
@@ -173,6 +122,11 @@ mod tests {
                 .boxed(),
         ));
         assert!(Error::from(add).is_transient());
-        assert!(Error::from(finalizer::Error::<Error>::UnnamedObject).is_transient());
+        let unnamed = Error::from(finalizer::Error::<Error>::UnnamedObject);
+        assert!(unnamed.is_transient());
+        assert!(
+            std::error::Error::source(&unnamed).is_some(),
+            "the finalizer error is kept as the source"
+        );
     }
 }

@@ -3,10 +3,10 @@
 //! replica, sweep registrations a re-list no longer has, and re-trigger the resources that read
 //! a changed Secret or policy.
 
-use super::config::Scope;
 use super::secrets::{SecretMeta, StoreSecrets};
-use super::{PolicyObject, ServerObject, policy, relations, server, sweep};
-use crate::manager::Manager;
+use super::{relations, sweep};
+use crate::controller::config::Scope;
+use crate::controller::{PolicyObject, ServerObject, object_key};
 use crate::registry::Registry;
 use futures::channel::mpsc::UnboundedSender;
 use kube::ResourceExt as _;
@@ -93,7 +93,7 @@ impl PolicyFollower {
     pub fn observe(&self, event: &Event<PolicyObject>) {
         match event {
             Event::Apply(p) => {
-                let key = policy::policy_key(p);
+                let key = object_key(p);
                 self.retrigger.send_servers(relations::of_policy(
                     &self.servers,
                     &key.namespace,
@@ -101,7 +101,7 @@ impl PolicyFollower {
                 ));
             }
             Event::Delete(p) => {
-                let key = policy::policy_key(p);
+                let key = object_key(p);
                 if self.registry.remove_policy(&key) {
                     tracing::info!(policy = %key, "policy removed (resource deleted)");
                 }
@@ -117,7 +117,7 @@ impl PolicyFollower {
                     .policies
                     .state()
                     .iter()
-                    .map(|p| policy::policy_key(p))
+                    .map(|p| object_key(&**p))
                     .collect();
                 let snapshot = self.registry.snapshot();
                 for key in sweep::stale(snapshot.policies.keys(), &live, &self.scope) {
@@ -134,7 +134,7 @@ impl PolicyFollower {
 
 /// RemoteMCPServer events: unregister deleted servers at once.
 pub struct ServerFollower {
-    pub manager: Arc<Manager>,
+    pub registry: Arc<Registry>,
     pub servers: Store<ServerObject>,
     pub scope: Scope,
     pub listed: watch::Sender<bool>,
@@ -144,8 +144,8 @@ impl ServerFollower {
     pub fn observe(&self, event: &Event<ServerObject>) {
         match event {
             Event::Delete(s) => {
-                let key = server::server_key(s);
-                if self.manager.unregister_server(&key) {
+                let key = object_key(s);
+                if self.registry.remove_server(&key) {
                     tracing::info!(server = %key, "unregistered (resource deleted)");
                 }
             }
@@ -155,11 +155,11 @@ impl ServerFollower {
                     .servers
                     .state()
                     .iter()
-                    .map(|s| server::server_key(s))
+                    .map(|s| object_key(&**s))
                     .collect();
-                let snapshot = self.manager.registry().snapshot();
+                let snapshot = self.registry.snapshot();
                 for key in sweep::stale(snapshot.servers.keys(), &live, &self.scope) {
-                    self.manager.unregister_server(&key);
+                    self.registry.remove_server(&key);
                     tracing::info!(server = %key, "unregistered (gone after a re-list)");
                 }
             }

@@ -5,29 +5,36 @@
 //! only the leader adds and removes the finalizer, probes the authorization server (its result
 //! only goes into status) and writes status and Events.
 
-use super::conditions::Verdict;
-use super::context::Ctx;
-use super::discover::{self, Discovered};
-use super::error::{BACKOFF_MAX, Error};
-use super::finalizer::{self, Registered};
-use super::{ServerObject, status};
+pub mod discover;
+pub mod status;
+
+use crate::controller::ServerObject;
+use crate::controller::backoff::BACKOFF_MAX;
+use crate::controller::context::Ctx;
+use crate::controller::reconcile::conditions::Verdict;
+use crate::controller::reconcile::error::Error;
+use crate::controller::reconcile::invalid_spec::{join_messages, spec_verdict};
+use crate::controller::reconcile::{self, Registered, events};
 use crate::crd::RemoteMCPServer;
 use crate::crd::condition::READY;
-use crate::crd::validate::{SpecError, validate_policy, validate_server};
+use crate::crd::validate::{validate_policy, validate_server};
 use crate::registry::{AuthSettings, ServerKey, ServerRegistration};
+use discover::Discovered;
 use k8s_openapi::jiff::Timestamp;
 use kube::Resource as _;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 use std::sync::Arc;
 use std::time::Duration;
+use url::Url;
 
 /// Resource kind, for metrics and logs.
 pub const KIND: &str = "RemoteMCPServer";
 /// How often a healthy server is reconciled anyway (re-discovery, drift repair).
 pub const RESYNC: Duration = Duration::from_secs(3600);
 
-/// Ready reasons of this reconciler (spec problems use [`SpecError::reason`]).
+/// Ready reasons of this reconciler (spec problems use
+/// [`SpecError::reason`](crate::crd::validate::SpecError::reason)).
 pub mod reason {
     pub const REGISTERED: &str = "Registered";
     pub const POLICY_NOT_FOUND: &str = "PolicyNotFound";
@@ -38,23 +45,18 @@ pub mod reason {
 
 /// Reconciles one `RemoteMCPServer`.
 pub async fn reconcile(obj: Arc<ServerObject>, ctx: Arc<Ctx>) -> Result<Action, Error> {
-    finalizer::reconcile(obj, ctx).await
-}
-
-/// `namespace/name` of the object.
-pub fn server_key(obj: &ServerObject) -> ServerKey {
-    finalizer::object_key(obj)
+    reconcile::reconcile(obj, ctx).await
 }
 
 impl Registered for RemoteMCPServer {
     const KIND: &'static str = KIND;
 
     fn forget(ctx: &Ctx, key: &ServerKey) {
-        ctx.manager.unregister_server(key);
+        ctx.registry().remove_server(key);
     }
 
     fn cleanup(ctx: &Ctx, key: &ServerKey) {
-        if ctx.manager.unregister_server(key) {
+        if ctx.registry().remove_server(key) {
             tracing::info!(server = %key, "unregistered (resource deleted)");
         }
         ctx.retries.reset(&retry_key(key));
@@ -74,8 +76,8 @@ impl Registered for RemoteMCPServer {
                     AuthSettings::OAuth(settings) => Some((reg.url.clone(), settings.clone())),
                     _ => None,
                 };
-                ctx.manager.register_server(reg);
-                let endpoint = ctx.endpoint(key);
+                ctx.registry().upsert_server(reg);
+                let endpoint = endpoint(&ctx.services.public_url, key);
                 let ready = Verdict::new(
                     READY,
                     true,
@@ -85,7 +87,7 @@ impl Registered for RemoteMCPServer {
                 // Discovery feeds only the status, which only the leader writes.
                 let discovered = match settings {
                     Some((url, settings)) if ctx.is_leader() => {
-                        Some(discover::discover(ctx.manager.discovery(), &url, &settings).await)
+                        Some(discover::discover(&ctx.services.discovery, &url, &settings).await)
                     }
                     _ => None,
                 };
@@ -93,16 +95,34 @@ impl Registered for RemoteMCPServer {
                 Ok(next_action(ctx, key, discovered.as_ref()))
             }
             Err(ready) => {
-                if ctx.manager.unregister_server(key) {
+                if ctx.registry().remove_server(key) {
                     tracing::info!(server = %key, reason = %ready.reason, "unregistered: the resource is no longer valid");
                 }
-                write_status(server, ctx, ctx.endpoint(key), &ready, None).await?;
+                write_status(
+                    server,
+                    ctx,
+                    endpoint(&ctx.services.public_url, key),
+                    &ready,
+                    None,
+                )
+                .await?;
                 Err(Error::InvalidSpec {
                     reason: ready.reason,
                 })
             }
         }
     }
+}
+
+/// The gateway URL of a server: `{public_url}/mcp/{namespace}/{name}`, under any path prefix of
+/// the public URL.
+pub fn endpoint(public_url: &Url, key: &ServerKey) -> String {
+    let mut url = public_url.clone();
+    let base = url.path().trim_end_matches('/').to_owned();
+    url.set_path(&format!("{base}/mcp/{}/{}", key.namespace, key.name));
+    url.set_query(None);
+    url.set_fragment(None);
+    url.to_string()
 }
 
 /// Fetches the data of the Secrets the server reads, directly or through its policy, before
@@ -163,7 +183,7 @@ fn check_policy(ctx: &Ctx, namespace: &str, name: &str) -> Result<(), Verdict> {
         }
         Ok(policy) => {
             validate_policy(policy, &ctx.secrets).map_err(|errs| invalid(join_messages(&errs)))?;
-            match super::policy::refusal(policy) {
+            match crate::controller::policy::refusal(policy) {
                 Some(ready) => Err(Verdict::new(
                     READY,
                     false,
@@ -177,19 +197,6 @@ fn check_policy(ctx: &Ctx, namespace: &str, name: &str) -> Result<(), Verdict> {
             }
         }
     }
-}
-
-/// `Ready=False` for spec problems: the first problem's reason, every problem's message.
-pub fn spec_verdict(errs: &[SpecError]) -> Verdict {
-    let reason = errs.first().map_or("InvalidSpec", |e| e.reason);
-    Verdict::new(READY, false, reason, join_messages(errs))
-}
-
-fn join_messages(errs: &[SpecError]) -> String {
-    errs.iter()
-        .map(|e| e.message.as_str())
-        .collect::<Vec<_>>()
-        .join("; ")
 }
 
 /// Whether the object this reconcile started from is still the one in the store (not deleted,
@@ -223,7 +230,8 @@ async fn write_status(
         discovered,
         Timestamp::now(),
     );
-    finalizer::write_changed_status(server, ctx, current, &desired, ready).await
+    let event = events::outcome_event(ready);
+    reconcile::status::write_changed(server, ctx, current, &desired, &event).await
 }
 
 /// Healthy: the periodic resync. Discovery failed: soon (backoff) when it may be a passing
@@ -243,12 +251,12 @@ fn next_action(ctx: &Ctx, key: &ServerKey, discovered: Option<&Discovered>) -> A
 
 /// Invalid specs wait for a change; API errors are retried with per-object backoff.
 pub fn error_policy(obj: Arc<ServerObject>, err: &Error, ctx: Arc<Ctx>) -> Action {
-    finalizer::error_policy(obj, err, ctx)
+    reconcile::error_policy(obj, err, ctx)
 }
 
-/// Key of an object in [`super::error::Retries`].
+/// Key of a server in [`Retries`](crate::controller::backoff::Retries).
 pub fn retry_key(key: &ServerKey) -> String {
-    finalizer::retry_key::<RemoteMCPServer>(key)
+    reconcile::retry_key::<RemoteMCPServer>(key)
 }
 
 #[cfg(test)]
@@ -256,14 +264,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn spec_verdict_uses_the_first_reason_and_every_message() {
-        let v = spec_verdict(&[
-            SpecError::new("spec.url", "InvalidURL", "spec.url is not a URL: fix it"),
-            SpecError::new("spec.auth", "MissingPolicyRef", "set policyRef"),
-        ]);
-        assert!(!v.ok);
-        assert_eq!(v.type_, READY);
-        assert_eq!(v.reason, "InvalidURL");
-        assert_eq!(v.message, "spec.url is not a URL: fix it; set policyRef");
+    fn the_endpoint_keeps_the_public_url_prefix_and_drops_its_query() {
+        let key = ServerKey::new("team-a", "github");
+        let at = |u: &str| endpoint(&Url::parse(u).expect("url"), &key);
+        assert_eq!(
+            at("https://gw.example.com"),
+            "https://gw.example.com/mcp/team-a/github"
+        );
+        assert_eq!(
+            at("https://gw.example.com/prefix/?x=1#f"),
+            "https://gw.example.com/prefix/mcp/team-a/github"
+        );
     }
 }

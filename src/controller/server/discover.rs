@@ -5,7 +5,7 @@
 //! A failure here is a condition, never a reconcile error: the server stays registered (the
 //! gateway discovers again on each flow), and transient failures are retried with backoff.
 
-use super::conditions::Verdict;
+use crate::controller::reconcile::conditions::Verdict;
 use crate::crd::AuthorizationServerStatus;
 use crate::crd::condition::AUTHORIZATION_SERVER_DISCOVERED;
 use crate::oauth::{AuthServerMetadata, Discovery, ProtectedResourceMetadata};

@@ -3,7 +3,7 @@
 //! TokenExchangePolicy (read by servers in exchange mode). References never leave a namespace,
 //! so only resources in the changed object's namespace are considered.
 
-use super::{PolicyObject, ServerObject};
+use crate::controller::{PolicyObject, ServerObject};
 use kube::ResourceExt as _;
 use kube::runtime::reflector::{ObjectRef, Store};
 

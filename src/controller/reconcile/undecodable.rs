@@ -3,11 +3,11 @@
 //! gets a `Ready=False` condition saying so, and its finalizer is still removed on delete so it
 //! cannot get stuck.
 
-use super::FINALIZER;
 use super::conditions::{self, Verdict};
-use super::context::Ctx;
 use super::error::Error;
 use super::status::FIELD_MANAGER;
+use crate::controller::FINALIZER;
+use crate::controller::context::Ctx;
 use crate::crd::condition::READY;
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
@@ -83,7 +83,7 @@ where
         )
         .await
         .map_err(Error::Kube)?;
-        ctx.count_status_write(&K::kind(&()));
+        ctx.metrics.status_written(&K::kind(&()));
     }
     Err(Error::InvalidObject(invalid.error.clone()))
 }

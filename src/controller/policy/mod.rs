@@ -1,35 +1,35 @@
 //! The `TokenExchangePolicy` reconciler: validate (reading its Secrets, same namespace only) →
-//! check the endpoint against the issuer's metadata ([`super::policy_probe`]) → apply (registry:
+//! check the endpoint against the issuer's metadata ([`endpoint`]) → apply (registry:
 //! registered unless the check refused it) → status (with the replica's exchange cache
 //! counters) → Event. Servers that use a policy are reconciled again from the policy watch
 //! itself (see `run.rs`), and check the policy on their own (spec, and a refusal in its status,
 //! see [`refusal`]), so they never depend on the order in which the two reconcilers run.
 //!
 //! Every replica checks the endpoint itself, because the outcome decides whether the policy is
-//! registered there; outcomes are remembered ([`ProbeCache`]) so the frequent reconciles that
-//! refresh the counters do not fetch metadata each time.
+//! registered there.
 
-use super::conditions::Verdict;
-use super::context::Ctx;
-use super::error::Error;
-use super::finalizer::{self, Registered};
-use super::policy_probe::{self, Outcome, ProbeCache, ProbeInput};
-use super::server::spec_verdict;
-use super::{PolicyObject, events, status};
+pub mod endpoint;
+pub mod status;
+
+use crate::controller::context::Ctx;
+use crate::controller::policy_probe::{self, Outcome};
+use crate::controller::reconcile::conditions::Verdict;
+use crate::controller::reconcile::error::Error;
+use crate::controller::reconcile::invalid_spec::spec_verdict;
+use crate::controller::reconcile::{self, Registered, events};
+use crate::controller::{PolicyObject, object_key};
 use crate::crd::TokenExchangePolicy;
 use crate::crd::condition::READY;
 use crate::crd::validate::validate_policy;
-use crate::net::OutboundClient;
 use crate::registry::{PolicyRegistration, ServerKey};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use k8s_openapi::jiff::Timestamp;
 use kube::Resource as _;
-use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
-use std::sync::{Arc, LazyLock};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 /// Resource kind, for metrics and logs.
 pub const KIND: &str = "TokenExchangePolicy";
@@ -39,35 +39,19 @@ pub const RESYNC: Duration = policy_probe::RECHECK_VERIFIED;
 /// How often the leader refreshes `status.cache` (at most one status write per interval).
 pub const COUNTERS_INTERVAL: Duration = Duration::from_secs(60);
 
-/// The endpoint checks' client and remembered outcomes, shared by every scope of the process.
-struct Probes {
-    client: Result<OutboundClient, crate::net::FetchError>,
-    cache: ProbeCache,
-}
-
-static PROBES: LazyLock<Probes> = LazyLock::new(|| Probes {
-    client: policy_probe::probe_client(),
-    cache: ProbeCache::default(),
-});
-
 /// Reconciles one `TokenExchangePolicy`.
 pub async fn reconcile(obj: Arc<PolicyObject>, ctx: Arc<Ctx>) -> Result<Action, Error> {
-    finalizer::reconcile(obj, ctx).await
-}
-
-/// `namespace/name` of the object.
-pub fn policy_key(obj: &PolicyObject) -> ServerKey {
-    finalizer::object_key(obj)
+    reconcile::reconcile(obj, ctx).await
 }
 
 /// Invalid specs wait for a change; API errors are retried with per-object backoff.
 pub fn error_policy(obj: Arc<PolicyObject>, err: &Error, ctx: Arc<Ctx>) -> Action {
-    finalizer::error_policy(obj, err, ctx)
+    reconcile::error_policy(obj, err, ctx)
 }
 
-/// Key of an object in [`super::error::Retries`].
+/// Key of a policy in [`Retries`](crate::controller::backoff::Retries).
 pub fn retry_key(key: &ServerKey) -> String {
-    finalizer::retry_key::<TokenExchangePolicy>(key)
+    reconcile::retry_key::<TokenExchangePolicy>(key)
 }
 
 /// The `Ready` condition of `policy` when its status says the endpoint check refused the
@@ -96,7 +80,7 @@ impl Registered for TokenExchangePolicy {
         if ctx.registry().remove_policy(key) {
             tracing::info!(policy = %key, "policy removed (resource deleted)");
         }
-        PROBES.cache.forget(key);
+        endpoint::forget(key);
         ctx.retries.reset(&retry_key(key));
     }
 
@@ -120,10 +104,10 @@ impl Registered for TokenExchangePolicy {
                 });
             }
         };
-        let outcome = if ctx.manager.exchanger().issuer_allowed(&reg.expected_issuer) {
-            check_endpoint(key, &reg).await
+        let outcome = if ctx.services.exchanges.issuer_allowed(&reg.expected_issuer) {
+            endpoint::check(key, &reg).await
         } else {
-            issuer_not_allowed(&reg)
+            endpoint::issuer_not_allowed(&reg)
         };
         if !still_current(policy, ctx) {
             // Deleted while the check ran: the delete already removed it.
@@ -141,55 +125,6 @@ impl Registered for TokenExchangePolicy {
         ctx.retries.reset(&retry_key(key));
         Ok(Action::requeue(next_reconcile(ctx, &outcome)))
     }
-}
-
-/// A policy whose issuer the operator does not let receive callers' tokens: not used, whatever
-/// its endpoint (its author could run that provider). Checked again when the policy changes, or
-/// at the usual re-check of refused policies (the operator may change the flag and restart).
-fn issuer_not_allowed(reg: &PolicyRegistration) -> Outcome {
-    Outcome {
-        verdict: crate::controller::conditions::Verdict::new(
-            "Ready",
-            false,
-            policy_probe::reason::ISSUER_NOT_ALLOWED,
-            format!(
-                "the gateway does not send callers' tokens to issuer {}: its operator allows \
-                 exchange issuers with --exchange-allowed-issuers (Helm: exchangeAllowedIssuers; \
-                 default: the callers' own --oidc-issuer)",
-                reg.expected_issuer
-            ),
-        ),
-        usable: false,
-        warning: true,
-        recheck: policy_probe::RECHECK_FAILED,
-    }
-}
-
-/// The remembered outcome of the endpoint check, or a fresh check.
-async fn check_endpoint(key: &ServerKey, reg: &PolicyRegistration) -> Outcome {
-    let input = ProbeInput {
-        expected_issuer: reg.expected_issuer.clone(),
-        token_endpoint: reg.token_endpoint.clone(),
-        allow_private_networks: reg.allow_private_networks,
-    };
-    let probes = &*PROBES;
-    if let Some(outcome) = probes.cache.fresh(key, &input, Instant::now()) {
-        return outcome;
-    }
-    let outcome = match &probes.client {
-        Ok(client) => policy_probe::probe(client, &input).await,
-        Err(e) => policy_probe::decide(
-            &input,
-            &policy_probe::Fetched::Unavailable {
-                detail: format!("the HTTP client could not be built: {e}"),
-            },
-        ),
-    };
-    tracing::debug!(policy = %key, reason = %outcome.verdict.reason, "endpoint checked");
-    probes
-        .cache
-        .remember(key, input, outcome.clone(), Instant::now());
-    outcome
 }
 
 /// The leader comes back every [`COUNTERS_INTERVAL`] to refresh the counters; every replica
@@ -225,32 +160,20 @@ async fn write_status(
     if !ctx.is_leader() {
         return Ok(());
     }
-    let key = finalizer::object_key(policy);
+    let key = object_key(policy);
     let current = policy.status.as_ref();
     let desired = status::policy_status(
         current,
         policy.metadata.generation,
         ready,
-        Some(status::cache_status(ctx.manager.exchange_counts(&key))),
+        Some(status::cache_status(ctx.services.exchanges.counts(&key))),
         Timestamp::now(),
     );
-    if !status::differs(current, &desired) {
-        return Ok(());
+    let mut event = events::outcome_event(ready);
+    if warning {
+        event.type_ = EventType::Warning;
     }
-    let api = Api::<PolicyObject>::namespaced(ctx.client.clone(), &key.namespace);
-    status::apply::<TokenExchangePolicy>(&api, &key.name, &desired)
-        .await
-        .map_err(Error::Kube)?;
-    ctx.count_status_write(KIND);
-    let before = current.map(|s| s.conditions.as_slice()).unwrap_or_default();
-    if status::ready_outcome_changed(before, &desired.conditions) {
-        let mut event = events::outcome_event(ready);
-        if warning {
-            event.type_ = EventType::Warning;
-        }
-        events::publish(&ctx.recorder, &event, &policy.object_ref(&())).await;
-    }
-    Ok(())
+    reconcile::status::write_changed(policy, ctx, current, &desired, &event).await
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! down, so no delete event was seen) are removed. In `run` mode the controllers are the only
 //! writers of the registry, so anything in scope that the fresh list lacks is stale.
 
-use super::config::Scope;
+use crate::controller::config::Scope;
 use crate::registry::ServerKey;
 use std::collections::HashSet;
 
