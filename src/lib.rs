@@ -2,19 +2,20 @@
 //! holding the users' tokens server-side, and a Kubernetes operator that configures it from
 //! `RemoteMCPServer` and `TokenExchangePolicy` resources.
 //!
-//! A request's path: [`http`] (router) → identity → [`registry`] → credentials ([`manager`]) →
-//! upstream. Browser flows: [`http`] connect/callback → [`manager`] → [`oauth`] engine → [`store`].
+//! A request's path: [`http`] (router) → identity → [`registry`] → credentials ([`flows`] for
+//! OAuth tokens until they move) → upstream. Browser flows: [`http`] (router) →
+//! [`flows::routes`] connect/callback → [`flows`] → [`oauth`] engine → [`store`].
 
 pub mod cli;
 pub mod controller;
 pub mod crd;
 pub mod crypto;
 pub mod exchange;
+pub mod flows;
 pub mod fswatch;
 pub mod gateway;
 pub mod http;
 pub mod identity;
-pub mod manager;
 pub mod manifests;
 pub mod metrics;
 pub mod net;

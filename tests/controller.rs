@@ -79,23 +79,21 @@ impl Operator {
 
     fn registered(&self, namespace: &str, name: &str) -> bool {
         self.server
-            .manager
-            .registry()
+            .registry
             .server(&ServerKey::new(namespace, name))
             .is_some()
     }
 
     fn status_writes(&self, kind: &str) -> u64 {
         self.server
-            .manager
-            .metrics()
+            .metrics
             .status_writes
             .get_or_create(&KindLabel { kind: kind.into() })
             .get()
     }
 
     fn reconciles(&self, kind: &str) -> u64 {
-        let m = self.server.manager.metrics();
+        let m = &self.server.metrics;
         ["ok", "invalid", "error"]
             .iter()
             .map(|result| {
@@ -427,11 +425,7 @@ async fn secrets_are_read_from_the_resource_namespace_only_and_followed() {
         .await;
     wait_ready(&api, "gh", "True", "Registered").await;
     let secret_of = || {
-        let reg = op
-            .server
-            .manager
-            .registry()
-            .server(&ServerKey::new("team-a", "gh"))?;
+        let reg = op.server.registry.server(&ServerKey::new("team-a", "gh"))?;
         match &reg.auth {
             AuthSettings::OAuth(o) => match &o.client {
                 ClientIdentity::PreRegistered(c) => c

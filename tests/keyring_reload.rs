@@ -108,11 +108,10 @@ struct Subject {
 }
 
 impl Subject {
-    /// Stores a token for `session` through the manager's token store.
+    /// Stores a token for `session` through the gateway's token store.
     async fn put(&self, session: &str, access: &str) -> Result<(), String> {
         self.server
-            .manager
-            .token_store()
+            .token_store
             .put(&token_key(session), record(access))
             .await
             .map_err(|e| e.to_string())
@@ -120,8 +119,7 @@ impl Subject {
 
     async fn read(&self, session: &str) -> Option<String> {
         self.server
-            .manager
-            .token_store()
+            .token_store
             .get(&token_key(session))
             .await
             .expect("token readable")
@@ -153,7 +151,7 @@ impl Subject {
     }
 
     fn metric(&self, name: &str) -> i64 {
-        let m = self.server.manager.metrics();
+        let m = &self.server.metrics;
         match name {
             "generation" => m.keyring_generation.get(),
             "keys" => m.keyring_keys.get(),

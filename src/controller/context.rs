@@ -3,8 +3,9 @@
 use super::error::Retries;
 use super::secrets::StoreSecrets;
 use super::{PolicyObject, ServerObject};
-use crate::manager::Manager;
+use crate::flows::Flows;
 use crate::metrics::{KindLabel, Metrics, ReconcileLabels};
+use crate::oauth::Discovery;
 use crate::registry::{Registry, ServerKey};
 use kube::Client;
 use kube::runtime::events::Recorder;
@@ -15,8 +16,12 @@ use tokio::sync::watch;
 /// Shared state of the reconcilers of one scope.
 pub struct Ctx {
     pub client: Client,
-    /// Registers servers (keeping its per-server caches right) and owns the registry.
-    pub manager: Arc<Manager>,
+    /// Where reconciled servers and policies are registered.
+    pub registry: Arc<Registry>,
+    /// Authorization-server metadata for the status (shared with the flows' cache).
+    pub discovery: Discovery,
+    /// The token exchanger (policies' status) and the public URL (servers' endpoints).
+    pub flows: Arc<Flows>,
     /// Shared by every controller so repeated Events are aggregated.
     pub recorder: Recorder,
     /// `true` while this replica holds the Lease and may write status and finalizers.
@@ -30,7 +35,7 @@ pub struct Ctx {
 
 impl Ctx {
     pub fn registry(&self) -> &Arc<Registry> {
-        self.manager.registry()
+        &self.registry
     }
 
     /// Whether this replica writes status now.
@@ -40,7 +45,7 @@ impl Ctx {
 
     /// The gateway URL of a server: `{public_url}/mcp/{namespace}/{name}`.
     pub fn endpoint(&self, key: &ServerKey) -> String {
-        self.manager
+        self.flows
             .config()
             .url_for(&format!("/mcp/{}/{}", key.namespace, key.name))
             .to_string()

@@ -6,7 +6,6 @@
 use super::config::Scope;
 use super::secrets::{SecretMeta, StoreSecrets};
 use super::{PolicyObject, ServerObject, policy, relations, server, sweep};
-use crate::manager::Manager;
 use crate::registry::Registry;
 use futures::channel::mpsc::UnboundedSender;
 use kube::ResourceExt as _;
@@ -134,7 +133,7 @@ impl PolicyFollower {
 
 /// RemoteMCPServer events: unregister deleted servers at once.
 pub struct ServerFollower {
-    pub manager: Arc<Manager>,
+    pub registry: Arc<Registry>,
     pub servers: Store<ServerObject>,
     pub scope: Scope,
     pub listed: watch::Sender<bool>,
@@ -145,7 +144,7 @@ impl ServerFollower {
         match event {
             Event::Delete(s) => {
                 let key = server::server_key(s);
-                if self.manager.unregister_server(&key) {
+                if self.registry.remove_server(&key) {
                     tracing::info!(server = %key, "unregistered (resource deleted)");
                 }
             }
@@ -157,9 +156,9 @@ impl ServerFollower {
                     .iter()
                     .map(|s| server::server_key(s))
                     .collect();
-                let snapshot = self.manager.registry().snapshot();
+                let snapshot = self.registry.snapshot();
                 for key in sweep::stale(snapshot.servers.keys(), &live, &self.scope) {
-                    self.manager.unregister_server(&key);
+                    self.registry.remove_server(&key);
                     tracing::info!(server = %key, "unregistered (gone after a re-list)");
                 }
             }

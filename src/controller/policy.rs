@@ -120,7 +120,7 @@ impl Registered for TokenExchangePolicy {
                 });
             }
         };
-        let outcome = if ctx.manager.exchanger().issuer_allowed(&reg.expected_issuer) {
+        let outcome = if ctx.flows.exchanger().issuer_allowed(&reg.expected_issuer) {
             check_endpoint(key, &reg).await
         } else {
             issuer_not_allowed(&reg)
@@ -231,7 +231,7 @@ async fn write_status(
         current,
         policy.metadata.generation,
         ready,
-        Some(status::cache_status(ctx.manager.exchange_counts(&key))),
+        Some(status::cache_status(ctx.flows.exchange_counts(&key))),
         Timestamp::now(),
     );
     if !status::differs(current, &desired) {

@@ -32,8 +32,11 @@ use super::secrets::{self, ApiSecrets, SecretMeta, StoreSecrets};
 use super::status::FIELD_MANAGER;
 use super::triggers::{RelistBuffer, changes, rising_edges};
 use super::{PolicyObject, ServerObject, events, policy, server};
+use crate::flows::Flows;
 use crate::http::Readiness;
-use crate::manager::Manager;
+use crate::metrics::Metrics;
+use crate::oauth::Discovery;
+use crate::registry::Registry;
 use futures::channel::mpsc::unbounded;
 use futures::future::{self, BoxFuture};
 use futures::{FutureExt as _, Stream, StreamExt as _};
@@ -64,7 +67,10 @@ const POLICY_CONCURRENCY: u16 = 8;
 /// finish first). `/readyz` says not ready until every watch has listed its objects once.
 pub fn spawn(
     source: KubeSource,
-    manager: Arc<Manager>,
+    flows: Arc<Flows>,
+    registry: Arc<Registry>,
+    metrics: Arc<Metrics>,
+    discovery: Discovery,
     readiness: Arc<Readiness>,
     cancel: CancellationToken,
 ) -> JoinHandle<()> {
@@ -104,7 +110,10 @@ pub fn spawn(
         let parts = ScopeParts {
             scope,
             client: client.clone(),
-            manager: manager.clone(),
+            flows: flows.clone(),
+            registry: registry.clone(),
+            metrics: metrics.clone(),
+            discovery: discovery.clone(),
             recorder: recorder.clone(),
             leader: leader.clone(),
             sync: sync.clone(),
@@ -141,7 +150,10 @@ struct Reconciler<K, Fut> {
 struct ScopeParts {
     scope: Scope,
     client: Client,
-    manager: Arc<Manager>,
+    flows: Arc<Flows>,
+    registry: Arc<Registry>,
+    metrics: Arc<Metrics>,
+    discovery: Discovery,
     recorder: Recorder,
     leader: watch::Receiver<bool>,
     sync: Arc<SyncState>,
@@ -170,10 +182,12 @@ impl ScopeParts {
             StoreSecrets::new(secret_store, Arc::new(ApiSecrets(self.client.clone())));
         let ctx = Arc::new(Ctx {
             client: self.client.clone(),
-            manager: self.manager.clone(),
+            registry: self.registry.clone(),
+            discovery: self.discovery.clone(),
+            flows: self.flows.clone(),
             recorder: self.recorder.clone(),
             leader: self.leader.clone(),
-            metrics: self.manager.metrics().clone(),
+            metrics: self.metrics.clone(),
             servers: server_store.clone(),
             policies: policy_store.clone(),
             secrets: secret_lookup.clone(),
@@ -209,7 +223,7 @@ impl ScopeParts {
         .boxed();
 
         let follower = PolicyFollower {
-            registry: self.manager.registry().clone(),
+            registry: self.registry.clone(),
             policies: policy_store.clone(),
             servers: server_store.clone(),
             scope: self.scope.clone(),
@@ -237,7 +251,7 @@ impl ScopeParts {
         );
 
         let follower = ServerFollower {
-            manager: self.manager.clone(),
+            registry: self.registry.clone(),
             servers: server_store.clone(),
             scope: self.scope.clone(),
             listed: servers_listed,

@@ -50,11 +50,11 @@ impl Registered for RemoteMCPServer {
     const KIND: &'static str = KIND;
 
     fn forget(ctx: &Ctx, key: &ServerKey) {
-        ctx.manager.unregister_server(key);
+        ctx.registry().remove_server(key);
     }
 
     fn cleanup(ctx: &Ctx, key: &ServerKey) {
-        if ctx.manager.unregister_server(key) {
+        if ctx.registry().remove_server(key) {
             tracing::info!(server = %key, "unregistered (resource deleted)");
         }
         ctx.retries.reset(&retry_key(key));
@@ -74,7 +74,7 @@ impl Registered for RemoteMCPServer {
                     AuthSettings::OAuth(settings) => Some((reg.url.clone(), settings.clone())),
                     _ => None,
                 };
-                ctx.manager.register_server(reg);
+                ctx.registry().upsert_server(reg);
                 let endpoint = ctx.endpoint(key);
                 let ready = Verdict::new(
                     READY,
@@ -85,7 +85,7 @@ impl Registered for RemoteMCPServer {
                 // Discovery feeds only the status, which only the leader writes.
                 let discovered = match settings {
                     Some((url, settings)) if ctx.is_leader() => {
-                        Some(discover::discover(ctx.manager.discovery(), &url, &settings).await)
+                        Some(discover::discover(&ctx.discovery, &url, &settings).await)
                     }
                     _ => None,
                 };
@@ -93,7 +93,7 @@ impl Registered for RemoteMCPServer {
                 Ok(next_action(ctx, key, discovered.as_ref()))
             }
             Err(ready) => {
-                if ctx.manager.unregister_server(key) {
+                if ctx.registry().remove_server(key) {
                     tracing::info!(server = %key, reason = %ready.reason, "unregistered: the resource is no longer valid");
                 }
                 write_status(server, ctx, ctx.endpoint(key), &ready, None).await?;

@@ -1,13 +1,14 @@
-//! Wiring of the HTTP server with its stores, registry, manager and registrations source.
+//! Wiring of the HTTP server with its stores, registry, flows and registrations source.
 //! `serve` (standalone) and, later, `run` (operator) share this; tests start it in-process.
 
 use crate::cli::ServerArgs;
+use crate::flows::{Flows, FlowsConfig};
 use crate::http::{AppState, RateLimit, Readiness};
-use crate::manager::{Manager, ManagerConfig};
 use crate::metrics::Metrics;
 use crate::net::{AddressPolicy, OutboundClient, OutboundConfig};
-use crate::oauth::DiscoveryConfig;
+use crate::oauth::{Discovery, DiscoveryConfig};
 use crate::registry::Registry;
+use crate::store::{FlowStore, TokenStore};
 use axum::response::IntoResponse as _;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -32,7 +33,7 @@ pub enum Registrations {
     Dir(PathBuf),
     /// The examples built into the binary.
     Embedded,
-    /// Only what the embedding program registers through the [`Manager`].
+    /// Only what the embedding program registers in the [`Registry`].
     Programmatic,
     /// `RemoteMCPServer` / `TokenExchangePolicy` resources from the Kubernetes API server (`run`).
     Kubernetes(crate::controller::KubeSource),
@@ -101,7 +102,12 @@ pub struct RunningServer {
     pub public_url: Url,
     /// Where `/metrics` is served when it has its own listener (`--metrics-listen`).
     pub metrics_addr: Option<SocketAddr>,
-    pub manager: Arc<Manager>,
+    pub flows: Arc<Flows>,
+    /// The live registrations (an embedding program registers its servers here).
+    pub registry: Arc<Registry>,
+    pub metrics: Arc<Metrics>,
+    pub token_store: Arc<dyn TokenStore>,
+    pub flow_store: Arc<dyn FlowStore>,
     pub readiness: Arc<Readiness>,
     cancel: CancellationToken,
     server: JoinHandle<()>,
@@ -195,42 +201,60 @@ pub async fn start(
         );
     }
     let identity = Arc::new(identity);
-    let mut cfg = ManagerConfig::new(public_url.clone());
+    let mut cfg = FlowsConfig::new(public_url.clone());
     cfg.client_name = args.client_name.clone();
-    cfg.cimd_scope = crate::manager::CimdScope::parse(&args.cimd_scope);
+    cfg.cimd_scope = crate::flows::CimdScope::parse(&args.cimd_scope);
     cfg.refresh_margin = Duration::from_secs(args.refresh_margin_secs);
     // A lease outlives the slowest token request it protects.
     cfg.refresh_lease = Duration::from_secs(args.outbound_timeout_secs + 5);
-    cfg.discovery = DiscoveryConfig {
-        metadata_ttl: Duration::from_secs(args.metadata_cache_ttl_secs),
-        allow_insecure_http: args.allow_insecure_http,
-        ..DiscoveryConfig::default()
-    };
+    // One metadata cache for the flows and the controller's status.
+    let discovery = Discovery::new(
+        outbound.clone(),
+        DiscoveryConfig {
+            metadata_ttl: Duration::from_secs(args.metadata_cache_ttl_secs),
+            allow_insecure_http: args.allow_insecure_http,
+            ..DiscoveryConfig::default()
+        },
+    );
     let exchange_cfg = exchange_config(args).inspect_err(|_| cancel.cancel())?;
-    let manager = Arc::new(
-        Manager::new(
+    let flows = Arc::new(
+        Flows::new(
             cfg,
             registry.clone(),
             stores.tokens.clone(),
             stores.flows.clone(),
             stores.lock.clone(),
             outbound,
+            discovery.clone(),
             metrics.clone(),
         )
         .with_exchange_config(exchange_cfg),
     );
 
-    start_registrations(registrations, &manager, &readiness, &metrics, &cancel);
+    start_registrations(
+        registrations,
+        &flows,
+        &registry,
+        &discovery,
+        &readiness,
+        &metrics,
+        &cancel,
+    );
 
     let gateway_cfg = crate::gateway::GatewayConfig {
         address_policy,
         ..args.gateway.config()
     };
-    let gateway = crate::gateway::Gateway::new(manager.clone(), gateway_cfg)
-        .map_err(|e| ServeError::Outbound(format!("gateway upstream client: {e}")))?;
-    manager.set_completion_hook(gateway.completion_hook());
+    let gateway = crate::gateway::Gateway::new(
+        flows.clone(),
+        registry.clone(),
+        metrics.clone(),
+        gateway_cfg,
+    )
+    .map_err(|e| ServeError::Outbound(format!("gateway upstream client: {e}")))?;
+    flows.set_completion_hook(gateway.completion_hook());
     let state = AppState::new(
-        manager.clone(),
+        flows.clone(),
         identity,
         readiness.clone(),
         RateLimit {
@@ -239,12 +263,14 @@ pub async fn start(
             trusted_proxies: args.trusted_proxies.clone(),
         },
         gateway,
+        registry.clone(),
+        metrics.clone(),
     );
     let state = state.with_origin_policy(origin_policy);
     let limiter = state.limiter.clone();
     let sweep_cancel = cancel.clone();
     let sweep_metrics = metrics.clone();
-    let sweep_registry = manager.registry().clone();
+    let sweep_registry = registry.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(60));
         loop {
@@ -287,7 +313,11 @@ pub async fn start(
         local_addr,
         public_url,
         metrics_addr,
-        manager,
+        flows,
+        registry,
+        metrics,
+        token_store: stores.tokens.clone(),
+        flow_store: stores.flows.clone(),
         readiness,
         cancel,
         server,
@@ -339,16 +369,25 @@ async fn metrics_elsewhere(
 
 fn start_registrations(
     source: Registrations,
-    manager: &Arc<Manager>,
+    flows: &Arc<Flows>,
+    registry: &Arc<Registry>,
+    discovery: &Discovery,
     readiness: &Arc<Readiness>,
     metrics: &Arc<Metrics>,
     cancel: &CancellationToken,
 ) {
-    let registry = manager.registry();
     match source {
         Registrations::Programmatic => {}
         Registrations::Kubernetes(source) => {
-            crate::controller::spawn(source, manager.clone(), readiness.clone(), cancel.clone());
+            crate::controller::spawn(
+                source,
+                flows.clone(),
+                registry.clone(),
+                metrics.clone(),
+                discovery.clone(),
+                readiness.clone(),
+                cancel.clone(),
+            );
         }
         Registrations::Embedded => {
             let report = crate::manifests::embedded_examples();
