@@ -96,6 +96,7 @@ mod tests {
         let m = FlowMetrics::default();
         m.register(&metrics);
         m.flow_started("default/github");
+        m.flow_completed("default/github");
         m.flow_failed("default/github", "iss_mismatch");
         m.revocation("ok");
         let text = metrics.encode();
