@@ -4,9 +4,9 @@
 //! handlers, which [`crate::http`] mounts behind its origin checks and rate limit.
 //!
 //! The callback path, top to bottom: `routes::callback` reads the query and the flow's cookie
-//! → [`Flows::callback_binding`] → [`Flows::complete_callback`] (or, for a sign-in `state`,
-//! [`Flows::complete_sign_in`]) → [`crate::oauth`] (metadata, `iss`, token request) →
-//! [`crate::store::TokenStore::put`] → the completion hook.
+//! → `Flows::callback_binding` (which browser, which user) → `Flows::complete_callback` (or,
+//! for a sign-in `state`, `Flows::complete_sign_in`) → [`crate::oauth`] (metadata, `iss`, token
+//! request) → [`crate::store::TokenStore::put`] → the completion hook.
 //!
 //! Getting and refreshing stored tokens (`tokens.rs`, still included here) and the token
 //! exchanger belong to the credentials stage; they move out of this module with issue 13.
@@ -175,7 +175,7 @@ impl Flows {
     /// servers may treat it as the scopes this client is allowed to request, so by default it
     /// lists every scope configured on a registered server and those a flow requested that
     /// [`crate::oauth::cimd::advertisable_scopes`] lets through (never a remote server's own).
-    pub fn advertised_scope(&self) -> Option<String> {
+    fn advertised_scope(&self) -> Option<String> {
         match &self.cfg.cimd_scope {
             CimdScope::Omit => return None,
             CimdScope::Fixed(s) => return Some(s.clone()),
