@@ -22,8 +22,9 @@
 
 use mcp_oauth_operator::app::{self, Registrations, RunningServer};
 use mcp_oauth_operator::identity::Caller;
-use mcp_oauth_operator::manager::Manager;
-use mcp_oauth_operator::registry::{AuthSettings, ClientAuthMethod, ServerKey, ServerRegistration};
+use mcp_oauth_operator::registry::{
+    AuthSettings, ClientAuthMethod, Registry, ServerKey, ServerRegistration,
+};
 use reqwest::StatusCode;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -47,7 +48,7 @@ enum BenchError {
     #[error("the gateway did not start: {0}")]
     Gateway(#[from] app::StartError),
     #[error("create_auth_challenge failed: {0}")]
-    Challenge(#[from] mcp_oauth_operator::manager::ChallengeError),
+    Challenge(#[from] mcp_oauth_operator::flows::ChallengeError),
     #[error("{step}: request failed: {source}")]
     Request {
         step: &'static str,
@@ -149,7 +150,7 @@ async fn bench(iters: usize) -> Result<(), BenchError> {
     let idp = Idp::start(IdpOptions::default()).await;
     let mcp = McpServer::start(idp.issuer()).await;
     let gateway = app::start(&server_args(&[]).app_config(), Registrations::Programmatic).await?;
-    let server = register(&gateway.manager, mcp.url());
+    let server = register(&gateway.registry, mcp.url());
 
     // The first gateway flow tells the baseline what to request.
     let (_, authorize) = gateway_flow(&gateway, &server, "warmup-gw-0", "warmup-0").await?;
@@ -209,7 +210,7 @@ async fn bench(iters: usize) -> Result<(), BenchError> {
             );
         }
     }
-    let stored = world.gateway.manager.token_store().count().await;
+    let stored = world.gateway.token_store.count().await;
     if !matches!(stored, Ok(n) if n == iters + WARMUP_ITERS) {
         return Err(BenchError::Protocol {
             step: "callback",
@@ -223,7 +224,7 @@ async fn bench(iters: usize) -> Result<(), BenchError> {
 }
 
 /// `default/bench` in oauth mode with the IdP's pre-registered confidential client.
-fn register(manager: &Manager, mcp_url: &str) -> ServerKey {
+fn register(registry: &Registry, mcp_url: &str) -> ServerKey {
     let key = ServerKey::new("default", "bench");
     let client = pre_registered(
         CONFIDENTIAL_CLIENT_ID,
@@ -234,7 +235,7 @@ fn register(manager: &Manager, mcp_url: &str) -> ServerKey {
         Ok(u) => u,
         Err(e) => panic!("the MCP server printed a bad URL: {e}"),
     };
-    manager.register_server(ServerRegistration {
+    registry.upsert_server(ServerRegistration {
         key: key.clone(),
         url,
         auth: AuthSettings::OAuth(oauth_settings(mcp_url, client)),
@@ -256,7 +257,7 @@ async fn gateway_flow(
     let start = Instant::now();
 
     let challenge = gateway
-        .manager
+        .flows
         .create_auth_challenge(server, &caller, None)
         .await?;
     let challenge_done = Instant::now();

@@ -13,8 +13,8 @@
 //!   server, with its settings) → credentials (the token for that user and server: none, OAuth,
 //!   forwarded or exchanged) → the gateway's leg (one exchange with one upstream, with its
 //!   retry on 401/403) → upstream.
-//! - The callback path: the browser's [`http`] connect → the authorization server ([`oauth`]
-//!   engine) → [`http`] callback → the tokens kept in the [`store`], the waiting MCP session
+//! - The callback path: the browser's [`http`] → [`flows::routes`] connect → the authorization server ([`oauth`]
+//!   engine) → [`flows`] callback → the tokens kept in the [`store`], the waiting MCP session
 //!   resumed.
 //! - Beneath them: [`crd`] (the resources), [`net`] (outbound clients, SSRF guard, TLS),
 //!   [`crypto`] (encryption at rest) and the key ring's loading and rotation.
@@ -25,11 +25,11 @@ pub mod controller;
 pub mod crd;
 pub mod crypto;
 pub mod exchange;
+pub mod flows;
 pub mod gateway;
 pub mod http;
 pub mod identity;
 pub mod keys;
-pub mod manager;
 pub mod manifests;
 pub mod metrics;
 pub mod net;

@@ -14,24 +14,8 @@ use prometheus_client::registry::Registry;
 use std::sync::Mutex;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ServerLabel {
-    pub server: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct FailureLabels {
-    pub server: String,
-    pub reason: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabel {
     pub result: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RouteLabel {
-    pub route: String,
 }
 
 /// Every metric the gateway exports.
@@ -39,13 +23,7 @@ pub struct RouteLabel {
 pub struct Metrics {
     /// Every metric registered so far; locked only to register and to scrape.
     registry: Mutex<Option<Registry>>,
-    pub flows_started: Family<ServerLabel, Counter>,
-    pub flows_completed: Family<ServerLabel, Counter>,
-    pub flows_failed: Family<FailureLabels, Counter>,
     pub token_refreshes: Family<ResultLabel, Counter>,
-    /// RFC 7009 revocations at sign-out, by result (`ok`, `failed`, `unsupported`, `no_endpoint`).
-    pub token_revocations: Family<ResultLabel, Counter>,
-    pub rate_limited: Family<RouteLabel, Counter>,
     /// Requests through the gateway (`/mcp/{namespace}/{name}`).
     pub gateway: crate::gateway::GatewayMetrics,
     /// RFC 8693 token exchanges (cache hits, misses, errors) and token-endpoint latency.
@@ -82,34 +60,9 @@ impl Metrics {
     fn builtin_registry(&self) -> Registry {
         let mut r = Registry::with_prefix("mcpoauth");
         r.register(
-            "flows_started",
-            "Authorization flows started (auth challenges created)",
-            self.flows_started.clone(),
-        );
-        r.register(
-            "flows_completed",
-            "Authorization flows completed with a stored token",
-            self.flows_completed.clone(),
-        );
-        r.register(
-            "flows_failed",
-            "Authorization flows that failed, by reason",
-            self.flows_failed.clone(),
-        );
-        r.register(
             "token_refreshes",
             "Access-token refreshes, by result",
             self.token_refreshes.clone(),
-        );
-        r.register(
-            "token_revocations",
-            "Token revocations at sign-out (RFC 7009), by result",
-            self.token_revocations.clone(),
-        );
-        r.register(
-            "rate_limited",
-            "Requests refused by the per-IP rate limit",
-            self.rate_limited.clone(),
         );
         self.gateway.register(&mut r);
         self.exchange.register(&mut r);
@@ -126,15 +79,6 @@ impl Metrics {
         }
         out
     }
-
-    pub fn flow_failed(&self, server: &str, reason: &str) {
-        self.flows_failed
-            .get_or_create(&FailureLabels {
-                server: server.to_owned(),
-                reason: reason.to_owned(),
-            })
-            .inc();
-    }
 }
 
 #[cfg(test)]
@@ -143,17 +87,23 @@ mod tests {
 
     #[test]
     fn encodes_counters_with_labels() {
+        #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+        struct Labels {
+            server: String,
+            reason: String,
+        }
         let m = Metrics::new();
-        m.flows_started
-            .get_or_create(&ServerLabel {
+        let failures: Family<Labels, Counter> = Family::default();
+        m.register("failures", "Failures, by reason", failures.clone());
+        failures
+            .get_or_create(&Labels {
                 server: "default/github".into(),
+                reason: "iss_mismatch".into(),
             })
             .inc();
-        m.flow_failed("default/github", "iss_mismatch");
         let text = m.encode();
-        assert!(text.contains("mcpoauth_flows_started_total{server=\"default/github\"} 1"));
         assert!(text.contains(
-            "mcpoauth_flows_failed_total{server=\"default/github\",reason=\"iss_mismatch\"} 1"
+            "mcpoauth_failures_total{server=\"default/github\",reason=\"iss_mismatch\"} 1"
         ));
         assert!(text.ends_with("# EOF\n"));
     }

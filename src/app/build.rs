@@ -1,16 +1,16 @@
 //! Constructing every component of the server from its plain configuration: the outbound
-//! client and its SSRF guard, the identity modes, the manager (browser flows, tokens,
-//! exchange), the gateway and the HTTP state that ties them together. No I/O besides reading the
+//! client and its SSRF guard, the identity modes, the browser flows (with, for now, the token
+//! side and the exchanger), the gateway and the HTTP state that ties them together. No I/O besides reading the
 //! files the configuration names; nothing is started here.
 
 use super::StartError;
 use super::config::AppConfig;
 use super::stores::Stores;
+use crate::flows::{Flows, FlowsConfig};
 use crate::http::{AppState, Readiness};
-use crate::manager::{Manager, ManagerConfig};
 use crate::metrics::Metrics;
 use crate::net::{AddressPolicy, OutboundClient, OutboundConfig};
-use crate::oauth::DiscoveryConfig;
+use crate::oauth::{Discovery, DiscoveryConfig};
 use crate::registry::Registry;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +18,9 @@ use url::Url;
 
 /// The components the listeners serve.
 pub(super) struct Components {
-    pub manager: Arc<Manager>,
+    pub flows: Arc<Flows>,
+    /// One metadata cache for the flows and the controller's status.
+    pub discovery: Discovery,
     pub state: AppState,
 }
 
@@ -32,7 +34,7 @@ pub(super) struct Parts<'a> {
     pub readiness: Arc<Readiness>,
 }
 
-/// Builds the manager, the gateway and the HTTP state.
+/// Builds the flows, the gateway and the HTTP state.
 pub(super) fn components(config: &AppConfig, parts: Parts<'_>) -> Result<Components, StartError> {
     // SSRF guard for URLs resources and remote servers steer.
     let address_policy = AddressPolicy::from_allow_private(config.outbound.allow_private_networks);
@@ -44,23 +46,42 @@ pub(super) fn components(config: &AppConfig, parts: Parts<'_>) -> Result<Compone
     })
     .map_err(|e| StartError::Outbound(e.to_string()))?;
     let identity = identity(config, parts.public_url, &outbound)?;
-    let manager = manager(config, &parts, outbound)?;
+    let discovery = Discovery::new(
+        outbound.clone(),
+        DiscoveryConfig {
+            metadata_ttl: config.metadata_cache_ttl,
+            allow_insecure_http: config.allow_insecure_http,
+            ..DiscoveryConfig::default()
+        },
+    );
+    let flows = flows(config, &parts, outbound, discovery.clone())?;
     let gateway_cfg = crate::gateway::GatewayConfig {
         address_policy,
         ..config.gateway
     };
-    let gateway = crate::gateway::Gateway::new(manager.clone(), gateway_cfg)
-        .map_err(|e| StartError::Outbound(format!("gateway upstream client: {e}")))?;
-    manager.set_completion_hook(gateway.completion_hook());
+    let gateway = crate::gateway::Gateway::new(
+        flows.clone(),
+        parts.registry.clone(),
+        parts.metrics.clone(),
+        gateway_cfg,
+    )
+    .map_err(|e| StartError::Outbound(format!("gateway upstream client: {e}")))?;
+    flows.set_completion_hook(gateway.completion_hook());
     let state = AppState::new(
-        manager.clone(),
+        flows.clone(),
         Arc::new(identity),
         parts.readiness.clone(),
         config.rate_limit.clone(),
         gateway,
+        parts.registry.clone(),
+        parts.metrics.clone(),
     )
     .with_origin_policy(parts.origin_policy);
-    Ok(Components { manager, state })
+    Ok(Components {
+        flows,
+        discovery,
+        state,
+    })
 }
 
 /// The identity modes. The callers' identity provider is the operator's own configuration,
@@ -84,32 +105,29 @@ fn identity(
     Ok(identity)
 }
 
-/// The manager: browser flows, tokens and their refresh, token exchange.
-fn manager(
+/// The browser flows (and, for now, tokens and their refresh, token exchange).
+fn flows(
     config: &AppConfig,
     parts: &Parts<'_>,
     outbound: OutboundClient,
-) -> Result<Arc<Manager>, StartError> {
-    let mut cfg = ManagerConfig::new(parts.public_url.clone());
+    discovery: Discovery,
+) -> Result<Arc<Flows>, StartError> {
+    let mut cfg = FlowsConfig::new(parts.public_url.clone());
     cfg.client_name = config.client_name.clone();
-    cfg.cimd_scope = crate::manager::CimdScope::parse(&config.cimd_scope);
+    cfg.cimd_scope = crate::flows::CimdScope::parse(&config.cimd_scope);
     cfg.refresh_margin = config.refresh_margin;
     // A lease outlives the slowest token request it protects.
     cfg.refresh_lease = config.outbound.timeout + Duration::from_secs(5);
-    cfg.discovery = DiscoveryConfig {
-        metadata_ttl: config.metadata_cache_ttl,
-        allow_insecure_http: config.allow_insecure_http,
-        ..DiscoveryConfig::default()
-    };
     let exchange_cfg = exchange_config(config)?;
     Ok(Arc::new(
-        Manager::new(
+        Flows::new(
             cfg,
             parts.registry.clone(),
             parts.stores.tokens.clone(),
             parts.stores.flows.clone(),
             parts.stores.lock.clone(),
             outbound,
+            discovery,
             parts.metrics.clone(),
         )
         .with_exchange_config(exchange_cfg),

@@ -25,8 +25,8 @@ pub use public_url::public_url;
 pub use shutdown::serve_until_signal;
 pub use start::{RunningServer, start};
 
+use crate::flows::Flows;
 use crate::http::Readiness;
-use crate::manager::Manager;
 use crate::manifests::ManifestMetrics;
 use crate::registry::Registry;
 use std::net::SocketAddr;
@@ -41,7 +41,7 @@ pub enum Registrations {
     Dir(PathBuf),
     /// The examples built into the binary (`serve`).
     Embedded,
-    /// Only what the embedding program registers through the [`Manager`].
+    /// Only what the embedding program registers in the [`Registry`].
     Programmatic,
     /// `RemoteMCPServer` / `TokenExchangePolicy` resources from the Kubernetes API server (`run`).
     Kubernetes(crate::controller::KubeSource),
@@ -60,7 +60,8 @@ impl Registrations {
     fn start(
         self,
         registry: &Arc<Registry>,
-        manager: &Arc<Manager>,
+        flows: &Arc<Flows>,
+        discovery: &crate::oauth::Discovery,
         metrics: &Arc<crate::metrics::Metrics>,
         readiness: &Arc<Readiness>,
         manifest_metrics: ManifestMetrics,
@@ -72,9 +73,9 @@ impl Registrations {
                 let services = crate::controller::Services {
                     registry: registry.clone(),
                     metrics: metrics.clone(),
-                    discovery: manager.discovery().clone(),
-                    exchanges: manager.clone(),
-                    public_url: manager.config().public_url.clone(),
+                    discovery: discovery.clone(),
+                    exchanges: flows.clone(),
+                    public_url: flows.config().public_url.clone(),
                 };
                 crate::controller::spawn(source, services, readiness.clone(), cancel.clone());
             }

@@ -5,10 +5,11 @@
 use super::build::{self, Parts};
 use super::metrics_listener::{metrics_elsewhere, spawn_metrics_listener};
 use super::{AppConfig, Registrations, StartError, listener, public_url, stores};
+use crate::flows::Flows;
 use crate::http::{AppState, Readiness};
-use crate::manager::Manager;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
+use crate::store::{FlowStore, TokenStore};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,7 +23,12 @@ pub struct RunningServer {
     pub public_url: Url,
     /// Where `/metrics` is served when it has its own listener (`--metrics-listen`).
     pub metrics_addr: Option<SocketAddr>,
-    pub manager: Arc<Manager>,
+    pub flows: Arc<Flows>,
+    /// The live registrations (an embedding program registers its servers here).
+    pub registry: Arc<Registry>,
+    pub metrics: Arc<Metrics>,
+    pub token_store: Arc<dyn TokenStore>,
+    pub flow_store: Arc<dyn FlowStore>,
     pub readiness: Arc<Readiness>,
     cancel: CancellationToken,
     server: JoinHandle<()>,
@@ -93,7 +99,11 @@ pub async fn start(
     stores::spawn_background(&stores, &readiness, &metrics, &cancel);
 
     // From here on, a failure stops the background work already started.
-    let build::Components { manager, state } = build::components(
+    let build::Components {
+        flows,
+        discovery,
+        state,
+    } = build::components(
         config,
         Parts {
             public_url: &public_url,
@@ -108,7 +118,8 @@ pub async fn start(
 
     registrations.start(
         &registry,
-        &manager,
+        &flows,
+        &discovery,
         &metrics,
         &readiness,
         manifest_metrics,
@@ -137,7 +148,11 @@ pub async fn start(
         local_addr,
         public_url,
         metrics_addr,
-        manager,
+        flows,
+        registry,
+        metrics,
+        token_store: stores.tokens.clone(),
+        flow_store: stores.flows.clone(),
         readiness,
         cancel,
         server,

@@ -10,7 +10,7 @@ use super::metrics::ControllerMetrics;
 use super::watch::secrets::StoreSecrets;
 use super::{PolicyObject, ServerObject};
 use crate::exchange::{ExchangeCounts, Exchanger};
-use crate::manager::Manager;
+use crate::flows::Flows;
 use crate::metrics::Metrics;
 use crate::oauth::Discovery;
 use crate::registry::{Registry, ServerKey};
@@ -40,9 +40,9 @@ impl Exchanges for Exchanger {
     }
 }
 
-/// Today the [`Manager`] owns this replica's [`Exchanger`] (not shared on its own), so the
-/// controllers reach it through the Manager.
-impl Exchanges for Manager {
+/// Today the [`Flows`] owns this replica's [`Exchanger`] (not shared on its own), so the
+/// controllers reach it through the flows.
+impl Exchanges for Flows {
     fn issuer_allowed(&self, issuer: &str) -> bool {
         Exchanges::issuer_allowed(self.exchanger(), issuer)
     }

@@ -20,7 +20,7 @@ use super::jsonrpc::{
     AUTHORIZATION_REQUIRED, Envelope, URL_ELICITATION_REQUIRED, error_response, result_response,
     to_value,
 };
-use crate::manager::AuthChallenge;
+use crate::flows::AuthChallenge;
 use http::StatusCode;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};

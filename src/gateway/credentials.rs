@@ -13,10 +13,10 @@
 use super::error::GatewayError;
 use super::headers;
 use crate::exchange::Exchanged;
+use crate::flows::{AccessToken, Flows as Manager};
 use crate::identity::{Authenticated, Caller};
-use crate::manager::{AccessToken, Manager};
 use crate::registry::{
-    AuthSettings, ExchangeSettings, PolicyRegistration, ServerKey, ServerRegistration,
+    AuthSettings, ExchangeSettings, PolicyRegistration, Registry, ServerKey, ServerRegistration,
 };
 use crate::store::TokenRecord;
 use crate::telemetry::short;
@@ -54,6 +54,7 @@ impl Credentials {
 /// The credentials for `caller` at `reg`.
 pub async fn resolve(
     manager: &Manager,
+    registry: &Registry,
     reg: &ServerRegistration,
     auth: &Authenticated,
 ) -> Result<Credentials, GatewayError> {
@@ -66,7 +67,7 @@ pub async fn resolve(
         },
         AuthSettings::Forward(settings) => super::forward::credentials(&reg.key, settings, auth),
         AuthSettings::Exchange(settings) => {
-            let (policy, subject) = exchange_inputs(manager, &reg.key, settings, auth)?;
+            let (policy, subject) = exchange_inputs(registry, &reg.key, settings, auth)?;
             manager
                 .exchanger()
                 .exchange(&policy, &auth.caller.user, subject)
@@ -81,6 +82,7 @@ pub async fn resolve(
 /// again (once; the caller decides about further retries).
 pub async fn after_exchange_rejection(
     manager: &Manager,
+    registry: &Registry,
     reg: &ServerRegistration,
     auth: &Authenticated,
     rejected: &Exchanged,
@@ -92,7 +94,7 @@ pub async fn after_exchange_rejection(
             mode: reg.auth.mode_name(),
         });
     };
-    let (policy, subject) = exchange_inputs(manager, &reg.key, settings, auth)?;
+    let (policy, subject) = exchange_inputs(registry, &reg.key, settings, auth)?;
     tracing::info!(server = %reg.key, policy = %policy.key, "remote server rejected the exchanged token; exchanging again");
     manager
         .exchanger()
@@ -110,7 +112,7 @@ pub async fn drop_exchanged(manager: &Manager, rejected: &Exchanged) {
 
 /// The policy of an exchange-mode server and the caller's token to exchange.
 fn exchange_inputs<'a>(
-    manager: &Manager,
+    registry: &Registry,
     server: &ServerKey,
     settings: &ExchangeSettings,
     auth: &'a Authenticated,
@@ -122,12 +124,13 @@ fn exchange_inputs<'a>(
     };
     // Policies are looked up in the server's own namespace only.
     let policy_key = ServerKey::new(server.namespace.clone(), settings.policy.clone());
-    let policy = manager.registry().policy(&policy_key).ok_or_else(|| {
-        GatewayError::ExchangePolicyMissing {
-            server: server.clone(),
-            policy: policy_key,
-        }
-    })?;
+    let policy =
+        registry
+            .policy(&policy_key)
+            .ok_or_else(|| GatewayError::ExchangePolicyMissing {
+                server: server.clone(),
+                policy: policy_key,
+            })?;
     Ok((policy, subject))
 }
 

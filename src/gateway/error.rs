@@ -4,7 +4,7 @@
 
 use super::upstream::UpstreamError;
 use crate::exchange::ExchangeError;
-use crate::manager::{ChallengeError, TokenAccessError};
+use crate::flows::{ChallengeError, TokenAccessError};
 use crate::registry::ServerKey;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};

@@ -45,7 +45,7 @@ pub async fn proxy(
 
     // Tokens are accepted for this server's own audiences only (plus the gateway-wide ones):
     // see `AudienceTarget`.
-    let registered = gw.manager.registry().server(&server);
+    let registered = gw.registry.server(&server);
     let target = AudienceTarget::Server {
         namespace: &server.namespace,
         name: &server.name,
@@ -55,7 +55,7 @@ pub async fn proxy(
         Ok(auth) => auth,
         Err(e) => {
             record(&gw, &server, "unauthenticated", started);
-            let public_url = &state.manager.config().public_url;
+            let public_url = &state.public_url;
             return crate::identity::unauthorized(public_url, parts.uri.path(), &e);
         }
     };
@@ -84,13 +84,12 @@ pub async fn proxy(
 /// Count the request under its server's name, or under `unknown` when the path names no
 /// registered server (see [`super::metrics`]).
 fn record(gw: &Gateway, server: &ServerKey, outcome: &'static str, started: Instant) {
-    let label = if gw.manager.registry().server(server).is_some() {
+    let label = if gw.registry.server(server).is_some() {
         server.to_string()
     } else {
         super::metrics::UNKNOWN_SERVER.to_owned()
     };
-    gw.manager
-        .metrics()
+    gw.metrics
         .gateway
         .record(&label, outcome, started.elapsed());
 }
@@ -145,12 +144,12 @@ impl Call<'_> {
         }
         let reg = self
             .gw
-            .manager
-            .registry()
+            .registry
             .server(&self.server)
             .ok_or_else(|| GatewayError::UnknownServer(self.server.clone()))?;
         let session = self.gateway_session()?;
-        let creds = credentials::resolve(&self.gw.manager, &reg, &self.auth).await?;
+        let creds =
+            credentials::resolve(&self.gw.flows, &self.gw.registry, &reg, &self.auth).await?;
         if matches!(creds, Credentials::AuthorizationRequired) {
             return self.unauthorized(session, None).await;
         }
@@ -201,12 +200,17 @@ impl Call<'_> {
             if let (Credentials::Exchanged(rejected), Refusal::Unauthorized(_)) = (&creds, &refusal)
             {
                 // An exchanged token refused: evict it, exchange again, retry once.
-                let manager = &self.gw.manager;
+                let manager = &self.gw.flows;
                 if !retried {
                     retried = true;
-                    creds =
-                        credentials::after_exchange_rejection(manager, reg, &self.auth, rejected)
-                            .await?;
+                    creds = credentials::after_exchange_rejection(
+                        manager,
+                        &self.gw.registry,
+                        reg,
+                        &self.auth,
+                        rejected,
+                    )
+                    .await?;
                     continue;
                 }
                 credentials::drop_exchanged(manager, rejected).await;
@@ -219,7 +223,7 @@ impl Call<'_> {
                 });
             };
             let caller = &self.auth.caller;
-            let manager = &self.gw.manager;
+            let manager = &self.gw.flows;
             match refusal {
                 Refusal::Unauthorized(www) => {
                     if !retried {
@@ -422,7 +426,7 @@ impl Call<'_> {
         let caller = &self.auth.caller;
         let ch = self
             .gw
-            .manager
+            .flows
             .create_auth_challenge(&self.server, caller, www_authenticate)
             .await
             .map_err(|source| GatewayError::challenge(&self.server, source))?;

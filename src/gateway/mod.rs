@@ -27,8 +27,10 @@ pub use config::GatewayConfig;
 pub use error::GatewayError;
 pub use metrics::GatewayMetrics;
 
+use crate::flows::{CompletionEvent, CompletionHook, Flows};
 use crate::identity::Caller;
-use crate::manager::{CompletionEvent, CompletionHook, Manager};
+use crate::metrics::Metrics;
+use crate::registry::Registry;
 use client_profile::ClientProfiles;
 use sessions::Sessions;
 use std::sync::{Arc, Weak};
@@ -38,7 +40,10 @@ use upstream::Upstream;
 /// The proxy's shared state: the upstream client and what it remembers between requests.
 #[derive(Debug)]
 pub struct Gateway {
-    manager: Arc<Manager>,
+    /// OAuth tokens (and the challenge that starts a flow when there is none).
+    flows: Arc<Flows>,
+    registry: Arc<Registry>,
+    metrics: Arc<Metrics>,
     upstream: Upstream,
     cfg: GatewayConfig,
     profiles: ClientProfiles,
@@ -48,10 +53,17 @@ pub struct Gateway {
 
 impl Gateway {
     /// Fails only when the TLS trust store cannot be loaded.
-    pub fn new(manager: Arc<Manager>, cfg: GatewayConfig) -> Result<Arc<Self>, std::io::Error> {
+    pub fn new(
+        flows: Arc<Flows>,
+        registry: Arc<Registry>,
+        metrics: Arc<Metrics>,
+        cfg: GatewayConfig,
+    ) -> Result<Arc<Self>, std::io::Error> {
         Ok(Arc::new(Self {
             upstream: Upstream::new(&cfg)?,
-            manager,
+            flows,
+            registry,
+            metrics,
             cfg,
             profiles: ClientProfiles::default(),
             sessions: Sessions::new(cfg.sessions),
@@ -63,7 +75,7 @@ impl Gateway {
         &self.cfg
     }
 
-    /// The hook to install with [`Manager::set_completion_hook`]: after a login, sessions the
+    /// The hook to install with [`Flows::set_completion_hook`]: after a login, sessions the
     /// gateway opened for that user and server are started at the remote server in the
     /// background, so the client's next request goes straight through. (Should that fail, or
     /// the login complete on another replica, the next request starts them itself.) The hook
@@ -84,14 +96,14 @@ impl Gateway {
         if pending.is_empty() {
             return;
         }
-        let Some(reg) = self.manager.registry().server(&event.server) else {
+        let Some(reg) = self.registry.server(&event.server) else {
             return;
         };
         let Ok(uri) = http::Uri::try_from(reg.url.as_str()) else {
             return;
         };
         let caller = Caller::new(event.user.clone(), event.session.clone());
-        let creds = match self.manager.get_token(&event.server, &caller).await {
+        let creds = match self.flows.get_token(&event.server, &caller).await {
             Ok(Some(token)) => credentials::Credentials::OAuth(token),
             _ => return,
         };

@@ -14,7 +14,7 @@
 use super::challenge::{ChallengeReply, render};
 use super::client_profile::{ClientProfile, INITIALIZE_VERSIONS, MRTR_VERSION};
 use super::jsonrpc::{Envelope, result_response};
-use crate::manager::AuthChallenge;
+use crate::flows::AuthChallenge;
 use serde_json::{Value, json};
 
 /// Name of the synthetic tool.

@@ -11,6 +11,6 @@ pub(super) async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        app.manager.metrics().encode(),
+        app.metrics.encode(),
     )
 }

@@ -1,40 +1,36 @@
-//! The HTTP server: one router for the OAuth browser flow, the Client ID Metadata Document,
-//! health, readiness and metrics. Handlers are thin; the work happens in [`crate::manager`].
+//! The HTTP server: one router that mounts the browser flow's routes ([`crate::flows::routes`])
+//! and the gateway's proxy, each behind the checks it needs, plus what is the router's own:
+//! origin/host/Fetch-Metadata checks, the per-IP rate limit, security headers, health,
+//! readiness, metrics and the protected-resource metadata.
 
-mod callback;
-mod cimd;
-mod connect;
 mod health;
-mod logout;
 mod metrics;
 mod origin;
-mod pages;
 mod protected_resource;
-mod query;
 mod rate_limit;
-mod redirect;
 mod security_headers;
-mod status;
 
 pub use health::Readiness;
 pub use origin::{OriginPolicy, PolicyError as OriginPolicyError};
-pub use pages::escape_html;
-pub use rate_limit::{Cidr, CidrError, IpRateLimiter, RateLimit, client_ip};
+pub use rate_limit::{Cidr, CidrError, IpRateLimiter, RateLimit, RouteLabel, client_ip};
 
+use crate::flows::Flows;
+use crate::flows::routes::page;
 use crate::identity::Authenticator;
-use crate::manager::Manager;
+use crate::metrics::Metrics;
+use crate::registry::Registry;
 use axum::Router;
 use axum::routing::get;
 use std::sync::Arc;
+use url::Url;
 
-/// Name stem of the cookies that bind a flow to the browser that opened its link (one cookie
-/// per flow; see `connect.rs`).
-pub const BROWSER_COOKIE: &str = "mcpoauth_browser";
-
-/// Shared state of every handler.
+/// Shared state of the router's own handlers and middleware (and, until it has its own routes,
+/// the gateway's proxy handler).
 #[derive(Clone)]
 pub struct AppState {
-    pub manager: Arc<Manager>,
+    /// Where browsers and clients reach the gateway (may carry a path prefix).
+    pub public_url: Url,
+    pub flows: Arc<Flows>,
     pub identity: Arc<Authenticator>,
     pub readiness: Arc<Readiness>,
     pub limiter: Arc<IpRateLimiter>,
@@ -42,24 +38,38 @@ pub struct AppState {
     pub gateway: Arc<crate::gateway::Gateway>,
     /// Which `Host`, `Origin` and cross-site requests the user-facing endpoints accept.
     pub origin: Arc<OriginPolicy>,
+    /// The servers the protected-resource documents describe.
+    pub registry: Arc<Registry>,
+    /// Served at `/metrics`.
+    pub metrics: Arc<Metrics>,
 }
 
 impl AppState {
+    /// The state of a gateway whose flows run at `flows`' public URL. The rate limiter's
+    /// metrics are registered in `metrics`.
     pub fn new(
-        manager: Arc<Manager>,
+        flows: Arc<Flows>,
         identity: Arc<Authenticator>,
         readiness: Arc<Readiness>,
         rate: RateLimit,
         gateway: Arc<crate::gateway::Gateway>,
+        registry: Arc<Registry>,
+        metrics: Arc<Metrics>,
     ) -> Self {
-        let origin = Arc::new(OriginPolicy::for_public_url(&manager.config().public_url));
+        let public_url = flows.config().public_url.clone();
+        let origin = Arc::new(OriginPolicy::for_public_url(&public_url));
+        let limiter = IpRateLimiter::new(rate);
+        limiter.register_metrics(&metrics);
         Self {
+            public_url,
             origin,
-            manager,
+            flows,
             identity,
             readiness,
-            limiter: Arc::new(IpRateLimiter::new(rate)),
+            limiter: Arc::new(limiter),
             gateway,
+            registry,
+            metrics,
         }
     }
 
@@ -103,13 +113,7 @@ pub fn check_base_path(public_url: &url::Url) -> Result<(), String> {
 
 /// The public URL's path without its trailing `/`: empty at the root, else like `/gw`.
 fn base_path(state: &AppState) -> String {
-    state
-        .manager
-        .config()
-        .public_url
-        .path()
-        .trim_end_matches('/')
-        .to_owned()
+    state.public_url.path().trim_end_matches('/').to_owned()
 }
 
 /// The complete router. Serve it with `into_make_service_with_connect_info::<SocketAddr>()`
@@ -125,7 +129,7 @@ pub fn router(state: AppState) -> Router {
     let app = routes(&state);
     // `serve` refuses a public URL whose path fails this check; an embedding that did not is
     // served at the root only rather than panicking in the router.
-    let app = if base.is_empty() || check_base_path(&state.manager.config().public_url).is_err() {
+    let app = if base.is_empty() || check_base_path(&state.public_url).is_err() {
         app
     } else {
         let inserted = format!("{}{base}", crate::identity::PROTECTED_RESOURCE_PATH);
@@ -145,25 +149,14 @@ pub fn router(state: AppState) -> Router {
 fn routes(state: &AppState) -> Router<AppState> {
     let guard_browser =
         || axum::middleware::from_fn_with_state(state.clone(), origin::guard_browser);
+    let flows = crate::flows::routes(state.flows.clone(), state.identity.clone());
     // Connect and callback are top-level navigations from other sites (the MCP client's link,
     // the authorization server's redirect), which the checks let through; what they refuse
     // there is a foreign Host and a cross-site subresource load (`<img src=…/oauth/connect…>`).
-    let limited = Router::new()
-        .route("/oauth/connect", get(connect::connect))
-        .route("/oauth/callback", get(callback::callback))
-        .route(
-            crate::manager::START_PATH,
-            get(status::start).post(status::start_confirmed),
-        )
-        .route_layer(guard_browser())
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            rate_limit::limit,
-        ));
-    let guarded = Router::new()
-        .route("/oauth/status", get(status::status))
-        .route("/oauth/logout", get(logout::confirm).post(logout::logout))
-        .route_layer(guard_browser());
+    let limited = flows.sign_in.route_layer(guard_browser()).route_layer(
+        axum::middleware::from_fn_with_state(state.clone(), rate_limit::limit),
+    );
+    let guarded = flows.account.route_layer(guard_browser());
     let mcp = Router::new()
         .route(
             "/mcp/{namespace}/{name}",
@@ -176,7 +169,7 @@ fn routes(state: &AppState) -> Router<AppState> {
     Router::new()
         .merge(limited)
         .merge(guarded)
-        .route(crate::oauth::CIMD_PATH, get(cimd::document))
+        .merge(flows.public)
         .route(
             crate::identity::PROTECTED_RESOURCE_PATH,
             get(protected_resource::gateway),
@@ -188,7 +181,7 @@ fn routes(state: &AppState) -> Router<AppState> {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::metrics))
-        .fallback(pages::not_found)
+        .fallback(page::not_found)
         .layer(security_headers::layer())
         .layer(tower_http::limit::RequestBodyLimitLayer::new(64 * 1024))
         // After the layers: the gateway enforces its own (configurable) body limit with a

@@ -21,8 +21,8 @@
 //!   asks for confirmation; `/mcp/…` refuses).
 
 use super::AppState;
-use super::pages::Page;
-use super::status::{no_store, prefers_html};
+use crate::flows::routes::Site;
+use crate::flows::routes::page::{Page, no_store, prefers_html};
 use axum::Json;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
@@ -71,16 +71,6 @@ pub enum Refusal {
         "cross-site requests are refused (the browser marked this request as sent by another site)"
     )]
     CrossSite,
-}
-
-/// How a request that passed relates to the gateway's own pages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Site {
-    /// Same origin, an allowed origin, typed by the user, or not from a browser.
-    Trusted,
-    /// A top-level `GET` navigation that another site started (a followed link): nothing may
-    /// change state on it without the user confirming on a gateway page.
-    CrossSiteNavigation,
 }
 
 impl OriginPolicy {

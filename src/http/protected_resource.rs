@@ -3,7 +3,7 @@
 //! have no authorization server for clients, so the documents do not exist there (404).
 
 use super::AppState;
-use super::pages;
+use crate::flows::routes::page;
 use crate::identity::{OidcAuthenticator, resource_for};
 use crate::registry::ServerKey;
 use axum::Json;
@@ -49,8 +49,8 @@ pub(super) async fn server(
     Path((namespace, name)): Path<(String, String)>,
 ) -> Response {
     let key = ServerKey::new(namespace.as_str(), name.as_str());
-    if state.manager.registry().server(&key).is_none() {
-        return pages::not_found().await;
+    if state.registry.server(&key).is_none() {
+        return page::not_found().await;
     }
     // Registered names are Kubernetes names (DNS labels), safe in a URL path as they are.
     let path = format!("/mcp/{namespace}/{name}");
@@ -59,9 +59,9 @@ pub(super) async fn server(
 
 async fn document(state: &AppState, request_path: &str) -> Response {
     let Some(oidc) = state.identity.oidc_validator() else {
-        return pages::not_found().await;
+        return page::not_found().await;
     };
-    let public_url = &state.manager.config().public_url;
+    let public_url = &state.public_url;
     let doc = ProtectedResourceDocument::new(public_url, request_path, oidc);
     let mut resp = Json(doc).into_response();
     let headers = resp.headers_mut();

@@ -8,14 +8,24 @@
 //! by proxies the operator did not name) and can be forged to dodge the limit.
 
 use super::AppState;
-use super::pages::Page;
+use crate::flows::routes::page::Page;
+use crate::metrics::Metrics;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use governor::{DefaultKeyedRateLimiter, Quota};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
+
+/// The route a refused request was for (its path).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabel {
+    pub route: String,
+}
 
 /// Requests per minute and burst, per client IP.
 #[derive(Debug, Clone)]
@@ -148,6 +158,8 @@ fn parse_forwarded_entry(entry: &str) -> Option<IpAddr> {
 pub struct IpRateLimiter {
     limiter: DefaultKeyedRateLimiter<IpAddr>,
     trusted_proxies: Vec<Cidr>,
+    /// Requests refused, by route (`mcpoauth_rate_limited`).
+    refused: Family<RouteLabel, Counter>,
 }
 
 impl IpRateLimiter {
@@ -159,7 +171,17 @@ impl IpRateLimiter {
                 Quota::per_minute(per_minute).allow_burst(burst),
             ),
             trusted_proxies: rate.trusted_proxies,
+            refused: Family::default(),
         }
+    }
+
+    /// Export the count of refused requests as `mcpoauth_rate_limited`.
+    pub fn register_metrics(&self, metrics: &Metrics) {
+        metrics.register(
+            "rate_limited",
+            "Requests refused by the per-IP rate limit",
+            self.refused.clone(),
+        );
     }
 
     /// The address `req` from `peer` is counted against.
@@ -196,10 +218,9 @@ pub(super) async fn limit(State(app): State<AppState>, req: Request, next: Next)
         return next.run(req).await;
     }
     let route = req.uri().path().to_owned();
-    app.manager
-        .metrics()
-        .rate_limited
-        .get_or_create(&crate::metrics::RouteLabel { route })
+    app.limiter
+        .refused
+        .get_or_create(&RouteLabel { route })
         .inc();
     let mut resp = Page {
         status: StatusCode::TOO_MANY_REQUESTS,

@@ -1,7 +1,7 @@
 //! Headers on every response: no sniffing, no framing, a strict CSP, no referrer (the callback
 //! URL carries a code), and no caching unless a handler says otherwise.
 
-use super::pages::STYLE_HASH;
+use crate::flows::routes::page::STYLE_HASH;
 use axum::http::{HeaderName, HeaderValue, header};
 use tower::ServiceBuilder;
 use tower::layer::util::{Identity, Stack};

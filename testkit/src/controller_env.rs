@@ -53,16 +53,14 @@ impl LeadingOperator {
 
     pub fn policy_registered(&self, namespace: &str, name: &str) -> bool {
         self.server
-            .manager
-            .registry()
+            .registry
             .policy(&ServerKey::new(namespace, name))
             .is_some()
     }
 
     pub fn server_registered(&self, namespace: &str, name: &str) -> bool {
         self.server
-            .manager
-            .registry()
+            .registry
             .server(&ServerKey::new(namespace, name))
             .is_some()
     }

@@ -3,12 +3,13 @@
 use clap::Parser as _;
 use mcp_oauth_operator::app::{self, Registrations, RunningServer};
 use mcp_oauth_operator::cli::{Cli, Command, ServerArgs};
+use mcp_oauth_operator::flows::Flows;
 use mcp_oauth_operator::identity::Caller;
-use mcp_oauth_operator::manager::Manager;
 use mcp_oauth_operator::registry::{
-    AuthSettings, ClientAuthMethod, ClientIdentity, OAuthSettings, PreRegisteredClient, ServerKey,
-    ServerRegistration,
+    AuthSettings, ClientAuthMethod, ClientIdentity, OAuthSettings, PreRegisteredClient, Registry,
+    ServerKey, ServerRegistration,
 };
+use mcp_oauth_operator::store::{FlowStore, TokenStore};
 use secrecy::SecretString;
 use std::sync::Arc;
 use url::Url;
@@ -55,8 +56,20 @@ impl Gateway {
         Self { server }
     }
 
-    pub fn manager(&self) -> &Arc<Manager> {
-        &self.server.manager
+    pub fn flows(&self) -> &Arc<Flows> {
+        &self.server.flows
+    }
+
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.server.registry
+    }
+
+    pub fn token_store(&self) -> &Arc<dyn TokenStore> {
+        &self.server.token_store
+    }
+
+    pub fn flow_store(&self) -> &Arc<dyn FlowStore> {
+        &self.server.flow_store
     }
 
     /// `http://127.0.0.1:<port>` (no trailing slash).
@@ -75,7 +88,7 @@ impl Gateway {
 
     pub fn register(&self, name: &str, mcp_url: &str, settings: OAuthSettings) -> ServerKey {
         let key = ServerKey::new("default", name);
-        self.manager().register_server(ServerRegistration {
+        self.registry().upsert_server(ServerRegistration {
             key: key.clone(),
             url: Url::parse(mcp_url).expect("server url"),
             auth: AuthSettings::OAuth(settings),
@@ -88,7 +101,7 @@ impl Gateway {
     /// Register `default/<name>` with auth mode `none` (the gateway sends no credentials).
     pub fn register_none(&self, name: &str, mcp_url: &str) -> ServerKey {
         let key = ServerKey::new("default", name);
-        self.manager().register_server(ServerRegistration {
+        self.registry().upsert_server(ServerRegistration {
             key: key.clone(),
             url: Url::parse(mcp_url).expect("server url"),
             auth: AuthSettings::None,
@@ -106,7 +119,7 @@ impl Gateway {
         headers: &[&str],
     ) -> ServerKey {
         let key = ServerKey::new("default", name);
-        self.manager().register_server(ServerRegistration {
+        self.registry().upsert_server(ServerRegistration {
             key: key.clone(),
             url: Url::parse(mcp_url).expect("server url"),
             auth: AuthSettings::None,
@@ -123,7 +136,7 @@ impl Gateway {
     /// audience is one of `audiences`.
     pub fn register_forward(&self, name: &str, mcp_url: &str, audiences: &[&str]) -> ServerKey {
         let key = ServerKey::new("default", name);
-        self.manager().register_server(ServerRegistration {
+        self.registry().upsert_server(ServerRegistration {
             key: key.clone(),
             url: Url::parse(mcp_url).expect("server url"),
             auth: AuthSettings::Forward(mcp_oauth_operator::registry::ForwardSettings {
@@ -240,12 +253,12 @@ pub async fn call_tool(mcp_url: &str, token: &str, tool: &str, args: serde_json:
 /// Create the challenge for `caller`, then log in at the IdP as `login` in a fresh scripted
 /// browser; returns the browser (holding the binding cookie) and the callback URL, not yet loaded.
 pub async fn start_login(
-    manager: &Manager,
+    flows: &Flows,
     server: &ServerKey,
     caller: &Caller,
     login: &str,
 ) -> (crate::Browser, Url) {
-    let challenge = manager
+    let challenge = flows
         .create_auth_challenge(server, caller, None)
         .await
         .expect("challenge");

@@ -76,8 +76,7 @@ impl Operator {
 
     fn registered(&self, namespace: &str, name: &str) -> bool {
         self.server
-            .manager
-            .registry()
+            .registry
             .server(&ServerKey::new(namespace, name))
             .is_some()
     }
@@ -94,8 +93,7 @@ impl Operator {
     /// controllers register their metrics themselves, so they are read as `/metrics` shows them).
     fn metric_sum(&self, prefix: &str) -> u64 {
         self.server
-            .manager
-            .metrics()
+            .metrics
             .encode()
             .lines()
             .filter(|l| l.starts_with(prefix))
@@ -421,11 +419,7 @@ async fn secrets_are_read_from_the_resource_namespace_only_and_followed() {
         .await;
     wait_ready(&api, "gh", "True", "Registered").await;
     let secret_of = || {
-        let reg = op
-            .server
-            .manager
-            .registry()
-            .server(&ServerKey::new("team-a", "gh"))?;
+        let reg = op.server.registry.server(&ServerKey::new("team-a", "gh"))?;
         match &reg.auth {
             AuthSettings::OAuth(o) => match &o.client {
                 ClientIdentity::PreRegistered(c) => c

@@ -2,7 +2,7 @@
 //! real OAuth-protected MCP server (official TypeScript SDK), and every bad-input case of the
 //! callback: each asserts the status and that nothing was stored.
 
-use mcp_oauth_operator::manager::AccessToken;
+use mcp_oauth_operator::flows::AccessToken;
 use mcp_oauth_operator::registry::{ClientAuthMethod, ClientIdentity, ServerKey};
 use mcp_oauth_operator::store::{FlowId, TokenKey, TokenRecord};
 use reqwest::StatusCode;
@@ -37,7 +37,7 @@ async fn echo_world() -> (World, ServerKey) {
 
 /// How many tokens the gateway holds.
 async fn stored_count(w: &World) -> usize {
-    w.gw.manager().token_store().count().await.expect("count")
+    w.gw.token_store().count().await.expect("count")
 }
 
 fn without_cimd() -> IdpOptions {
@@ -63,7 +63,7 @@ async fn logged_in_with_short_tokens(opts: IdpOptions) -> (World, ServerKey) {
 
 /// Alice's current access token for `server` (refreshed if due); panics when there is none.
 async fn alice_token(w: &World, server: &ServerKey) -> AccessToken {
-    w.gw.manager()
+    w.gw.flows()
         .get_token(server, &alice())
         .await
         .expect("get_token")
@@ -72,8 +72,7 @@ async fn alice_token(w: &World, server: &ServerKey) -> AccessToken {
 
 /// Alice's stored record for the IdP's issuer; panics when there is none.
 async fn stored(w: &World) -> (TokenKey, TokenRecord) {
-    w.gw.manager()
-        .token_store()
+    w.gw.token_store()
         .only_token_from(&alice().session, w.idp.issuer())
         .await
         .expect("store")
@@ -84,8 +83,8 @@ async fn stored(w: &World) -> (TokenKey, TokenRecord) {
 async fn alice_challenge(
     w: &World,
     server: &ServerKey,
-) -> mcp_oauth_operator::manager::AuthChallenge {
-    w.gw.manager()
+) -> mcp_oauth_operator::flows::AuthChallenge {
+    w.gw.flows()
         .create_auth_challenge(server, &alice(), None)
         .await
         .expect("challenge")
@@ -94,7 +93,7 @@ async fn alice_challenge(
 /// Challenge → scripted login → callback page. Returns the callback URL and the page status.
 async fn run_flow(w: &World, server: &ServerKey, login: &str) -> (Url, StatusCode, String) {
     let challenge =
-        w.gw.manager()
+        w.gw.flows()
             .create_auth_challenge(server, &alice(), None)
             .await
             .expect("challenge");
@@ -198,7 +197,7 @@ async fn cimd_without_as_support_and_without_a_client_is_refused_clearly() {
     let w = world_with(without_cimd(), &[]).await;
     let server = w.gw.register_oauth("echo", w.mcp.url());
     let err =
-        w.gw.manager()
+        w.gw.flows()
             .create_auth_challenge(&server, &alice(), None)
             .await
             .expect_err("no usable client identity");
@@ -222,7 +221,7 @@ async fn expired_access_token_is_refreshed_without_a_new_login() {
     let stats_before = w.idp.stats().await;
     // Concurrent callers during the refresh: exactly one refresh request reaches the IdP
     // (it revokes the whole grant if a rotated refresh token is reused).
-    let m = w.gw.manager().clone();
+    let m = w.gw.flows().clone();
     let calls = (0..8).map(|_| {
         let m = m.clone();
         let server = server.clone();
@@ -254,8 +253,7 @@ async fn expired_access_token_is_refreshed_without_a_new_login() {
     );
 
     let after =
-        w.gw.manager()
-            .token_store()
+        w.gw.token_store()
             .get(&key)
             .await
             .expect("store")
@@ -278,7 +276,7 @@ async fn expired_access_token_is_refreshed_without_a_new_login() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_challenges_share_one_pending_flow() {
     let (w, server) = echo_world().await;
-    let m = w.gw.manager().clone();
+    let m = w.gw.flows().clone();
     let calls = (0..6).map(|_| {
         let m = m.clone();
         let server = server.clone();
@@ -298,7 +296,7 @@ async fn concurrent_challenges_share_one_pending_flow() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replayed_unknown_and_expired_states_are_refused() {
     let (w, server) = echo_world().await;
-    let (browser, callback) = start_login(w.gw.manager(), &server, &alice(), "alice").await;
+    let (browser, callback) = start_login(w.gw.flows(), &server, &alice(), "alice").await;
     let (status, _, _) = browser.get_text(callback.as_str()).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(stored_count(&w).await, 1);
@@ -335,12 +333,12 @@ async fn replayed_unknown_and_expired_states_are_refused() {
     );
 
     // An expired flow behaves like an unknown one.
-    w.gw.manager()
-        .delete_tokens_by_session(&alice().session)
+    w.gw.token_store()
+        .delete_by_session(&alice().session)
         .await
         .expect("delete");
     let challenge =
-        w.gw.manager()
+        w.gw.flows()
             .create_auth_challenge(
                 &server,
                 &mcp_oauth_operator::identity::Caller::new("dave", "s-dave"),
@@ -350,7 +348,7 @@ async fn replayed_unknown_and_expired_states_are_refused() {
             .expect("challenge");
     let cb = browser.login_at_idp(&challenge.auth_url, "dave").await;
     let id = FlowId::parse(&query_param(&cb, "state").expect("state")).expect("flow id");
-    let flows = w.gw.manager().flow_store();
+    let flows = w.gw.flow_store();
     let mut flow = flows.get(&id).await.expect("get").expect("pending");
     flow.expires_at = mcp_oauth_operator::time::unix_now() - 1;
     flows.insert(&id, flow).await.expect("age it");
@@ -368,13 +366,9 @@ async fn a_stored_token_of_another_user_is_never_used() {
     assert_eq!(status, StatusCode::OK, "{body}");
     let (key, mut record) = stored(&w).await;
     record.user = "mallory".into();
-    w.gw.manager()
-        .token_store()
-        .put(&key, record)
-        .await
-        .expect("plant");
+    w.gw.token_store().put(&key, record).await.expect("plant");
     assert!(
-        w.gw.manager()
+        w.gw.flows()
             .get_token(&server, &alice())
             .await
             .expect("get_token")
@@ -394,7 +388,7 @@ async fn a_flow_without_a_token_resource_stores_nothing() {
     let browser = Browser::new();
     let cb = browser.login_at_idp(&challenge.auth_url, "alice").await;
     let id = FlowId::parse(&query_param(&cb, "state").expect("state")).expect("flow id");
-    let flows = w.gw.manager().flow_store();
+    let flows = w.gw.flow_store();
     let mut flow = flows.get(&id).await.expect("get").expect("pending");
     assert_eq!(
         flow.token_resource,
@@ -425,7 +419,7 @@ async fn callback_needs_the_browser_that_opened_the_link() {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     // Another browser with its own (valid) binding cookie from its own flow.
     let other_challenge =
-        w.gw.manager()
+        w.gw.flows()
             .create_auth_challenge(
                 &server,
                 &mcp_oauth_operator::identity::Caller::new("mallory", "s-m"),
@@ -460,7 +454,7 @@ async fn iss_mismatch_or_missing_is_refused_and_error_text_is_not_shown() {
     let (w, server) = echo_world().await;
     for tamper in [Some("http://127.0.0.1:1/evil"), None] {
         let challenge =
-            w.gw.manager()
+            w.gw.flows()
                 .create_auth_challenge(&server, &alice(), None)
                 .await
                 .expect("challenge");
@@ -484,7 +478,7 @@ async fn iss_mismatch_or_missing_is_refused_and_error_text_is_not_shown() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idp_error_parameter_is_shown_escaped_with_a_truthful_status() {
     let (w, server) = echo_world().await;
-    let (browser, callback) = start_login(w.gw.manager(), &server, &alice(), "alice").await;
+    let (browser, callback) = start_login(w.gw.flows(), &server, &alice(), "alice").await;
     let mut denied = with_param(&callback, "code", None);
     denied = with_param(&denied, "error", Some("access_denied"));
     denied = with_param(
@@ -638,7 +632,7 @@ async fn client_metadata_document_has_the_cimd_fields() {
     );
 
     // After a challenge, the scopes it requested are advertised too (the IdP checks them).
-    w.gw.manager()
+    w.gw.flows()
         .create_auth_challenge(&server, &alice(), None)
         .await
         .expect("challenge");
@@ -660,7 +654,7 @@ async fn client_metadata_document_has_the_cimd_fields() {
 async fn malformed_www_authenticate_falls_back_to_well_known_discovery() {
     let (w, server) = echo_world().await;
     let challenge =
-        w.gw.manager()
+        w.gw.flows()
             .create_auth_challenge(
                 &server,
                 &alice(),
@@ -677,8 +671,8 @@ async fn malformed_www_authenticate_falls_back_to_well_known_discovery() {
 async fn completion_hook_runs_after_the_token_is_stored() {
     let (w, server) = echo_world().await;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let store = w.gw.manager().token_store().clone();
-    w.gw.manager()
+    let store = w.gw.token_store().clone();
+    w.gw.flows()
         .set_completion_hook(std::sync::Arc::new(move |ev| {
             let tx = tx.clone();
             let store = store.clone();
@@ -702,22 +696,18 @@ async fn tokens_can_be_deleted_by_session_user_and_issuer() {
     let (w, server) = echo_world().await;
     let (_, status, _) = run_flow(&w, &server, "alice").await;
     assert_eq!(status, StatusCode::OK);
-    let m = w.gw.manager();
+    let m = w.gw.flows();
+    let store = w.gw.token_store();
     assert!(m.get_token(&server, &alice()).await.expect("get").is_some());
     assert_eq!(
-        m.delete_tokens_by_issuer(&alice().session, "http://other")
+        store
+            .delete_by_issuer(&alice().session, "http://other")
             .await
             .expect("del"),
         0
     );
-    assert_eq!(
-        m.delete_tokens_by_user("someone-else").await.expect("del"),
-        0
-    );
-    assert_eq!(
-        m.delete_tokens_by_user(&alice().user).await.expect("del"),
-        1
-    );
+    assert_eq!(store.delete_by_user("someone-else").await.expect("del"), 0);
+    assert_eq!(store.delete_by_user(&alice().user).await.expect("del"), 1);
     assert!(m.get_token(&server, &alice()).await.expect("get").is_none());
 }
 
@@ -728,7 +718,7 @@ async fn refresh_without_rotation_keeps_the_old_refresh_token() {
         ..Default::default()
     })
     .await;
-    let store = w.gw.manager().token_store();
+    let store = w.gw.token_store();
     let (key, before) = stored(&w).await;
     let rt = before
         .refresh_token
@@ -757,7 +747,7 @@ async fn refresh_without_rotation_keeps_the_old_refresh_token() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refresh_the_idp_rejects_drops_the_token_and_asks_for_authorization() {
     let (w, server) = logged_in_with_short_tokens(IdpOptions::default()).await;
-    let store = w.gw.manager().token_store();
+    let store = w.gw.token_store();
     let (_, record) = stored(&w).await;
     // Revoke the grant at the IdP (as a user would from their account page).
     let rt = record.refresh_token.expect("refresh token");
@@ -777,7 +767,7 @@ async fn a_refresh_the_idp_rejects_drops_the_token_and_asks_for_authorization() 
 
     tokio::time::sleep(std::time::Duration::from_millis(2200)).await;
     let t =
-        w.gw.manager()
+        w.gw.flows()
             .get_token(&server, &alice())
             .await
             .expect("no error, just no token");
@@ -790,13 +780,13 @@ async fn a_refresh_the_idp_rejects_drops_the_token_and_asks_for_authorization() 
         0,
         "the dead token was removed"
     );
-    let metrics = w.gw.manager().metrics().encode();
+    let metrics = w.gw.server.metrics.encode();
     assert!(
         metrics.contains("mcpoauth_token_refreshes_total{result=\"rejected\"} 1"),
         "{metrics}"
     );
     // And a new challenge can be made.
-    w.gw.manager()
+    w.gw.flows()
         .create_auth_challenge(&server, &alice(), None)
         .await
         .expect("new challenge");
@@ -811,7 +801,7 @@ async fn header_mode_refuses_a_link_opened_by_another_user() {
     let server = w.gw.register_oauth("echo", w.mcp.url());
     let mallory = mcp_oauth_operator::identity::Caller::new("mallory", "mallory");
     let challenge =
-        w.gw.manager()
+        w.gw.flows()
             .create_auth_challenge(&server, &mallory, None)
             .await
             .expect("challenge");
@@ -872,11 +862,11 @@ async fn a_remote_servers_junk_scopes_do_not_reach_the_client_metadata_document(
     // challenge naming more junk.
     let bare =
         w.gw.register("bare", &url, oauth_settings(&url, ClientIdentity::Cimd));
-    w.gw.manager()
+    w.gw.flows()
         .create_auth_challenge(&bare, &alice(), None)
         .await
         .expect("challenge from metadata");
-    w.gw.manager()
+    w.gw.flows()
         .create_auth_challenge(
             &hostile,
             &alice(),
@@ -995,7 +985,7 @@ async fn a_planted_binding_cookie_is_never_adopted() {
     assert_ne!(minted, planted, "the planted secret was adopted");
     let idp_url = location(&resp);
     let id = FlowId::parse(&flow).expect("flow id");
-    let bound = w.gw.manager().flow_store().get(&id).await.expect("get");
+    let bound = w.gw.flow_store().get(&id).await.expect("get");
     let bound = bound.and_then(|f| f.browser).expect("bound");
     use mcp_oauth_operator::store::BrowserBinding;
     assert!(!bound.matches(&BrowserBinding::from_cookie_secret(&planted)));
@@ -1030,7 +1020,7 @@ async fn parallel_flows_in_one_browser_complete_in_any_order() {
     for session in ["s-one", "s-two"] {
         let caller = mcp_oauth_operator::identity::Caller::new("alice", session);
         let challenge =
-            w.gw.manager()
+            w.gw.flows()
                 .create_auth_challenge(&server, &caller, None)
                 .await
                 .expect("challenge");
@@ -1056,7 +1046,7 @@ async fn cookies_take_the_host_prefix_at_an_https_root_and_the_prefix_path_below
         let gw = Gateway::start_with(&["--public-url", public]).await;
         let server = gw.register_oauth("echo", mcp.url());
         let challenge = gw
-            .manager()
+            .flows()
             .create_auth_challenge(&server, &alice(), None)
             .await
             .expect("challenge");
@@ -1115,7 +1105,7 @@ async fn a_gateway_below_a_path_prefix_completes_flows_end_to_end() {
 
     // Through the prefix, as a browser sees it.
     let challenge = gw
-        .manager()
+        .flows()
         .create_auth_challenge(&server, &me, None)
         .await
         .expect("challenge");
@@ -1136,18 +1126,18 @@ async fn a_gateway_below_a_path_prefix_completes_flows_end_to_end() {
     );
     let (status, _, body) = browser.get_text(callback.as_str()).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(gw.manager().token_store().count().await.expect("count"), 1);
+    assert_eq!(gw.token_store().count().await.expect("count"), 1);
     let name = whoami(&format!("{public}/mcp/default/echo"), "ignored").await;
     assert!(name.contains("alice"), "{name}");
 
     // Behind an Ingress that strips `/gw`: the browser still sends the cookie for `/gw/oauth`,
     // the gateway receives `/oauth/callback`.
-    gw.manager()
-        .delete_tokens_by_session(&me.session)
+    gw.token_store()
+        .delete_by_session(&me.session)
         .await
         .expect("delete");
     let challenge = gw
-        .manager()
+        .flows()
         .create_auth_challenge(&server, &me, None)
         .await
         .expect("challenge");
@@ -1164,7 +1154,7 @@ async fn a_gateway_below_a_path_prefix_completes_flows_end_to_end() {
         .await
         .expect("stripped callback");
     assert_eq!(resp.status(), StatusCode::OK);
-    assert_eq!(gw.manager().token_store().count().await.expect("count"), 1);
+    assert_eq!(gw.token_store().count().await.expect("count"), 1);
 }
 
 /// `header` identity: the callback re-checks the user the authenticating proxy names; another
@@ -1175,7 +1165,7 @@ async fn header_mode_callback_rechecks_the_user() {
     let server = w.gw.register_oauth("echo", w.mcp.url());
     let alice = mcp_oauth_operator::identity::Caller::new("alice", "alice");
     let challenge =
-        w.gw.manager()
+        w.gw.flows()
             .create_auth_challenge(&server, &alice, None)
             .await
             .expect("challenge");
@@ -1200,12 +1190,7 @@ async fn header_mode_callback_rechecks_the_user() {
     assert_eq!(stored_count(&w).await, 0);
     let id = FlowId::parse(&flow_of(&challenge.auth_url)).expect("flow id");
     assert!(
-        w.gw.manager()
-            .flow_store()
-            .get(&id)
-            .await
-            .expect("get")
-            .is_none(),
+        w.gw.flow_store().get(&id).await.expect("get").is_none(),
         "the flow was dropped"
     );
     // Alice herself now gets "unknown": the link is spent.
@@ -1232,8 +1217,7 @@ async fn connect_is_a_navigation_never_a_cross_site_subresource() {
         .build()
         .expect("client");
     let bound = || async {
-        w.gw.manager()
-            .flow_store()
+        w.gw.flow_store()
             .get(&id)
             .await
             .expect("get")

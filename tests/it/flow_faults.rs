@@ -125,7 +125,7 @@ async fn browser_flow(
     server: &mcp_oauth_operator::registry::ServerKey,
 ) -> (Browser, StatusCode, String, String) {
     let challenge = gw
-        .manager()
+        .flows()
         .create_auth_challenge(server, &alice(), None)
         .await
         .expect("challenge");
@@ -148,14 +148,14 @@ async fn fake_as_happy_path_works() {
     let (gw, server, _) = setup(Fault::None).await;
     let (_, status, body, _) = browser_flow(&gw, &server).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(gw.manager().token_store().count().await.expect("count"), 1);
+    assert_eq!(gw.token_store().count().await.expect("count"), 1);
 }
 
 #[tokio::test]
 async fn metadata_with_another_issuer_is_refused() {
     let (gw, server, _) = setup(Fault::IssuerDiffers).await;
     let err = gw
-        .manager()
+        .flows()
         .create_auth_challenge(&server, &alice(), None)
         .await
         .expect_err("refused");
@@ -167,7 +167,7 @@ async fn authorization_server_without_s256_is_refused() {
     for fault in [Fault::NoS256, Fault::NoPkceList] {
         let (gw, server, _) = setup(fault).await;
         let err = gw
-            .manager()
+            .flows()
             .create_auth_challenge(&server, &alice(), None)
             .await
             .expect_err("refused");
@@ -179,7 +179,7 @@ async fn authorization_server_without_s256_is_refused() {
 async fn oversized_metadata_is_refused() {
     let (gw, server, _) = setup(Fault::OversizedMetadata).await;
     let err = gw
-        .manager()
+        .flows()
         .create_auth_challenge(&server, &alice(), None)
         .await
         .expect_err("refused");
@@ -207,7 +207,7 @@ async fn token_endpoint_failures_never_look_like_success() {
             "upstream body not echoed: {body}"
         );
         assert_eq!(
-            gw.manager().token_store().count().await.expect("count"),
+            gw.token_store().count().await.expect("count"),
             0,
             "{fault:?}"
         );
@@ -221,7 +221,9 @@ async fn transient_token_failure_offers_a_working_retry() {
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(body.contains("Try again"), "{body}");
     assert!(
-        body.contains(&mcp_oauth_operator::http::escape_html(&connect_url)),
+        body.contains(&mcp_oauth_operator::flows::routes::page::escape_html(
+            &connect_url
+        )),
         "retry link is the same connect URL"
     );
     // The flow was put back for the same browser: retrying redirects to the AS again.

@@ -428,16 +428,14 @@ async fn world(opts: IdpOptions, gw_args: &[&str]) -> World {
 /// Log the gateway's (anonymous) caller in at the IdP as `login`.
 async fn login(w: &World, login: &str) {
     let server = mcp_oauth_operator::registry::ServerKey::new("default", "echo");
-    let (browser, callback) =
-        start_login(w.gw.manager(), &server, &Caller::anonymous(), login).await;
+    let (browser, callback) = start_login(w.gw.flows(), &server, &Caller::anonymous(), login).await;
     let (status, _, body) = browser.get_text(callback.as_str()).await;
     assert_eq!(status, StatusCode::OK, "{body}");
 }
 
 /// The stored token record of the anonymous caller.
 async fn stored(w: &World) -> Option<(mcp_oauth_operator::store::TokenKey, TokenRecord)> {
-    w.gw.manager()
-        .token_store()
+    w.gw.token_store()
         .only_token_from(&Caller::anonymous().session, w.idp.issuer())
         .await
         .expect("store")
@@ -598,7 +596,7 @@ fn register_at(
     resource: &str,
 ) {
     use mcp_oauth_operator::registry::{AuthSettings, ClientIdentity, ServerRegistration};
-    w.gw.manager().register_server(ServerRegistration {
+    w.gw.registry().upsert_server(ServerRegistration {
         key: key.clone(),
         url: url::Url::parse(url).expect("url"),
         auth: AuthSettings::OAuth(oauth_settings(resource, ClientIdentity::Cimd)),
@@ -772,7 +770,7 @@ async fn a_rejected_token_is_refreshed_once_or_dropped() {
     let w = world(IdpOptions::default(), &[]).await;
     login(&w, "carol").await;
     let rpc = Rpc::new(w.gw.mcp_url("echo"));
-    let store = w.gw.manager().token_store().clone();
+    let store = w.gw.token_store().clone();
 
     // The remote server rejects the access token but the grant is alive: refreshed, retried.
     let (key, mut record) = stored(&w).await.expect("token stored");
@@ -825,8 +823,7 @@ async fn a_session_opened_before_login_is_mapped_to_a_stateful_remote_session() 
     rpc.initialize().await;
     let gateway_session = rpc.session.clone().expect("gateway session");
     assert!(gateway_session.starts_with("mcpgw-"), "{gateway_session}");
-    let (browser, callback) =
-        start_login(gw.manager(), &server, &Caller::anonymous(), "dave").await;
+    let (browser, callback) = start_login(gw.flows(), &server, &Caller::anonymous(), "dave").await;
     let (status, _, body) = browser.get_text(callback.as_str()).await;
     assert_eq!(status, StatusCode::OK, "{body}");
 
@@ -884,8 +881,7 @@ async fn insufficient_scope_starts_a_step_up_with_the_union_of_scopes() {
     );
     settings.scopes = vec!["mcp:tools".to_owned()];
     let server = gw.register("narrow", mcp.url(), settings);
-    let (browser, callback) =
-        start_login(gw.manager(), &server, &Caller::anonymous(), "erin").await;
+    let (browser, callback) = start_login(gw.flows(), &server, &Caller::anonymous(), "erin").await;
     assert_eq!(browser.get_text(callback.as_str()).await.0, StatusCode::OK);
 
     // The token lacks mcp:resources: the remote server answers 403 insufficient_scope.
@@ -906,7 +902,6 @@ async fn insufficient_scope_starts_a_step_up_with_the_union_of_scopes() {
         .await;
     assert_eq!(who.text(), "erin", "{}", who.raw);
     let (key, _) = gw
-        .manager()
         .token_store()
         .only_token_from(&Caller::anonymous().session, idp.issuer())
         .await

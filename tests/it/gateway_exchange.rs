@@ -73,8 +73,8 @@ fn policy(
 /// Registers `policy` and a server `default/<name>` at `mcp_url` using it.
 fn register(gw: &Gateway, name: &str, mcp_url: &str, policy: PolicyRegistration) {
     let policy_name = policy.key.name.clone();
-    gw.manager().registry().upsert_policy(policy);
-    gw.manager().register_server(ServerRegistration {
+    gw.registry().upsert_policy(policy);
+    gw.registry().upsert_server(ServerRegistration {
         key: ServerKey::new("default", name),
         url: Url::parse(mcp_url).expect("server url"),
         auth: AuthSettings::Exchange(ExchangeSettings {
@@ -156,7 +156,7 @@ async fn exchange_reaches_the_server_as_the_user_and_is_cached_until_near_expiry
     assert_alice(&gw.mcp_url("ex"), &subject).await;
     assert_eq!(idp.stats().await.token_requests, 1, "served from the cache");
     assert_eq!(
-        gw.manager().exchange_counts(&policy_key),
+        gw.flows().exchange_counts(&policy_key),
         ExchangeCounts { hits: 1, misses: 1 }
     );
 
@@ -171,7 +171,7 @@ async fn exchange_reaches_the_server_as_the_user_and_is_cached_until_near_expiry
     // Sign-out everywhere forgets the user's exchanged tokens.
     assert_alice(&gw.mcp_url("ex"), &subject).await;
     assert_eq!(idp.stats().await.token_requests, 2);
-    gw.manager()
+    gw.flows()
         .logout(&Caller::new("alice", "any-session"), true)
         .await
         .expect("logout");
@@ -182,7 +182,7 @@ async fn exchange_reaches_the_server_as_the_user_and_is_cached_until_near_expiry
         "exchanged again after logout"
     );
     assert_eq!(
-        gw.manager().exchange_counts(&policy_key),
+        gw.flows().exchange_counts(&policy_key),
         ExchangeCounts { hits: 2, misses: 3 }
     );
 
@@ -271,7 +271,7 @@ async fn misconfigured_policies_are_refused_with_clear_errors() {
     private.allow_private_networks = false;
     register(&gw, "private", mcp.url(), private);
     // A server naming a policy that is not registered.
-    gw.manager().register_server(ServerRegistration {
+    gw.registry().upsert_server(ServerRegistration {
         key: ServerKey::new("default", "no-policy"),
         url: Url::parse(mcp.url()).expect("url"),
         auth: AuthSettings::Exchange(ExchangeSettings {

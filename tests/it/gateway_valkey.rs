@@ -189,14 +189,14 @@ async fn replicas(ttl: u64) -> Replicas {
 async fn a_flow_started_on_one_replica_completes_on_the_other() {
     let r = replicas(600).await;
     let server = mcp_oauth_operator::registry::ServerKey::new("default", "echo");
-    let (browser, callback) = start_login(r.a.manager(), &server, &alice(), "alice").await;
+    let (browser, callback) = start_login(r.a.flows(), &server, &alice(), "alice").await;
     // The load balancer sends the callback to B.
     let on_b = callback.as_str().replace(&r.a.base(), &r.b.base());
     let (status, _, body) = browser.get_text(&on_b).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     // A uses the token B stored.
     let token =
-        r.a.manager()
+        r.a.flows()
             .get_token(&server, &alice())
             .await
             .expect("get")
@@ -221,14 +221,14 @@ async fn a_flow_started_on_one_replica_completes_on_the_other() {
 async fn only_one_replica_refreshes_an_expiring_token() {
     let r = replicas(3).await;
     let server = mcp_oauth_operator::registry::ServerKey::new("default", "echo");
-    let (browser, cb) = start_login(r.a.manager(), &server, &alice(), "alice").await;
+    let (browser, cb) = start_login(r.a.flows(), &server, &alice(), "alice").await;
     assert_eq!(browser.get_text(cb.as_str()).await.0, StatusCode::OK);
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let before = r.idp.stats().await.token_requests;
     let mut calls = Vec::new();
     for gw in [&r.a, &r.b] {
         for _ in 0..4 {
-            let m = gw.manager().clone();
+            let m = gw.flows().clone();
             let server = server.clone();
             calls.push(tokio::spawn(
                 async move { m.get_token(&server, &alice()).await },
@@ -255,11 +255,10 @@ async fn only_one_replica_refreshes_an_expiring_token() {
 async fn a_dead_lease_holder_delays_a_refresh_by_at_most_its_lease() {
     let r = replicas(3).await;
     let server = mcp_oauth_operator::registry::ServerKey::new("default", "echo");
-    let (browser, cb) = start_login(r.a.manager(), &server, &alice(), "alice").await;
+    let (browser, cb) = start_login(r.a.flows(), &server, &alice(), "alice").await;
     assert_eq!(browser.get_text(cb.as_str()).await.0, StatusCode::OK);
     let (key, _) =
-        r.a.manager()
-            .token_store()
+        r.a.token_store()
             .only_token_from(&alice().session, r.idp.issuer())
             .await
             .expect("store")
@@ -285,7 +284,7 @@ async fn a_dead_lease_holder_delays_a_refresh_by_at_most_its_lease() {
     );
     let start = Instant::now();
     let t =
-        r.a.manager()
+        r.a.flows()
             .get_token(&server, &alice())
             .await
             .expect("get")
@@ -307,7 +306,7 @@ async fn a_dead_lease_holder_delays_a_refresh_by_at_most_its_lease() {
 async fn rotate_keys_reencrypts_everything_and_reports_missing_keys() {
     let r = replicas(600).await;
     let server = mcp_oauth_operator::registry::ServerKey::new("default", "echo");
-    let (browser, cb) = start_login(r.a.manager(), &server, &alice(), "alice").await;
+    let (browser, cb) = start_login(r.a.flows(), &server, &alice(), "alice").await;
     assert_eq!(browser.get_text(cb.as_str()).await.0, StatusCode::OK);
 
     let old = std::fs::read_to_string(&r.key_file).expect("ring");
@@ -371,7 +370,7 @@ async fn rotate_keys_reencrypts_everything_and_reports_missing_keys() {
     let c = Gateway::start_with(&flags).await;
     c.register_oauth("echo", r.mcp.url());
     let t = c
-        .manager()
+        .flows()
         .get_token(&server, &alice())
         .await
         .expect("get")
@@ -401,7 +400,7 @@ async fn valkey_restart_mid_flow_fails_clearly_then_recovers() {
     let prefix = random_prefix();
     let gw = Gateway::start_with(&valkey_flags(&url, &prefix, &key)).await;
     let server = gw.register_oauth("echo", mcp.url());
-    let (browser, callback) = start_login(gw.manager(), &server, &alice(), "alice").await;
+    let (browser, callback) = start_login(gw.flows(), &server, &alice(), "alice").await;
 
     valkey.stop();
     let started = Instant::now();
@@ -418,7 +417,7 @@ async fn valkey_restart_mid_flow_fails_clearly_then_recovers() {
     let deadline = Instant::now() + Duration::from_secs(10);
     let challenge = loop {
         match gw
-            .manager()
+            .flows()
             .create_auth_challenge(&server, &alice(), None)
             .await
         {
@@ -435,7 +434,7 @@ async fn valkey_restart_mid_flow_fails_clearly_then_recovers() {
     let (status, _, body) = browser.get_text(callback.as_str()).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let t = gw
-        .manager()
+        .flows()
         .get_token(&server, &alice())
         .await
         .expect("get")

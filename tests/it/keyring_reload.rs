@@ -106,11 +106,10 @@ struct Subject {
 }
 
 impl Subject {
-    /// Stores a token for `session` through the manager's token store.
+    /// Stores a token for `session` through the gateway's token store.
     async fn put(&self, session: &str, access: &str) -> Result<(), String> {
         self.server
-            .manager
-            .token_store()
+            .token_store
             .put(&token_key(session), record(access))
             .await
             .map_err(|e| e.to_string())
@@ -118,8 +117,7 @@ impl Subject {
 
     async fn read(&self, session: &str) -> Option<String> {
         self.server
-            .manager
-            .token_store()
+            .token_store
             .get(&token_key(session))
             .await
             .expect("token readable")
@@ -159,7 +157,7 @@ impl Subject {
             "reloads" => "mcpoauth_keyring_reloads_total",
             other => panic!("unknown metric {other}"),
         };
-        let text = self.server.manager.metrics().encode();
+        let text = self.server.metrics.encode();
         text.lines()
             .find_map(|line| line.strip_prefix(exported)?.strip_prefix(' '))
             .and_then(|value| value.parse().ok())

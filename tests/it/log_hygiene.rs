@@ -51,7 +51,7 @@ async fn no_secret_appears_in_the_logs_of_a_full_flow_and_refresh() {
     let caller = alice();
 
     let challenge = gw
-        .manager()
+        .flows()
         .create_auth_challenge(&server, &caller, None)
         .await
         .expect("challenge");
@@ -60,7 +60,6 @@ async fn no_secret_appears_in_the_logs_of_a_full_flow_and_refresh() {
     let state = query_param(&callback, "state").expect("state");
     let code = query_param(&callback, "code").expect("code");
     let flow = gw
-        .manager()
         .flow_store()
         .get(&FlowId::parse(&state).expect("id"))
         .await
@@ -79,7 +78,6 @@ async fn no_secret_appears_in_the_logs_of_a_full_flow_and_refresh() {
     assert_eq!(status, reqwest::StatusCode::OK);
 
     let (_, first) = gw
-        .manager()
         .token_store()
         .only_token_from(&caller.session, idp.issuer())
         .await
@@ -87,13 +85,12 @@ async fn no_secret_appears_in_the_logs_of_a_full_flow_and_refresh() {
         .expect("token");
     tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
     let refreshed = gw
-        .manager()
+        .flows()
         .get_token(&server, &caller)
         .await
         .expect("get")
         .expect("refreshed");
     let (_, second) = gw
-        .manager()
         .token_store()
         .only_token_from(&caller.session, idp.issuer())
         .await

@@ -41,7 +41,7 @@ fn unix_now() -> u64 {
 
 /// A full login of `caller` (as IdP user `login`) through the gateway's callback.
 async fn login(w: &World, server: &ServerKey, caller: &Caller, login_name: &str) {
-    let (browser, callback) = start_login(w.gw.manager(), server, caller, login_name).await;
+    let (browser, callback) = start_login(w.gw.flows(), server, caller, login_name).await;
     let (status, _, body) = browser.get_text(callback.as_str()).await;
     assert_eq!(status, StatusCode::OK, "callback page: {body}");
 }
@@ -49,8 +49,7 @@ async fn login(w: &World, server: &ServerKey, caller: &Caller, login_name: &str)
 /// The refresh token stored for `session` (exactly one entry expected).
 async fn stored_refresh_token(w: &World, session: &str) -> String {
     let entries =
-        w.gw.manager()
-            .token_store()
+        w.gw.token_store()
             .all_for_session(session)
             .await
             .expect("store");
@@ -65,8 +64,7 @@ async fn stored_refresh_token(w: &World, session: &str) -> String {
 }
 
 async fn session_entries(w: &World, session: &str) -> usize {
-    w.gw.manager()
-        .token_store()
+    w.gw.token_store()
         .all_for_session(session)
         .await
         .expect("store")
@@ -125,8 +123,8 @@ fn server_line<'a>(status: &'a Value, name: &str) -> &'a Value {
 
 /// Whether any authorization flow was started (the `flows_started` counter).
 fn flows_started(gw: &Gateway) -> bool {
-    gw.manager()
-        .metrics()
+    gw.server
+        .metrics
         .encode()
         .contains("mcpoauth_flows_started_total{")
 }
@@ -146,7 +144,7 @@ async fn post_logout(gw: &Gateway, everywhere: Option<&str>) -> reqwest::Respons
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_shows_what_needs_authorization_then_the_token_after_login() {
     let w = world().await;
-    w.gw.manager().register_server(ServerRegistration {
+    w.gw.registry().upsert_server(ServerRegistration {
         key: ServerKey::new("default", "open"),
         url: Url::parse(w.mcp.url()).expect("url"),
         auth: AuthSettings::None,
@@ -287,18 +285,14 @@ async fn logout_everywhere_removes_every_session_of_the_user_and_no_one_else() {
     let bob_refresh = stored_refresh_token(&w, &bob.session).await;
 
     // This session only first: the other session stays.
-    let report =
-        w.gw.manager()
-            .logout(&alice_2, false)
-            .await
-            .expect("logout");
+    let report = w.gw.flows().logout(&alice_2, false).await.expect("logout");
     assert_eq!(report.removed, 1);
     assert_eq!(session_entries(&w, &alice_1.session).await, 1);
     assert!(!active_at_idp(&w.idp, &alice_2_refresh_before).await);
     login(&w, &w.server, &alice_2, "alice").await;
     let alice_2_refresh = stored_refresh_token(&w, &alice_2.session).await;
 
-    let report = w.gw.manager().logout(&alice_1, true).await.expect("logout");
+    let report = w.gw.flows().logout(&alice_1, true).await.expect("logout");
     assert_eq!(report.removed, 2, "{report:?}");
     assert!(report.failures.is_empty(), "{report:?}");
     // Every session of the user is found through the user index and revoked, not just deleted.
@@ -320,7 +314,7 @@ async fn logout_everywhere_removes_every_session_of_the_user_and_no_one_else() {
         "bob's grant is untouched"
     );
     let token =
-        w.gw.manager()
+        w.gw.flows()
             .get_token(&w.server, &bob)
             .await
             .expect("get_token");
@@ -355,22 +349,21 @@ async fn a_failing_revocation_is_reported_and_the_tokens_are_still_removed() {
     // The gateway has the IdP's metadata cached from the flow; now the IdP goes away.
     idp.stop().await;
 
-    let report = gw.manager().logout(&me, false).await.expect("logout");
+    let report = gw.flows().logout(&me, false).await.expect("logout");
     assert_eq!(report.removed, 1);
     assert_eq!(report.revoked, 0);
     assert!(!report.failures.is_empty(), "{report:?}");
     assert_eq!(report.failures[0].token_type, "refresh_token");
     assert!(!report.failures[0].issuer.is_empty());
     assert!(
-        gw.manager()
-            .token_store()
+        gw.token_store()
             .all_for_session(&me.session)
             .await
             .expect("store")
             .is_empty(),
         "deleted locally despite the failure"
     );
-    let metrics = gw.manager().metrics().encode();
+    let metrics = gw.server.metrics.encode();
     assert!(
         metrics.contains("mcpoauth_token_revocations_total{result=\"failed\"}"),
         "{metrics}"
@@ -497,19 +490,19 @@ async fn python_sdk_server_works_as_an_oauth_upstream() {
     let alice = alice();
 
     assert!(
-        gw.manager()
+        gw.flows()
             .get_token(&server, &alice)
             .await
             .expect("get_token")
             .is_none(),
         "no token before the login"
     );
-    let (browser, callback) = start_login(gw.manager(), &server, &alice, "alice").await;
+    let (browser, callback) = start_login(gw.flows(), &server, &alice, "alice").await;
     let (status, _, body) = browser.get_text(callback.as_str()).await;
     assert_eq!(status, StatusCode::OK, "{body}");
 
     let token = gw
-        .manager()
+        .flows()
         .get_token(&server, &alice)
         .await
         .expect("get_token")
@@ -523,11 +516,11 @@ async fn python_sdk_server_works_as_an_oauth_upstream() {
     );
 
     // Sign-out revokes the grant: the Python server's token is from it, and the status flips.
-    let report = gw.manager().logout(&alice, false).await.expect("logout");
+    let report = gw.flows().logout(&alice, false).await.expect("logout");
     assert_eq!(report.removed, 1);
     assert!(report.failures.is_empty(), "{report:?}");
     assert!(
-        gw.manager()
+        gw.flows()
             .get_token(&server, &alice)
             .await
             .expect("get_token")

@@ -5,7 +5,7 @@
 //! When the token endpoint fails transiently the flow is put back, so the user can retry from
 //! the same link instead of being stuck.
 
-use super::{CallbackError, CompletionEvent, Manager};
+use super::{CallbackError, CompletionEvent, Flows};
 use crate::oauth::{ClientCredentials, check_iss};
 use crate::registry::{AuthSettings, ClientIdentity, ServerKey};
 use crate::store::{
@@ -33,9 +33,9 @@ pub struct CallbackSuccess {
     pub issuer: String,
 }
 
-impl Manager {
+impl Flows {
     /// Complete a flow. `browser` is the binding from the cookie, if the browser sent one.
-    pub async fn complete_callback(
+    pub(super) async fn complete_callback(
         &self,
         params: CallbackParams,
         browser: Option<BrowserBinding>,
@@ -57,7 +57,7 @@ impl Manager {
         };
         let server = flow.server.clone();
         let fail = |e: CallbackError| {
-            self.metrics.flow_failed(&server.to_string(), e.reason());
+            self.counters.flow_failed(&server.to_string(), e.reason());
             tracing::warn!(server = %server, flow = %id.short(), reason = e.reason(), error = %e, "authorization flow failed");
             e
         };
@@ -165,12 +165,7 @@ impl Manager {
             .map_err(|e| (fail(e.into()), None))?;
         self.issuers
             .insert(flow.server.clone(), flow.issuer.clone());
-        self.metrics
-            .flows_completed
-            .get_or_create(&crate::metrics::ServerLabel {
-                server: flow.server.to_string(),
-            })
-            .inc();
+        self.counters.flow_completed(&flow.server.to_string());
         tracing::info!(
             server = %flow.server,
             session = %short(&flow.session),

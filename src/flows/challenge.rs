@@ -1,7 +1,7 @@
 //! Creating an auth challenge: work out which authorization server and scopes the flow needs,
 //! record a pending flow, and hand back a link to our own `/oauth/connect`.
 
-use super::{ChallengeError, Manager};
+use super::{ChallengeError, Flows};
 use crate::identity::Caller;
 use crate::oauth::{ProtectedResourceMetadata, parse_bearer, select_scopes};
 use crate::registry::{AuthSettings, ClientIdentity, OAuthSettings, ServerKey, ServerRegistration};
@@ -21,7 +21,7 @@ pub struct AuthChallenge {
     pub message: String,
 }
 
-impl Manager {
+impl Flows {
     /// Create (or reuse) the pending flow for `caller` and `server`.
     ///
     /// `www_authenticate` is the remote server's 401/403 header when there was one; its
@@ -174,12 +174,7 @@ impl Manager {
         };
         let id = FlowId::generate();
         self.flows.insert(&id, flow).await?;
-        self.metrics
-            .flows_started
-            .get_or_create(&crate::metrics::ServerLabel {
-                server: server.to_string(),
-            })
-            .inc();
+        self.counters.flow_started(&server.to_string());
         tracing::info!(
             server = %server,
             session = %short(&caller.session),
@@ -247,9 +242,7 @@ fn unwrap_shared(e: Arc<ChallengeError>) -> ChallengeError {
                 server: server.clone(),
                 source: source.clone(),
             },
-            ChallengeError::Store(e) => {
-                ChallengeError::Store(crate::store::StoreError::unavailable(e.to_string()))
-            }
+            ChallengeError::Store(e) => ChallengeError::Store(e.clone()),
         },
     }
 }

@@ -4,7 +4,7 @@
 //! user asked for the gateway to forget the tokens, and it must not keep them because an IdP is
 //! down.
 
-use super::Manager;
+use super::Flows;
 use crate::identity::Caller;
 use crate::oauth::{ClientCredentials, RevocationOutcome, TokenTypeHint, revoke_token_set};
 use crate::registry::{AuthSettings, ClientIdentity};
@@ -141,7 +141,7 @@ fn credentials_for<'a>(
         .unwrap_or_else(|| ClientCredentials::public(client_id))
 }
 
-impl Manager {
+impl Flows {
     /// Sign `caller` out: of this session, or (`everywhere`) of every session of the user.
     ///
     /// This session's tokens are read first, then the local delete runs, then each token set is
@@ -231,12 +231,7 @@ impl Manager {
         let mut tally = Tally::default();
         for (issuer, outcomes) in results {
             for (hint, outcome) in outcomes {
-                self.metrics
-                    .token_revocations
-                    .get_or_create(&crate::metrics::ResultLabel {
-                        result: outcome.label().to_owned(),
-                    })
-                    .inc();
+                self.counters.revocation(outcome.label());
                 if let Outcome::Done(RevocationOutcome::Failed(e)) = &outcome {
                     tracing::warn!(issuer = %issuer, session = %short(session), token_type = hint_name(hint), error = %e, "token revocation failed; the gateway's copy is deleted anyway");
                 }
@@ -289,10 +284,7 @@ impl Manager {
             .values()
             .filter_map(|reg| match &reg.auth {
                 AuthSettings::OAuth(s) => {
-                    let issuer = s
-                        .issuer
-                        .clone()
-                        .or_else(|| self.issuers.get(&reg.key).map(|i| i.clone()));
+                    let issuer = s.issuer.clone().or_else(|| self.issuers.get(&reg.key));
                     Some((issuer, &s.client))
                 }
                 _ => None,

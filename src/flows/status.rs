@@ -7,7 +7,7 @@
 //! session's tokens; issuers are the pinned or already learned ones, and are discovered (with
 //! bounded concurrency, then remembered) only when the session holds tokens to match.
 
-use super::Manager;
+use super::{Flows, START_PATH};
 use crate::identity::Caller;
 use crate::registry::{AuthSettings, ServerKey, ServerRegistration};
 use crate::store::ranking::best_for_binding;
@@ -16,9 +16,6 @@ use crate::time::unix_now;
 use futures::StreamExt as _;
 use serde::Serialize;
 use std::sync::Arc;
-
-/// Path of the endpoint that starts a flow for one server (`?server=namespace/name`).
-pub const START_PATH: &str = "/oauth/start";
 
 /// Issuer discoveries run in parallel up to this many.
 const DISCOVERY_CONCURRENCY: usize = 8;
@@ -79,7 +76,7 @@ fn status_of(
         return status;
     };
     let token = issuer.as_ref().and_then(|i| {
-        let binding = Manager::token_binding(reg, settings, i.clone());
+        let binding = Flows::token_binding(reg, settings, i.clone());
         best_for_binding(entries, &binding, now)
     });
     status.issuer = issuer;
@@ -98,9 +95,12 @@ fn status_of(
     status
 }
 
-impl Manager {
+impl Flows {
     /// The authorization status of `caller` for every registered server, sorted by server.
-    pub async fn auth_status(&self, caller: &Caller) -> Result<Vec<ServerAuthStatus>, StatusError> {
+    pub(super) async fn auth_status(
+        &self,
+        caller: &Caller,
+    ) -> Result<Vec<ServerAuthStatus>, StatusError> {
         let entries: Vec<(TokenKey, TokenRecord)> = self
             .tokens
             .all_for_session(&caller.session)
@@ -136,7 +136,7 @@ impl Manager {
     }
 
     /// `{public_url}/oauth/start?server=namespace/name`.
-    pub fn start_url(&self, server: &ServerKey) -> String {
+    fn start_url(&self, server: &ServerKey) -> String {
         let mut url = self.cfg.url_for(START_PATH);
         url.query_pairs_mut()
             .append_pair("server", &server.to_string());

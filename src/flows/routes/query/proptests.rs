@@ -3,7 +3,7 @@
 //! a typed error, never a panic; well-formed values read back.
 
 use super::*;
-use crate::manager::{SIGN_IN_STATE_PREFIX, sign_in_flow};
+use crate::flows::{SIGN_IN_STATE_PREFIX, sign_in_flow};
 use crate::store::{BrowserBinding, FlowId};
 use axum_extra::extract::cookie::CookieJar;
 use http::{HeaderMap, HeaderValue, header};

@@ -5,10 +5,10 @@
 //! server's redirect back is a top-level navigation, which Lax cookies follow), scoped to the
 //! public URL's path, and `__Host-` whenever the public URL is HTTPS at the root.
 
-use super::pages::Page;
+use super::page::Page;
 use super::redirect::redirect;
-use super::{AppState, BROWSER_COOKIE, query};
-use crate::manager::ConnectError;
+use super::{BROWSER_COOKIE, FlowsApp, query};
+use crate::flows::ConnectError;
 use crate::store::{BrowserBinding, FlowId};
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -23,7 +23,7 @@ use url::Url;
 const COOKIE_MAX_AGE_SECS: i64 = crate::store::FLOW_TTL_SECS as i64;
 
 pub(super) async fn connect(
-    State(app): State<AppState>,
+    State(app): State<FlowsApp>,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Response {
@@ -34,13 +34,13 @@ pub(super) async fn connect(
     let Some(id) = flow.as_deref().and_then(FlowId::parse) else {
         return error_page(&ConnectError::MalformedFlow);
     };
-    let scope = CookieScope::of(&app.manager.config().public_url);
+    let scope = CookieScope::of(&app.flows.config().public_url);
     let name = scope.name(&id);
     // A value the browser sends is kept only when the flow is already bound to it (this browser
     // opening its link again); anything else — a cookie planted by a sibling subdomain, a stale
     // one — is ignored and a fresh secret minted, so no one can know a binding in advance.
     let presented = presented_secrets(&headers, &name);
-    let secret = match app.manager.bound_secret(&id, &presented).await {
+    let secret = match app.flows.bound_secret(&id, &presented).await {
         Ok(Some(s)) => s.to_owned(),
         Ok(None) => new_secret(),
         Err(e) => return error_page(&e),
@@ -48,10 +48,10 @@ pub(super) async fn connect(
     let binding = BrowserBinding::from_cookie_secret(&secret);
     let next = match app.identity.sign_in() {
         // `oidc` with a sign-in client: the browser proves whose it is first.
-        Some(oidc) => app.manager.begin_sign_in(id.as_str(), binding, oidc).await,
+        Some(oidc) => app.flows.begin_sign_in(id.as_str(), binding, oidc).await,
         None => {
             let browser_user = app.identity.browser_user(&headers);
-            app.manager
+            app.flows
                 .begin_connect(id.as_str(), binding, browser_user)
                 .await
         }

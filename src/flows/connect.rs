@@ -1,18 +1,18 @@
 //! `/oauth/connect`: bind a pending flow to the browser that opened the link, then build the
 //! authorization-server URL (PKCE S256, state, scope, resource).
 
-use super::{CallbackError, ConnectError, Manager};
+use super::{CallbackError, ConnectError, Flows};
 use crate::oauth::{AuthorizeRequest, PkcePair, authorization_url};
 use crate::registry::{AuthSettings, ClientIdentity};
 use crate::store::{BindOutcome, BrowserBinding, ConsumeOutcome, FlowId};
 use url::Url;
 
-impl Manager {
+impl Flows {
     /// The one of `presented` (cookie secrets the browser sent for flow `flow`) that the flow is
     /// already bound to, if any: the same browser opening its link again keeps its secret. A
     /// secret the flow is not bound to is never adopted (a planted cookie could be known to
     /// whoever planted it).
-    pub async fn bound_secret<'a>(
+    pub(super) async fn bound_secret<'a>(
         &self,
         flow: &FlowId,
         presented: &[&'a str],
@@ -34,7 +34,7 @@ impl Manager {
     /// flow's and an authenticating proxy names a user (`header` identity) who is not the
     /// flow's user, the flow is dropped and [`CallbackError::OtherUser`] returned: the link is
     /// out of its user's hands. An unknown flow is [`CallbackError::UnknownState`].
-    pub async fn callback_binding(
+    pub(super) async fn callback_binding(
         &self,
         flow: &FlowId,
         presented: &[&str],
@@ -72,7 +72,7 @@ impl Manager {
     ///
     /// The first browser to open the link owns the flow; the same browser may open it again
     /// (each visit gets a fresh PKCE pair); any other browser is refused.
-    pub async fn begin_connect(
+    pub(super) async fn begin_connect(
         &self,
         flow: &str,
         browser: BrowserBinding,

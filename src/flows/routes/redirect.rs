@@ -1,6 +1,6 @@
 //! A `302 Found` to a URL the gateway built (an authorization endpoint with its query).
 
-use super::pages::Page;
+use super::page::Page;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use url::Url;

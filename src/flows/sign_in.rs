@@ -10,7 +10,7 @@
 //! itself is unchanged by the sign-in: the remote leg gets a fresh PKCE pair, so a remote
 //! authorization response can only be redeemed after the sign-in passed.
 
-use super::{CallbackError, CallbackParams, ConnectError, Manager};
+use super::{CallbackError, CallbackParams, ConnectError, Flows, SignInError};
 use crate::identity::OidcAuthenticator;
 use crate::identity::oidc::sign_in_nonce;
 use crate::oauth::{AuthorizeRequest, ClientCredentials, PkcePair, authorization_url, check_iss};
@@ -28,9 +28,9 @@ pub fn sign_in_flow(state: &str) -> Option<&str> {
     state.strip_prefix(SIGN_IN_STATE_PREFIX)
 }
 
-impl Manager {
+impl Flows {
     /// Bind flow `flow` to `browser` and return the URL of the sign-in at the gateway's issuer.
-    pub async fn begin_sign_in(
+    pub(super) async fn begin_sign_in(
         &self,
         flow: &str,
         browser: BrowserBinding,
@@ -39,11 +39,11 @@ impl Manager {
         let id = FlowId::parse(flow).ok_or(ConnectError::MalformedFlow)?;
         let client = oidc
             .sign_in_client()
-            .ok_or_else(|| ConnectError::SignInUnavailable("no sign-in client".to_owned()))?;
+            .ok_or(ConnectError::SignInUnavailable(SignInError::NoClient))?;
         let md = oidc
             .sign_in_metadata()
             .await
-            .map_err(|e| ConnectError::SignInUnavailable(e.to_string()))?;
+            .map_err(|e| ConnectError::SignInUnavailable(SignInError::Metadata(e)))?;
         let pkce = PkcePair::generate();
         match self.flows.bind(&id, browser, pkce.verifier.clone()).await? {
             BindOutcome::Bound(_) => {}
@@ -76,7 +76,7 @@ impl Manager {
 
     /// Finish a sign-in: the browser must be the flow's, the ID token must name the flow's
     /// user. Returns the remote authorization server's URL to send the browser on to.
-    pub async fn complete_sign_in(
+    pub(super) async fn complete_sign_in(
         &self,
         params: CallbackParams,
         browser: Option<BrowserBinding>,
@@ -100,7 +100,7 @@ impl Manager {
             .sign_in_as_flow_user(&id, &flow, params, browser, oidc)
             .await;
         if let Err(e) = &result {
-            self.metrics
+            self.counters
                 .flow_failed(&flow.server.to_string(), e.reason());
         }
         result
@@ -121,11 +121,11 @@ impl Manager {
             .ok_or(CallbackError::OtherBrowser)?;
         let client = oidc
             .sign_in_client()
-            .ok_or_else(|| CallbackError::SignIn("no sign-in client".to_owned()))?;
+            .ok_or(CallbackError::SignIn(SignInError::NoClient))?;
         let md = oidc
             .sign_in_metadata()
             .await
-            .map_err(|e| CallbackError::SignIn(e.to_string()))?;
+            .map_err(|e| CallbackError::SignIn(SignInError::Metadata(e)))?;
         check_iss(
             oidc.issuer(),
             md.authorization_response_iss_parameter_supported,
@@ -156,19 +156,16 @@ impl Manager {
                     // A spent or expired code: the same answer as on the remote leg.
                     CallbackError::TokenExchange(e)
                 } else {
-                    CallbackError::SignIn(format!("the token request failed: {e}"))
+                    CallbackError::SignIn(SignInError::TokenRequest(e))
                 }
             })?;
-        let id_token = response.id_token.ok_or_else(|| {
-            CallbackError::SignIn(
-                "the token response carries no id_token (may the client use scope openid?)"
-                    .to_owned(),
-            )
-        })?;
+        let id_token = response
+            .id_token
+            .ok_or(CallbackError::SignIn(SignInError::NoIdToken))?;
         let user = oidc
             .verify_id_token(id_token.expose_secret(), &sign_in_nonce(&verifier))
             .await
-            .map_err(|e| CallbackError::SignIn(format!("the ID token was refused: {e}")))?;
+            .map_err(|e| CallbackError::SignIn(SignInError::IdToken(e)))?;
         if user != flow.user {
             tracing::warn!(
                 flow = %id.short(),

@@ -1,34 +1,52 @@
-//! The programmatic API of the gateway's OAuth side (the seed's `Manager`): register servers,
-//! create auth challenges, run the browser flow's two steps, hand out (refreshed) tokens, delete
-//! tokens, and notify a completion hook. The HTTP handlers are thin wrappers around it.
+//! The browser flow: create the auth challenge that starts a flow, then connect (bind the
+//! browser, optionally sign it in first), callback (redeem the code, store the token), and the
+//! caller's status and sign-out pages. [`Flows`] does the work; [`routes`] are its thin HTTP
+//! handlers, which [`crate::http`] mounts behind its origin checks and rate limit.
+//!
+//! The callback path, top to bottom: `routes::callback` reads the query and the flow's cookie
+//! → `Flows::callback_binding` (which browser, which user) → `Flows::complete_callback` (or,
+//! for a sign-in `state`, `Flows::complete_sign_in`) → [`crate::oauth`] (metadata, `iss`, token
+//! request) → [`crate::store::TokenStore::put`] → the completion hook.
+//!
+//! Getting and refreshing stored tokens (`tokens.rs`, still included here) and the token
+//! exchanger belong to the credentials stage; they move out of this module with issue 13.
 
 mod callback;
 mod challenge;
 mod config;
 mod connect;
 mod error;
+mod issuers;
 mod logout;
+mod metrics;
+pub mod routes;
 mod sign_in;
 mod status;
+// Token get and refresh: the credentials stage's, kept at its old path until it moves to
+// `credentials::oauth` (issue 13), so that move and this one merge without a conflict.
+#[path = "../manager/tokens.rs"]
 mod tokens;
 
 pub use callback::{CallbackParams, CallbackSuccess};
 pub use challenge::AuthChallenge;
-pub use config::{CimdScope, ManagerConfig};
-pub use error::{CallbackError, ChallengeError, ConnectError, TokenAccessError};
+pub use config::{CimdScope, FlowsConfig};
+pub use error::{CallbackError, ChallengeError, ConnectError, SignInError, TokenAccessError};
 pub use logout::{LogoutError, LogoutReport, LogoutScope, RevocationFailure};
+pub use metrics::FlowMetrics;
+pub use routes::{FlowRoutes, START_PATH, Site, routes};
 pub use sign_in::{SIGN_IN_STATE_PREFIX, sign_in_flow};
-pub use status::{START_PATH, ServerAuthStatus, StatusError};
+pub use status::{ServerAuthStatus, StatusError};
 pub use tokens::AccessToken;
 
 use crate::exchange::{ExchangeConfig, ExchangeCounts, Exchanger};
 use crate::metrics::Metrics;
 use crate::net::OutboundClient;
 use crate::oauth::{Discovery, TokenClient};
-use crate::registry::{Registry, ServerKey, ServerRegistration};
-use crate::store::{FlowId, FlowStore, RefreshLock, StoreError, TokenKey, TokenStore};
-use dashmap::{DashMap, DashSet};
+use crate::registry::{Registry, ServerKey};
+use crate::store::{FlowId, FlowStore, RefreshLock, TokenKey, TokenStore};
+use dashmap::DashSet;
 use futures::future::BoxFuture;
+use issuers::LearnedIssuers;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -46,9 +64,9 @@ pub struct CompletionEvent {
 pub type CompletionHook =
     Arc<dyn Fn(CompletionEvent) -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
 
-/// The gateway's OAuth client side.
-pub struct Manager {
-    cfg: ManagerConfig,
+/// The browser flow (and, until it moves, the OAuth token side the gateway asks for tokens).
+pub struct Flows {
+    cfg: FlowsConfig,
     registry: Arc<Registry>,
     tokens: Arc<dyn TokenStore>,
     flows: Arc<dyn FlowStore>,
@@ -57,8 +75,10 @@ pub struct Manager {
     discovery: Discovery,
     token_client: TokenClient,
     metrics: Arc<Metrics>,
+    /// Flows started, completed and failed; revocations at sign-out.
+    counters: FlowMetrics,
     /// Issuer learned per server (from discovery), when the resource does not pin one.
-    issuers: DashMap<ServerKey, String>,
+    issuers: LearnedIssuers,
     /// One pending flow per (session, server, challenged scope), so concurrent requests share it.
     pending: moka::future::Cache<(String, ServerKey, String), FlowId>,
     /// One refresh at a time per token.
@@ -73,37 +93,47 @@ pub struct Manager {
 /// Bound on remembered scopes (they come from remote servers' challenges).
 const MAX_SCOPES_SEEN: usize = 1000;
 
-impl std::fmt::Debug for Manager {
+/// `tokens.rs` names the type by its old name until it moves.
+type Manager = Flows;
+
+impl std::fmt::Debug for Flows {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Manager")
+        f.debug_struct("Flows")
             .field("public_url", &self.cfg.public_url.as_str())
             .finish_non_exhaustive()
     }
 }
 
-impl Manager {
+impl Flows {
+    /// The flow over `registry`'s servers and these stores. `discovery` is shared with whoever
+    /// else reads authorization-server metadata (the controller), so they share its cache; the
+    /// flow's metrics are registered in `metrics`.
+    #[allow(clippy::too_many_arguments)] // until the token side moves out (issue 13)
     pub fn new(
-        cfg: ManagerConfig,
+        cfg: FlowsConfig,
         registry: Arc<Registry>,
         tokens: Arc<dyn TokenStore>,
         flows: Arc<dyn FlowStore>,
         refresh_lock: Arc<dyn RefreshLock>,
         outbound: OutboundClient,
+        discovery: Discovery,
         metrics: Arc<Metrics>,
     ) -> Self {
-        let discovery = Discovery::new(outbound.clone(), cfg.discovery);
+        let counters = FlowMetrics::default();
+        counters.register(&metrics);
         let pending_ttl = Duration::from_secs(crate::store::FLOW_TTL_SECS.saturating_sub(60));
         let exchanger = Exchanger::new(ExchangeConfig::default(), metrics.clone());
         Self {
             exchanger,
             discovery,
             token_client: TokenClient::new(outbound),
+            issuers: LearnedIssuers::new(registry.clone()),
             registry,
             tokens,
             flows,
             refresh_lock,
             metrics,
-            issuers: DashMap::new(),
+            counters,
             pending: moka::future::Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(pending_ttl)
@@ -127,7 +157,7 @@ impl Manager {
     }
 
     /// The token exchanger (`exchange` auth mode).
-    pub fn exchanger(&self) -> &Exchanger {
+    pub(crate) fn exchanger(&self) -> &Exchanger {
         &self.exchanger
     }
 
@@ -136,27 +166,16 @@ impl Manager {
         self.exchanger.counts(policy)
     }
 
-    pub fn config(&self) -> &ManagerConfig {
+    /// The flow's settings and the URLs derived from the public URL.
+    pub fn config(&self) -> &FlowsConfig {
         &self.cfg
-    }
-
-    pub fn registry(&self) -> &Arc<Registry> {
-        &self.registry
-    }
-
-    pub fn metrics(&self) -> &Arc<Metrics> {
-        &self.metrics
-    }
-
-    pub fn discovery(&self) -> &Discovery {
-        &self.discovery
     }
 
     /// The `scope` of our Client ID Metadata Document (`None`: omit the field). Authorization
     /// servers may treat it as the scopes this client is allowed to request, so by default it
     /// lists every scope configured on a registered server and those a flow requested that
     /// [`crate::oauth::cimd::advertisable_scopes`] lets through (never a remote server's own).
-    pub fn advertised_scope(&self) -> Option<String> {
+    fn advertised_scope(&self) -> Option<String> {
         match &self.cfg.cimd_scope {
             CimdScope::Omit => return None,
             CimdScope::Fixed(s) => return Some(s.clone()),
@@ -181,18 +200,6 @@ impl Manager {
         }
     }
 
-    /// Register (or replace) a remote server.
-    pub fn register_server(&self, reg: ServerRegistration) {
-        self.issuers.remove(&reg.key);
-        self.registry.upsert_server(reg);
-    }
-
-    /// Remove a remote server; returns whether it was registered.
-    pub fn unregister_server(&self, key: &ServerKey) -> bool {
-        self.issuers.remove(key);
-        self.registry.remove_server(key)
-    }
-
     /// Set the hook called after each completed flow (replacing any previous one).
     pub fn set_completion_hook(&self, hook: CompletionHook) {
         if let Ok(mut slot) = self.hook.write() {
@@ -204,32 +211,9 @@ impl Manager {
         self.hook.read().ok().and_then(|h| h.clone())
     }
 
-    /// Drop every token of a session (sign-out on this device).
-    pub async fn delete_tokens_by_session(&self, session: &str) -> Result<usize, StoreError> {
-        self.tokens.delete_by_session(session).await
-    }
-
-    /// Drop every token of a user in every session (sign-out everywhere).
-    pub async fn delete_tokens_by_user(&self, user: &str) -> Result<usize, StoreError> {
-        self.tokens.delete_by_user(user).await
-    }
-
-    /// Drop a session's tokens for one issuer.
-    pub async fn delete_tokens_by_issuer(
-        &self,
-        session: &str,
-        issuer: &str,
-    ) -> Result<usize, StoreError> {
-        self.tokens.delete_by_issuer(session, issuer).await
-    }
-
-    /// Direct access to the token store (status pages, tests).
-    pub fn token_store(&self) -> &Arc<dyn TokenStore> {
+    /// The token store, for the gateway's handling of a refused token (the credentials stage's
+    /// until it moves, issue 13).
+    pub(crate) fn token_store(&self) -> &Arc<dyn TokenStore> {
         &self.tokens
-    }
-
-    /// Direct access to the flow store (tests, diagnostics).
-    pub fn flow_store(&self) -> &Arc<dyn FlowStore> {
-        &self.flows
     }
 }

@@ -1,9 +1,11 @@
 //! What can go wrong in each step, in terms a page or a JSON-RPC error can explain. Messages
 //! name the kind of thing that failed, never a token, code, verifier or flow id.
 
+use crate::identity::IdentityError;
 use crate::oauth::{DiscoveryError, IssError, TokenError};
 use crate::registry::ServerKey;
 use crate::store::StoreError;
+use std::sync::Arc;
 
 /// Creating an auth challenge failed.
 #[derive(Debug, thiserror::Error)]
@@ -33,8 +35,30 @@ pub enum ChallengeError {
          pre-registered client; set spec.auth.oauth.client for {server}"
     )]
     NoClientRegistration { server: ServerKey, issuer: String },
+    /// Shared: concurrent requests for one flow all get the error of its one attempt.
     #[error("could not store the pending flow: {0}")]
-    Store(#[from] StoreError),
+    Store(#[source] Arc<StoreError>),
+}
+
+impl From<StoreError> for ChallengeError {
+    fn from(e: StoreError) -> Self {
+        ChallengeError::Store(Arc::new(e))
+    }
+}
+
+/// Signing a browser in at the gateway's own identity provider failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SignInError {
+    #[error("no sign-in client")]
+    NoClient,
+    #[error("{0}")]
+    Metadata(#[source] IdentityError),
+    #[error("the token request failed: {0}")]
+    TokenRequest(#[source] TokenError),
+    #[error("the token response carries no id_token (may the client use scope openid?)")]
+    NoIdToken,
+    #[error("the ID token was refused: {0}")]
+    IdToken(#[source] IdentityError),
 }
 
 /// `/oauth/connect` failed.
@@ -53,7 +77,7 @@ pub enum ConnectError {
     #[error("the authorization server could not be reached: {0}")]
     Discovery(#[from] DiscoveryError),
     #[error("the gateway's identity provider cannot be used for sign-in: {0}")]
-    SignInUnavailable(String),
+    SignInUnavailable(#[source] SignInError),
     #[error("could not read or update the pending flow: {0}")]
     Store(#[from] StoreError),
 }
@@ -96,7 +120,7 @@ pub enum CallbackError {
     #[error("the browser signed in as another user than the one who started this sign-in")]
     OtherUser,
     #[error("signing in at the gateway's identity provider failed: {0}")]
-    SignIn(String),
+    SignIn(#[source] SignInError),
 }
 
 impl CallbackError {

@@ -4,15 +4,14 @@
 //! Only `POST` signs out. A `GET` can be triggered by any other site (an `<img>`, a link), so it
 //! only renders a confirmation page whose form posts back (browsers), or answers 405 (API
 //! clients). A `POST` that a browser marks as cross-site is refused (403) by the origin checks
-//! in front of this route (`origin.rs`): its `Origin` must be allowed, and its `Sec-Fetch-Site`
+//! in front of this route (`crate::http::origin`): its `Origin` must be allowed, and its `Sec-Fetch-Site`
 //! `same-origin` or `none` unless that `Origin` is an allowed one. A request with neither is
 //! not from a browser form and is accepted. `everywhere` comes from the query or the form body
 //! (`true` or `false`).
 
-use super::pages::Page;
-use super::status::{no_store, prefers_html};
-use super::{AppState, query};
-use crate::manager::{LogoutReport, LogoutScope};
+use super::page::{Page, escape_html, no_store, prefers_html};
+use super::{FlowsApp, query};
+use crate::flows::{LogoutReport, LogoutScope};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
@@ -86,7 +85,7 @@ fn refused(r: Refusal, html: bool) -> Response {
 
 /// `POST /oauth/logout`.
 pub(super) async fn logout(
-    State(app): State<AppState>,
+    State(app): State<FlowsApp>,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
     body: Bytes,
@@ -102,10 +101,10 @@ pub(super) async fn logout(
     let caller = match app.identity.authenticate(&headers).await {
         Ok(a) => a.caller,
         Err(e) => {
-            return crate::identity::unauthorized(&app.manager.config().public_url, PATH, &e);
+            return crate::identity::unauthorized(&app.flows.config().public_url, PATH, &e);
         }
     };
-    match app.manager.logout(&caller, everywhere).await {
+    match app.flows.logout(&caller, everywhere).await {
         Ok(report) if html => no_store(signed_out_page(&report)),
         Ok(report) => no_store(Json(report).into_response()),
         Err(e) => {
@@ -163,7 +162,7 @@ fn signed_out_page(report: &LogoutReport) -> Response {
 
 /// `GET /oauth/logout`: nothing is deleted. Browsers get a confirmation form, others a 405.
 pub(super) async fn confirm(
-    State(app): State<AppState>,
+    State(app): State<FlowsApp>,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Response {
@@ -183,8 +182,8 @@ pub(super) async fn confirm(
             .insert(header::ALLOW, HeaderValue::from_static("POST"));
         return no_store(resp);
     }
-    let action = app.manager.config().url_for(PATH).to_string();
-    super::pages::form_page(confirmation_html(&action, everywhere))
+    let action = app.flows.config().url_for(PATH).to_string();
+    super::page::form_page(confirmation_html(&action, everywhere))
 }
 
 fn confirmation_html(action: &str, everywhere: bool) -> String {
@@ -195,7 +194,7 @@ fn confirmation_html(action: &str, everywhere: bool) -> String {
     };
     format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\"><title>Sign out</title></head><body><h1>Sign out</h1><p>Delete the tokens the gateway holds for you {what}? They are also revoked at the authorization servers that support it.</p><form method=\"post\" action=\"{}\"><input type=\"hidden\" name=\"everywhere\" value=\"{value}\"><button type=\"submit\">Sign out</button></form></body></html>",
-        super::escape_html(action),
+        escape_html(action),
     )
 }
 

@@ -3,10 +3,10 @@
 //! when the authorization server or our storage failed.
 
 use super::connect::{CookieScope, presented_secrets};
-use super::pages::Page;
+use super::page::Page;
 use super::redirect::redirect;
-use super::{AppState, query};
-use crate::manager::{CallbackError, CallbackParams, sign_in_flow};
+use super::{FlowsApp, query};
+use crate::flows::{CallbackError, CallbackParams, sign_in_flow};
 use crate::oauth::TokenError;
 use crate::store::{BrowserBinding, FlowId};
 use axum::extract::{RawQuery, State};
@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 const MAX_SHOWN: usize = 200;
 
 pub(super) async fn callback(
-    State(app): State<AppState>,
+    State(app): State<FlowsApp>,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Response {
@@ -48,7 +48,7 @@ pub(super) async fn callback(
         .as_deref()
         .map(|s| sign_in_flow(s).unwrap_or(s))
         .and_then(FlowId::parse);
-    let scope = CookieScope::of(&app.manager.config().public_url);
+    let scope = CookieScope::of(&app.flows.config().public_url);
     let cookie = flow.as_ref().map(|id| scope.name(id));
     let presented = cookie
         .as_deref()
@@ -57,7 +57,7 @@ pub(super) async fn callback(
     let binding = match &flow {
         Some(id) => {
             let user = app.identity.browser_user(&headers);
-            match app.manager.callback_binding(id, &presented, user).await {
+            match app.flows.callback_binding(id, &presented, user).await {
                 Ok(b) => b,
                 Err(e) => return failure_page(&e, None),
             }
@@ -67,7 +67,7 @@ pub(super) async fn callback(
     if params.state.as_deref().and_then(sign_in_flow).is_some() {
         return sign_in_callback(&app, params, binding).await;
     }
-    match app.manager.complete_callback(params, binding).await {
+    match app.flows.complete_callback(params, binding).await {
         Ok(done) => {
             let mut resp = Page {
                 status: StatusCode::OK,
@@ -87,7 +87,7 @@ pub(super) async fn callback(
             resp
         }
         Err((e, retry)) => {
-            let retry_url = retry.map(|id| app.manager.config().connect_url(id.as_str()));
+            let retry_url = retry.map(|id| app.flows.config().connect_url(id.as_str()));
             failure_page(&e, retry_url.as_ref().map(|u| u.as_str()))
         }
     }
@@ -96,14 +96,14 @@ pub(super) async fn callback(
 /// The answer to a browser sign-in (`state` = `signin.` + flow id): on to the remote
 /// authorization server, or a page saying why not.
 async fn sign_in_callback(
-    app: &AppState,
+    app: &FlowsApp,
     params: CallbackParams,
     binding: Option<BrowserBinding>,
 ) -> Response {
     let Some(oidc) = app.identity.sign_in() else {
         return failure_page(&CallbackError::MalformedState, None);
     };
-    match app.manager.complete_sign_in(params, binding, oidc).await {
+    match app.flows.complete_sign_in(params, binding, oidc).await {
         Ok(url) => redirect(&url),
         Err(e) => {
             tracing::warn!(reason = e.reason(), error = %e, "browser sign-in failed");

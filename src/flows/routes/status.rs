@@ -3,10 +3,9 @@
 //! namespace/name`: the link the status offers for a server that needs authorization — creates
 //! (or reuses: one pending flow per session and server) the flow, then 303 to `/oauth/connect`.
 
-use super::origin::Site;
-use super::pages::{Page, escape_html};
-use super::{AppState, query};
-use crate::manager::{ChallengeError, START_PATH, ServerAuthStatus};
+use super::page::{Page, escape_html, no_store, prefers_html};
+use super::{FlowsApp, START_PATH, Site, query};
+use crate::flows::{ChallengeError, ServerAuthStatus};
 use crate::registry::ServerKey;
 use axum::Extension;
 use axum::Json;
@@ -15,48 +14,18 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-/// Whether the client prefers HTML over JSON, by the `q` values of `Accept` (RFC 9110 §12.5.1).
-/// Only an explicit `text/html` counts for HTML; `*/*`, no header or a tie answers JSON.
-pub(super) fn prefers_html(headers: &HeaderMap) -> bool {
-    let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
-        return false;
-    };
-    let (mut html, mut json) = (0.0f32, 0.0f32);
-    for range in accept.split(',') {
-        let mut parts = range.split(';');
-        let media = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
-        let q = parts
-            .filter_map(|p| p.trim().strip_prefix("q="))
-            .find_map(|q| q.trim().parse::<f32>().ok())
-            .unwrap_or(1.0);
-        match media.as_str() {
-            "text/html" => html = html.max(q),
-            "application/json" => json = json.max(q),
-            _ => {}
-        }
-    }
-    html > json
-}
-
-/// A response that must never be cached (it describes a user's tokens).
-pub(super) fn no_store(mut resp: Response) -> Response {
-    resp.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    resp
-}
-
-pub(super) async fn status(State(app): State<AppState>, headers: HeaderMap) -> Response {
+pub(super) async fn status(State(app): State<FlowsApp>, headers: HeaderMap) -> Response {
     let caller = match app.identity.authenticate(&headers).await {
         Ok(a) => a.caller,
         Err(e) => {
             return crate::identity::unauthorized(
-                &app.manager.config().public_url,
+                &app.flows.config().public_url,
                 "/oauth/status",
                 &e,
             );
         }
     };
-    let servers = match app.manager.auth_status(&caller).await {
+    let servers = match app.flows.auth_status(&caller).await {
         Ok(s) => s,
         Err(e) => {
             tracing::warn!(error = %e, "status unavailable");
@@ -67,7 +36,7 @@ pub(super) async fn status(State(app): State<AppState>, headers: HeaderMap) -> R
             return no_store((StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response());
         }
     };
-    let logout = app.manager.config().url_for("/oauth/logout").to_string();
+    let logout = app.flows.config().url_for("/oauth/logout").to_string();
     let resp = if prefers_html(&headers) {
         (
             [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
@@ -140,7 +109,7 @@ fn render_html(user: &str, servers: &[ServerAuthStatus], logout: &str, now: u64)
 /// foreign page) nothing happens until the user confirms on a gateway page, whose form posts
 /// back same-origin ([`start_confirmed`]).
 pub(super) async fn start(
-    State(app): State<AppState>,
+    State(app): State<FlowsApp>,
     site: Option<Extension<Site>>,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
@@ -163,7 +132,7 @@ pub(super) async fn start(
 /// `POST /oauth/start` with the form field `server`: the confirmation page's button. The origin
 /// checks ran before (a cross-site post never gets here).
 pub(super) async fn start_confirmed(
-    State(app): State<AppState>,
+    State(app): State<FlowsApp>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -175,22 +144,22 @@ pub(super) async fn start_confirmed(
 }
 
 /// The page asking whether to sign in to `server`; its form posts to `/oauth/start`.
-fn confirm_start(app: &AppState, server: &ServerKey) -> Response {
-    let action = app.manager.config().url_for(START_PATH).to_string();
+fn confirm_start(app: &FlowsApp, server: &ServerKey) -> Response {
+    let action = app.flows.config().url_for(START_PATH).to_string();
     let html = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\"><title>Sign in</title></head><body><h1>Sign in</h1><p>Another site sent you here. Sign in to {server} through the gateway?</p><form method=\"post\" action=\"{}\"><input type=\"hidden\" name=\"server\" value=\"{server}\"><button type=\"submit\">Sign in</button></form></body></html>",
         escape_html(&action),
         server = escape_html(&server.to_string()),
     );
-    super::pages::form_page(html)
+    super::page::form_page(html)
 }
 
 /// Create (or reuse) the caller's flow for `server` and send the browser to its link.
-async fn start_flow(app: &AppState, headers: &HeaderMap, server: Option<&str>) -> Response {
+async fn start_flow(app: &FlowsApp, headers: &HeaderMap, server: Option<&str>) -> Response {
     let caller = match app.identity.authenticate(headers).await {
         Ok(a) => a.caller,
         Err(e) => {
-            return crate::identity::unauthorized(&app.manager.config().public_url, START_PATH, &e);
+            return crate::identity::unauthorized(&app.flows.config().public_url, START_PATH, &e);
         }
     };
     let Some(server) = server.and_then(parse_server_key) else {
@@ -200,7 +169,7 @@ async fn start_flow(app: &AppState, headers: &HeaderMap, server: Option<&str>) -
         );
     };
     match app
-        .manager
+        .flows
         .create_auth_challenge(&server, &caller, None)
         .await
     {
@@ -252,25 +221,6 @@ fn start_failed(status: StatusCode, message: &str) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn accept(v: &str) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        h.insert(header::ACCEPT, HeaderValue::from_str(v).expect("header"));
-        h
-    }
-
-    #[test]
-    fn html_only_when_explicitly_preferred() {
-        assert!(prefers_html(&accept(
-            "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
-        )));
-        assert!(!prefers_html(&accept("*/*")));
-        assert!(!prefers_html(&accept("application/json")));
-        assert!(!prefers_html(&accept("text/html;q=0.5, application/json")));
-        assert!(!prefers_html(&accept("text/html, application/json")));
-        assert!(prefers_html(&accept("application/json;q=0.1, TEXT/HTML")));
-        assert!(!prefers_html(&HeaderMap::new()));
-    }
 
     #[test]
     fn server_keys_parse_strictly() {

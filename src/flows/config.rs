@@ -1,11 +1,11 @@
-//! Settings of the OAuth side and the URLs derived from the public URL.
+//! Settings of the browser flow and the URLs derived from the public URL.
 
-use crate::oauth::{CALLBACK_PATH, CIMD_PATH, DiscoveryConfig};
+use crate::oauth::{CALLBACK_PATH, CIMD_PATH};
 use std::time::Duration;
 use url::Url;
 
 #[derive(Debug, Clone)]
-pub struct ManagerConfig {
+pub struct FlowsConfig {
     /// Where browsers and identity providers reach the gateway (may carry a path prefix).
     pub public_url: Url,
     /// `client_name` of the Client ID Metadata Document.
@@ -16,7 +16,6 @@ pub struct ManagerConfig {
     pub refresh_lease: Duration,
     /// Upper bound for the completion hook.
     pub hook_timeout: Duration,
-    pub discovery: DiscoveryConfig,
     /// What the Client ID Metadata Document says in `scope`.
     pub cimd_scope: CimdScope,
 }
@@ -44,7 +43,7 @@ impl CimdScope {
     }
 }
 
-impl ManagerConfig {
+impl FlowsConfig {
     pub fn new(public_url: Url) -> Self {
         Self {
             public_url,
@@ -52,7 +51,6 @@ impl ManagerConfig {
             refresh_margin: Duration::from_secs(60),
             refresh_lease: Duration::from_secs(20),
             hook_timeout: Duration::from_secs(10),
-            discovery: DiscoveryConfig::default(),
             cimd_scope: CimdScope::Auto,
         }
     }
@@ -101,7 +99,7 @@ mod tests {
 
     #[test]
     fn urls_keep_a_path_prefix_and_drop_trailing_slashes() {
-        let cfg = ManagerConfig::new(Url::parse("https://gw.example.com/prefix/").expect("url"));
+        let cfg = FlowsConfig::new(Url::parse("https://gw.example.com/prefix/").expect("url"));
         assert_eq!(
             cfg.redirect_uri(),
             "https://gw.example.com/prefix/oauth/callback"
@@ -114,7 +112,7 @@ mod tests {
             cfg.connect_url("abc").as_str(),
             "https://gw.example.com/prefix/oauth/connect?flow=abc"
         );
-        let root = ManagerConfig::new(Url::parse("http://127.0.0.1:8080").expect("url"));
+        let root = FlowsConfig::new(Url::parse("http://127.0.0.1:8080").expect("url"));
         assert_eq!(root.redirect_uri(), "http://127.0.0.1:8080/oauth/callback");
     }
 }
