@@ -25,10 +25,8 @@ pub use public_url::public_url;
 pub use shutdown::serve_until_signal;
 pub use start::{RunningServer, start};
 
-use crate::flows::Flows;
 use crate::http::Readiness;
 use crate::manifests::ManifestMetrics;
-use crate::registry::Registry;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -41,7 +39,7 @@ pub enum Registrations {
     Dir(PathBuf),
     /// The examples built into the binary (`serve`).
     Embedded,
-    /// Only what the embedding program registers in the [`Registry`].
+    /// Only what the embedding program registers in the [`crate::registry::Registry`].
     Programmatic,
     /// `RemoteMCPServer` / `TokenExchangePolicy` resources from the Kubernetes API server (`run`).
     Kubernetes(crate::controller::KubeSource),
@@ -56,27 +54,20 @@ impl Registrations {
         }
     }
 
-    /// Fills the registry from this source, and keeps it current until `cancel`.
+    /// Fills the registry from this source, and keeps it current until `cancel`. `services`
+    /// are what the controller works with (only `run` starts one); the others fill
+    /// `services.registry`.
     fn start(
         self,
-        registry: &Arc<Registry>,
-        flows: &Arc<Flows>,
-        discovery: &crate::oauth::Discovery,
-        metrics: &Arc<crate::metrics::Metrics>,
+        services: crate::controller::Services,
         readiness: &Arc<Readiness>,
         manifest_metrics: ManifestMetrics,
         cancel: &CancellationToken,
     ) {
+        let registry = &services.registry;
         match self {
             Registrations::Programmatic => {}
             Registrations::Kubernetes(source) => {
-                let services = crate::controller::Services {
-                    registry: registry.clone(),
-                    metrics: metrics.clone(),
-                    discovery: discovery.clone(),
-                    exchanges: flows.clone(),
-                    public_url: flows.config().public_url.clone(),
-                };
                 crate::controller::spawn(source, services, readiness.clone(), cancel.clone());
             }
             Registrations::Embedded => serve::embedded_examples(registry),

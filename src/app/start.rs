@@ -116,15 +116,14 @@ pub async fn start(
     )
     .inspect_err(|_| cancel.cancel())?;
 
-    registrations.start(
-        &registry,
-        &flows,
-        &discovery,
-        &metrics,
-        &readiness,
-        manifest_metrics,
-        &cancel,
-    );
+    let services = crate::controller::Services {
+        registry: registry.clone(),
+        metrics: metrics.clone(),
+        discovery,
+        exchanges: flows.clone(),
+        public_url: public_url.clone(),
+    };
+    registrations.start(services, &readiness, manifest_metrics, &cancel);
     spawn_housekeeping(&state, &metrics, &registry, &cancel);
 
     let metrics_server = spawn_metrics_listener(config.metrics_listen, &state, &cancel)
