@@ -11,7 +11,7 @@
 //!   evicted and exchanged again once.
 
 use super::error::GatewayError;
-use super::headers;
+use super::upstream::headers;
 use crate::exchange::Exchanged;
 use crate::identity::{Authenticated, Caller};
 use crate::manager::{AccessToken, Manager};

@@ -3,6 +3,7 @@
 //! (never a token, a URL or a header value). The HTTP status tells proxies and logs the same.
 
 use super::upstream::UpstreamError;
+use super::upstream::body::BodyError;
 use crate::exchange::ExchangeError;
 use crate::manager::{ChallengeError, TokenAccessError};
 use crate::registry::ServerKey;
@@ -24,7 +25,7 @@ pub enum GatewayError {
     #[error("the request body exceeds the {limit}-byte limit")]
     BodyTooLarge { limit: usize },
     #[error("the request body could not be read: {0}")]
-    BodyRead(String),
+    BodyRead(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("the request body did not arrive within {0:?}")]
     BodyTimeout(std::time::Duration),
     #[error(
@@ -145,6 +146,16 @@ pub enum GatewayError {
          re-authorization"
     )]
     InsufficientScope { server: ServerKey },
+}
+
+impl From<BodyError> for GatewayError {
+    fn from(e: BodyError) -> Self {
+        match e {
+            BodyError::TooLarge { limit } => GatewayError::BodyTooLarge { limit },
+            BodyError::Read(source) => GatewayError::BodyRead(source),
+            BodyError::Timeout(deadline) => GatewayError::BodyTimeout(deadline),
+        }
+    }
 }
 
 impl GatewayError {
@@ -409,6 +420,8 @@ mod tests {
         assert_eq!(timeout.outcome(), "upstream_timeout");
         let garbage = GatewayError::upstream(&key(), UpstreamError::Protocol("bad".into()));
         assert_eq!(garbage.status(), StatusCode::BAD_GATEWAY);
+        let slow = GatewayError::from(BodyError::Timeout(Duration::from_secs(1)));
+        assert_eq!(slow.status(), StatusCode::REQUEST_TIMEOUT);
         let large = GatewayError::BodyTooLarge { limit: 10 };
         assert_eq!(large.status(), StatusCode::PAYLOAD_TOO_LARGE);
         assert_eq!(large.code(), INVALID_REQUEST);

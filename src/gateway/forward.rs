@@ -11,7 +11,7 @@
 
 use super::credentials::Credentials;
 use super::error::GatewayError;
-use super::headers;
+use super::upstream::headers;
 use crate::identity::Authenticated;
 use crate::registry::{AuthSettings, ForwardSettings, ServerKey, ServerRegistration};
 use secrecy::ExposeSecret as _;

@@ -6,16 +6,18 @@
 //! streams the response back as hyper frames. The JSON-RPC envelope is parsed only when the
 //! gateway must answer itself: no token, a 401/403 from the remote server, an error.
 
-use super::challenge::{self, ChallengeReply};
-use super::client_profile::{ClientProfile, ProfileKey};
+use super::Gateway;
+use super::challenge::client_profile::{ClientProfile, ProfileKey};
+use super::challenge::forms::{self, ChallengeReply};
+use super::challenge::step_up;
+use super::challenge::synthetic::{self, AUTHENTICATE_TOOL};
 use super::credentials::{self, Credentials};
 use super::error::GatewayError;
-use super::headers::{self, MCP_METHOD, MCP_PROTOCOL_VERSION, MCP_SESSION_ID};
 use super::jsonrpc::{self, Envelope, EnvelopeError};
-use super::session_start::{self, StartError};
-use super::sessions::{GatewaySession, is_gateway_id};
-use super::synthetic::{self, AUTHENTICATE_TOOL};
-use super::{Gateway, body, step_up};
+use super::upstream::body;
+use super::upstream::headers::{self, MCP_METHOD, MCP_PROTOCOL_VERSION, MCP_SESSION_ID};
+use super::upstream::session_start::{self, StartError};
+use super::upstream::sessions::{GatewaySession, is_gateway_id};
 use crate::http::AppState;
 use crate::identity::{AudienceTarget, Authenticated};
 use crate::registry::{ServerKey, ServerRegistration};
@@ -141,7 +143,8 @@ impl Call<'_> {
                 cfg.max_request_body_bytes,
                 cfg.request_body_timeout,
             )
-            .await?;
+            .await
+            .map_err(GatewayError::from)?;
         }
         let reg = self
             .gw
@@ -430,10 +433,10 @@ impl Call<'_> {
         let reply = if env.is_batch {
             let members = jsonrpc::parse_batch(&self.body)
                 .map_err(|e| GatewayError::InvalidMessage(e.to_string()))?;
-            challenge::render_batch(&members, &profile, &ch)
+            forms::render_batch(&members, &profile, &ch)
         } else {
             synthetic::answer_unauthorized(&env, &profile, &ch, &server_name)
-                .unwrap_or_else(|| challenge::render(&env, &profile, &ch))
+                .unwrap_or_else(|| forms::render(&env, &profile, &ch))
         };
         let mut resp = reply_response(reply);
         if opens_session {

@@ -5,35 +5,29 @@
 //! ([`credentials`]) → upstream ([`upstream`]) → response (streamed back, or the auth challenge
 //! when the remote server refuses and no credential helps).
 
-pub mod body;
 pub mod challenge;
-pub mod client_profile;
 pub mod config;
-pub mod connector;
 pub mod credentials;
 pub mod error;
 pub mod forward;
 pub mod handler;
-pub mod headers;
 pub mod jsonrpc;
 pub mod metrics;
-pub mod session_start;
-pub mod sessions;
-pub mod step_up;
-pub mod synthetic;
 pub mod upstream;
 
 pub use config::GatewayConfig;
 pub use error::GatewayError;
 pub use metrics::GatewayMetrics;
+pub use upstream::sessions::SessionLimits;
 
 use crate::identity::Caller;
 use crate::manager::{CompletionEvent, CompletionHook, Manager};
-use client_profile::ClientProfiles;
-use sessions::Sessions;
+use challenge::client_profile::ClientProfiles;
+use challenge::step_up::StepUps;
 use std::sync::{Arc, Weak};
-use step_up::StepUps;
 use upstream::Upstream;
+use upstream::session_start;
+use upstream::sessions::Sessions;
 
 /// The proxy's shared state: the upstream client and what it remembers between requests.
 #[derive(Debug)]
@@ -50,7 +44,7 @@ impl Gateway {
     /// Fails only when the TLS trust store cannot be loaded.
     pub fn new(manager: Arc<Manager>, cfg: GatewayConfig) -> Result<Arc<Self>, std::io::Error> {
         Ok(Arc::new(Self {
-            upstream: Upstream::new(&cfg)?,
+            upstream: Upstream::new(&cfg.client())?,
             manager,
             cfg,
             profiles: ClientProfiles::default(),

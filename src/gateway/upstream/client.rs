@@ -3,8 +3,8 @@
 //! a response body streams. Request bodies are already in memory (they are small and were read
 //! once); response bodies are handed on as hyper frames, unbuffered.
 
-use super::config::GatewayConfig;
 use super::connector::{self, UpstreamConnector};
+use crate::net::AddressPolicy;
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::Full;
@@ -31,6 +31,19 @@ pub enum UpstreamError {
     Protocol(String),
 }
 
+/// What the client takes from the gateway's settings ([`crate::gateway::GatewayConfig`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientConfig {
+    /// Time allowed to open a connection (TCP + TLS).
+    pub connect_timeout: Duration,
+    /// Time allowed from sending a request until the response headers arrive.
+    pub response_timeout: Duration,
+    /// Idle keep-alive connections are closed after this long.
+    pub pool_idle_timeout: Duration,
+    /// Which addresses remote servers may be at (the SSRF guard).
+    pub address_policy: AddressPolicy,
+}
+
 /// The pooled client.
 #[derive(Debug, Clone)]
 pub struct Upstream {
@@ -40,7 +53,7 @@ pub struct Upstream {
 }
 
 impl Upstream {
-    pub fn new(cfg: &GatewayConfig) -> Result<Self, std::io::Error> {
+    pub fn new(cfg: &ClientConfig) -> Result<Self, std::io::Error> {
         let client = Client::builder(TokioExecutor::new())
             .timer(TokioTimer::new())
             .pool_timer(TokioTimer::new())

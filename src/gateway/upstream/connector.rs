@@ -7,7 +7,7 @@
 //! (which skip resolvers) are checked by [`GuardedHttpConnector`] before connecting. A remote
 //! server URL comes from a resource author, who must not reach what the policy refuses.
 
-use super::config::GatewayConfig;
+use super::client::ClientConfig;
 use crate::net::guard::BoxError;
 use crate::net::{AddressPolicy, GuardedResolver, ssrf};
 use http::Uri;
@@ -55,7 +55,7 @@ impl tower::Service<Uri> for GuardedHttpConnector {
 }
 
 /// Build the connector.
-pub fn build(cfg: &GatewayConfig) -> Result<UpstreamConnector, std::io::Error> {
+pub fn build(cfg: &ClientConfig) -> Result<UpstreamConnector, std::io::Error> {
     let mut tcp = HttpConnector::new_with_resolver(GuardedResolver::new(cfg.address_policy));
     // The TLS layer decides which schemes are allowed (http and https).
     tcp.enforce_http(false);
@@ -83,12 +83,8 @@ mod tests {
     use tower::ServiceExt as _;
 
     fn connector(policy: AddressPolicy) -> GuardedHttpConnector {
-        let cfg = GatewayConfig {
-            address_policy: policy,
-            ..GatewayConfig::default()
-        };
         let mut tcp = HttpConnector::new_with_resolver(GuardedResolver::new(policy));
-        tcp.set_connect_timeout(Some(cfg.connect_timeout));
+        tcp.set_connect_timeout(Some(Duration::from_secs(5)));
         GuardedHttpConnector { inner: tcp, policy }
     }
 

@@ -16,7 +16,7 @@
 //! transport failure); notifications and client responses get 202 with no body.
 
 use super::client_profile::{ChallengeForm, ClientProfile};
-use super::jsonrpc::{
+use crate::gateway::jsonrpc::{
     AUTHORIZATION_REQUIRED, Envelope, URL_ELICITATION_REQUIRED, error_response, result_response,
     to_value,
 };
