@@ -2,14 +2,15 @@
 //! holding the users' tokens server-side, and a Kubernetes operator that configures it from
 //! `RemoteMCPServer` and `TokenExchangePolicy` resources.
 //!
-//! A request's path: [`http`] (router) → identity → [`registry`] → credentials ([`manager`]) →
-//! upstream. Browser flows: [`http`] connect/callback → [`manager`] → [`oauth`] engine → [`store`].
+//! A request's path: [`http`] (router) → [`gateway`]: identity → [`registry`] →
+//! [`credentials`] → the leg to the upstream. Browser flows: [`http`] connect/callback →
+//! [`manager`] → [`oauth`] engine → [`store`].
 
 pub mod cli;
 pub mod controller;
 pub mod crd;
+pub mod credentials;
 pub mod crypto;
-pub mod exchange;
 pub mod fswatch;
 pub mod gateway;
 pub mod http;

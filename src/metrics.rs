@@ -66,7 +66,6 @@ pub struct Metrics {
     pub flows_started: Family<ServerLabel, Counter>,
     pub flows_completed: Family<ServerLabel, Counter>,
     pub flows_failed: Family<FailureLabels, Counter>,
-    pub token_refreshes: Family<ResultLabel, Counter>,
     /// RFC 7009 revocations at sign-out, by result (`ok`, `failed`, `unsupported`, `no_endpoint`).
     pub token_revocations: Family<ResultLabel, Counter>,
     pub rate_limited: Family<RouteLabel, Counter>,
@@ -87,10 +86,6 @@ pub struct Metrics {
     pub keyring_keys: Gauge,
     /// Generation of the ring in use: 1 for the first, +1 per replacement (0: none yet).
     pub keyring_generation: Gauge,
-    /// Requests through the gateway (`/mcp/{namespace}/{name}`).
-    pub gateway: crate::gateway::GatewayMetrics,
-    /// RFC 8693 token exchanges (cache hits, misses, errors) and token-endpoint latency.
-    pub exchange: crate::exchange::ExchangeMetrics,
     store_stats: OnceLock<Arc<crate::store::valkey::ValkeyStoreStats>>,
 }
 
@@ -137,11 +132,6 @@ impl Metrics {
             "flows_failed",
             "Authorization flows that failed, by reason",
             self.flows_failed.clone(),
-        );
-        r.register(
-            "token_refreshes",
-            "Access-token refreshes, by result",
-            self.token_refreshes.clone(),
         );
         r.register(
             "token_revocations",
@@ -213,8 +203,6 @@ impl Metrics {
             "Generation of the encryption key ring in use (1 for the first, +1 per reload)",
             self.keyring_generation.clone(),
         );
-        self.gateway.register(&mut r);
-        self.exchange.register(&mut r);
         r
     }
 

@@ -6,7 +6,7 @@ mod gateway_support;
 mod support;
 
 use gateway_support::*;
-use mcp_oauth_operator::manager::AccessToken;
+use mcp_oauth_operator::credentials::oauth::AccessToken;
 use mcp_oauth_operator::registry::{ClientAuthMethod, ClientIdentity, ServerKey};
 use mcp_oauth_operator::store::{FlowId, TokenKey, TokenRecord};
 use reqwest::StatusCode;
@@ -67,6 +67,8 @@ async fn logged_in_with_short_tokens(opts: IdpOptions) -> (World, ServerKey) {
 /// Alice's current access token for `server` (refreshed if due); panics when there is none.
 async fn alice_token(w: &World, server: &ServerKey) -> AccessToken {
     w.gw.manager()
+        .credentials()
+        .oauth()
         .get_token(server, &alice())
         .await
         .expect("get_token")
@@ -229,7 +231,7 @@ async fn expired_access_token_is_refreshed_without_a_new_login() {
     let calls = (0..8).map(|_| {
         let m = m.clone();
         let server = server.clone();
-        tokio::spawn(async move { m.get_token(&server, &alice()).await })
+        tokio::spawn(async move { m.credentials().oauth().get_token(&server, &alice()).await })
     });
     let results = futures::future::join_all(calls).await;
     let mut values = Vec::new();
@@ -378,6 +380,8 @@ async fn a_stored_token_of_another_user_is_never_used() {
         .expect("plant");
     assert!(
         w.gw.manager()
+            .credentials()
+            .oauth()
             .get_token(&server, &alice())
             .await
             .expect("get_token")
@@ -706,7 +710,14 @@ async fn tokens_can_be_deleted_by_session_user_and_issuer() {
     let (_, status, _) = run_flow(&w, &server, "alice").await;
     assert_eq!(status, StatusCode::OK);
     let m = w.gw.manager();
-    assert!(m.get_token(&server, &alice()).await.expect("get").is_some());
+    assert!(
+        m.credentials()
+            .oauth()
+            .get_token(&server, &alice())
+            .await
+            .expect("get")
+            .is_some()
+    );
     assert_eq!(
         m.delete_tokens_by_issuer(&alice().session, "http://other")
             .await
@@ -721,7 +732,14 @@ async fn tokens_can_be_deleted_by_session_user_and_issuer() {
         m.delete_tokens_by_user(&alice().user).await.expect("del"),
         1
     );
-    assert!(m.get_token(&server, &alice()).await.expect("get").is_none());
+    assert!(
+        m.credentials()
+            .oauth()
+            .get_token(&server, &alice())
+            .await
+            .expect("get")
+            .is_none()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -781,6 +799,8 @@ async fn a_refresh_the_idp_rejects_drops_the_token_and_asks_for_authorization() 
     tokio::time::sleep(std::time::Duration::from_millis(2200)).await;
     let t =
         w.gw.manager()
+            .credentials()
+            .oauth()
             .get_token(&server, &alice())
             .await
             .expect("no error, just no token");

@@ -9,7 +9,7 @@ mod gateway_support;
 mod support;
 
 use gateway_support::{Gateway, call_whoami};
-use mcp_oauth_operator::exchange::ExchangeCounts;
+use mcp_oauth_operator::credentials::exchange::ExchangeCounts;
 use mcp_oauth_operator::identity::Caller;
 use mcp_oauth_operator::registry::{
     AuthSettings, ClientAuthMethod, ExchangeSettings, PolicyClientAuth, PolicyRegistration,
@@ -159,7 +159,7 @@ async fn exchange_reaches_the_server_as_the_user_and_is_cached_until_near_expiry
     assert_alice(&gw.mcp_url("ex"), &subject).await;
     assert_eq!(idp.stats().await.token_requests, 1, "served from the cache");
     assert_eq!(
-        gw.manager().exchange_counts(&policy_key),
+        gw.manager().credentials().exchanger().counts(&policy_key),
         ExchangeCounts { hits: 1, misses: 1 }
     );
 
@@ -185,7 +185,7 @@ async fn exchange_reaches_the_server_as_the_user_and_is_cached_until_near_expiry
         "exchanged again after logout"
     );
     assert_eq!(
-        gw.manager().exchange_counts(&policy_key),
+        gw.manager().credentials().exchanger().counts(&policy_key),
         ExchangeCounts { hits: 2, misses: 3 }
     );
 

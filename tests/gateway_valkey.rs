@@ -199,6 +199,8 @@ async fn a_flow_started_on_one_replica_completes_on_the_other() {
     // A uses the token B stored.
     let token =
         r.a.manager()
+            .credentials()
+            .oauth()
             .get_token(&server, &alice())
             .await
             .expect("get")
@@ -232,9 +234,9 @@ async fn only_one_replica_refreshes_an_expiring_token() {
         for _ in 0..4 {
             let m = gw.manager().clone();
             let server = server.clone();
-            calls.push(tokio::spawn(
-                async move { m.get_token(&server, &alice()).await },
-            ));
+            calls.push(tokio::spawn(async move {
+                m.credentials().oauth().get_token(&server, &alice()).await
+            }));
         }
     }
     let mut values = Vec::new();
@@ -288,6 +290,8 @@ async fn a_dead_lease_holder_delays_a_refresh_by_at_most_its_lease() {
     let start = Instant::now();
     let t =
         r.a.manager()
+            .credentials()
+            .oauth()
             .get_token(&server, &alice())
             .await
             .expect("get")
@@ -374,6 +378,8 @@ async fn rotate_keys_reencrypts_everything_and_reports_missing_keys() {
     c.register_oauth("echo", r.mcp.url());
     let t = c
         .manager()
+        .credentials()
+        .oauth()
         .get_token(&server, &alice())
         .await
         .expect("get")
@@ -438,6 +444,8 @@ async fn valkey_restart_mid_flow_fails_clearly_then_recovers() {
     assert_eq!(status, StatusCode::OK, "{body}");
     let t = gw
         .manager()
+        .credentials()
+        .oauth()
         .get_token(&server, &alice())
         .await
         .expect("get")

@@ -324,6 +324,8 @@ async fn logout_everywhere_removes_every_session_of_the_user_and_no_one_else() {
     );
     let token =
         w.gw.manager()
+            .credentials()
+            .oauth()
             .get_token(&w.server, &bob)
             .await
             .expect("get_token");
@@ -501,6 +503,8 @@ async fn python_sdk_server_works_as_an_oauth_upstream() {
 
     assert!(
         gw.manager()
+            .credentials()
+            .oauth()
             .get_token(&server, &alice)
             .await
             .expect("get_token")
@@ -513,6 +517,8 @@ async fn python_sdk_server_works_as_an_oauth_upstream() {
 
     let token = gw
         .manager()
+        .credentials()
+        .oauth()
         .get_token(&server, &alice)
         .await
         .expect("get_token")
@@ -531,6 +537,8 @@ async fn python_sdk_server_works_as_an_oauth_upstream() {
     assert!(report.failures.is_empty(), "{report:?}");
     assert!(
         gw.manager()
+            .credentials()
+            .oauth()
             .get_token(&server, &alice)
             .await
             .expect("get_token")

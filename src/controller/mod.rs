@@ -19,7 +19,6 @@ pub mod invalid;
 pub mod keyring;
 pub mod lease;
 pub mod policy;
-pub mod policy_probe;
 pub mod relations;
 pub mod run;
 pub mod secrets;

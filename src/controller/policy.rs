@@ -1,5 +1,5 @@
 //! The `TokenExchangePolicy` reconciler: validate (reading its Secrets, same namespace only) →
-//! check the endpoint against the issuer's metadata ([`super::policy_probe`]) → apply (registry:
+//! check the endpoint against the issuer's metadata ([`crate::credentials::exchange::probe`]) → apply (registry:
 //! registered unless the check refused it) → status (with the replica's exchange cache
 //! counters) → Event. Servers that use a policy are reconciled again from the policy watch
 //! itself (see `run.rs`), and check the policy on their own (spec, and a refusal in its status,
@@ -13,12 +13,12 @@ use super::conditions::Verdict;
 use super::context::Ctx;
 use super::error::Error;
 use super::finalizer::{self, Registered};
-use super::policy_probe::{self, Outcome, ProbeCache, ProbeInput};
 use super::server::spec_verdict;
 use super::{PolicyObject, events, status};
 use crate::crd::TokenExchangePolicy;
 use crate::crd::condition::READY;
 use crate::crd::validate::validate_policy;
+use crate::credentials::exchange::probe::{self as policy_probe, Outcome, ProbeCache, ProbeInput};
 use crate::net::OutboundClient;
 use crate::registry::{PolicyRegistration, ServerKey};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
@@ -120,7 +120,12 @@ impl Registered for TokenExchangePolicy {
                 });
             }
         };
-        let outcome = if ctx.manager.exchanger().issuer_allowed(&reg.expected_issuer) {
+        let outcome = if ctx
+            .manager
+            .credentials()
+            .exchanger()
+            .issuer_allowed(&reg.expected_issuer)
+        {
             check_endpoint(key, &reg).await
         } else {
             issuer_not_allowed(&reg)
@@ -135,9 +140,9 @@ impl Registered for TokenExchangePolicy {
                 ..reg
             });
         } else if ctx.registry().remove_policy(key) {
-            tracing::warn!(policy = %key, reason = %outcome.verdict.reason, "policy removed: its endpoint check failed (see its status)");
+            tracing::warn!(policy = %key, reason = %outcome.reason, "policy removed: its endpoint check failed (see its status)");
         }
-        write_status(policy, ctx, &outcome.verdict, outcome.warning).await?;
+        write_status(policy, ctx, &ready(&outcome), outcome.warning).await?;
         ctx.retries.reset(&retry_key(key));
         Ok(Action::requeue(next_reconcile(ctx, &outcome)))
     }
@@ -148,21 +153,27 @@ impl Registered for TokenExchangePolicy {
 /// at the usual re-check of refused policies (the operator may change the flag and restart).
 fn issuer_not_allowed(reg: &PolicyRegistration) -> Outcome {
     Outcome {
-        verdict: crate::controller::conditions::Verdict::new(
-            "Ready",
-            false,
-            policy_probe::reason::ISSUER_NOT_ALLOWED,
-            format!(
-                "the gateway does not send callers' tokens to issuer {}: its operator allows \
-                 exchange issuers with --exchange-allowed-issuers (Helm: exchangeAllowedIssuers; \
-                 default: the callers' own --oidc-issuer)",
-                reg.expected_issuer
-            ),
+        reason: policy_probe::reason::ISSUER_NOT_ALLOWED,
+        message: format!(
+            "the gateway does not send callers' tokens to issuer {}: its operator allows \
+             exchange issuers with --exchange-allowed-issuers (Helm: exchangeAllowedIssuers; \
+             default: the callers' own --oidc-issuer)",
+            reg.expected_issuer
         ),
         usable: false,
         warning: true,
         recheck: policy_probe::RECHECK_FAILED,
     }
+}
+
+/// The check's outcome as the policy's `Ready` condition (true exactly when it is usable).
+fn ready(outcome: &Outcome) -> Verdict {
+    Verdict::new(
+        READY,
+        outcome.usable,
+        outcome.reason,
+        outcome.message.clone(),
+    )
 }
 
 /// The remembered outcome of the endpoint check, or a fresh check.
@@ -185,7 +196,7 @@ async fn check_endpoint(key: &ServerKey, reg: &PolicyRegistration) -> Outcome {
             },
         ),
     };
-    tracing::debug!(policy = %key, reason = %outcome.verdict.reason, "endpoint checked");
+    tracing::debug!(policy = %key, reason = %outcome.reason, "endpoint checked");
     probes
         .cache
         .remember(key, input, outcome.clone(), Instant::now());
@@ -231,7 +242,9 @@ async fn write_status(
         current,
         policy.metadata.generation,
         ready,
-        Some(status::cache_status(ctx.manager.exchange_counts(&key))),
+        Some(status::cache_status(
+            ctx.manager.credentials().exchanger().counts(&key),
+        )),
         Timestamp::now(),
     );
     if !status::differs(current, &desired) {

@@ -5,7 +5,7 @@
 use super::conditions::{self, Verdict};
 use super::discover::Discovered;
 use crate::crd::{ExchangeCacheStatus, RemoteMCPServerStatus, TokenExchangePolicyStatus};
-use crate::exchange::ExchangeCounts;
+use crate::credentials::exchange::ExchangeCounts;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use k8s_openapi::jiff::Timestamp;
 use kube::Resource;

@@ -10,10 +10,6 @@ pub struct ManagerConfig {
     pub public_url: Url,
     /// `client_name` of the Client ID Metadata Document.
     pub client_name: String,
-    /// Refresh access tokens this long before they expire.
-    pub refresh_margin: Duration,
-    /// How long one replica may hold a token's refresh lease (longer than a token request).
-    pub refresh_lease: Duration,
     /// Upper bound for the completion hook.
     pub hook_timeout: Duration,
     pub discovery: DiscoveryConfig,
@@ -49,8 +45,6 @@ impl ManagerConfig {
         Self {
             public_url,
             client_name: "MCP OAuth Gateway".to_owned(),
-            refresh_margin: Duration::from_secs(60),
-            refresh_lease: Duration::from_secs(20),
             hook_timeout: Duration::from_secs(10),
             discovery: DiscoveryConfig::default(),
             cimd_scope: CimdScope::Auto,

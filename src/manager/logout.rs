@@ -157,7 +157,7 @@ impl Manager {
         let deleted = if everywhere {
             // Exchanged tokens are cached per user (not per session): only a sign-out
             // everywhere drops them; they are not stored and have no refresh token to revoke.
-            self.exchanger.invalidate_user(&caller.user);
+            self.credentials.forget_user(&caller.user);
             self.tokens.delete_by_user(&caller.user).await
         } else {
             self.tokens.delete_by_session(&caller.session).await
@@ -292,7 +292,7 @@ impl Manager {
                     let issuer = s
                         .issuer
                         .clone()
-                        .or_else(|| self.issuers.get(&reg.key).map(|i| i.clone()));
+                        .or_else(|| self.credentials.oauth().learned_issuer(reg));
                     Some((issuer, &s.client))
                 }
                 _ => None,

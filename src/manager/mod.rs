@@ -1,6 +1,7 @@
 //! The programmatic API of the gateway's OAuth side (the seed's `Manager`): register servers,
 //! create auth challenges, run the browser flow's two steps, hand out (refreshed) tokens, delete
-//! tokens, and notify a completion hook. The HTTP handlers are thin wrappers around it.
+//! tokens, and notify a completion hook. The HTTP handlers are thin wrappers around it. Tokens
+//! are obtained, refreshed and bound by [`crate::credentials::oauth`], which it shares.
 
 mod callback;
 mod challenge;
@@ -10,24 +11,21 @@ mod error;
 mod logout;
 mod sign_in;
 mod status;
-mod tokens;
 
 pub use callback::{CallbackParams, CallbackSuccess};
 pub use challenge::AuthChallenge;
 pub use config::{CimdScope, ManagerConfig};
-pub use error::{CallbackError, ChallengeError, ConnectError, TokenAccessError};
+pub use error::{CallbackError, ChallengeError, ConnectError};
 pub use logout::{LogoutError, LogoutReport, LogoutScope, RevocationFailure};
 pub use sign_in::{SIGN_IN_STATE_PREFIX, sign_in_flow};
 pub use status::{START_PATH, ServerAuthStatus, StatusError};
-pub use tokens::AccessToken;
 
-use crate::exchange::{ExchangeConfig, ExchangeCounts, Exchanger};
+use crate::credentials::CredentialSources;
 use crate::metrics::Metrics;
-use crate::net::OutboundClient;
 use crate::oauth::{Discovery, TokenClient};
 use crate::registry::{Registry, ServerKey, ServerRegistration};
-use crate::store::{FlowId, FlowStore, RefreshLock, StoreError, TokenKey, TokenStore};
-use dashmap::{DashMap, DashSet};
+use crate::store::{FlowId, FlowStore, StoreError, TokenStore};
+use dashmap::DashSet;
 use futures::future::BoxFuture;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -52,22 +50,17 @@ pub struct Manager {
     registry: Arc<Registry>,
     tokens: Arc<dyn TokenStore>,
     flows: Arc<dyn FlowStore>,
-    /// Serialises refreshes of one token across replicas.
-    refresh_lock: Arc<dyn RefreshLock>,
     discovery: Discovery,
     token_client: TokenClient,
     metrics: Arc<Metrics>,
-    /// Issuer learned per server (from discovery), when the resource does not pin one.
-    issuers: DashMap<ServerKey, String>,
+    /// The credentials stage: the `oauth` mode's tokens (stored by the flows, learned issuers)
+    /// and the exchanger (sign-out forgets a user's exchanged tokens).
+    credentials: Arc<CredentialSources>,
     /// One pending flow per (session, server, challenged scope), so concurrent requests share it.
     pending: moka::future::Cache<(String, ServerKey, String), FlowId>,
-    /// One refresh at a time per token.
-    refresh_locks: moka::sync::Cache<TokenKey, Arc<tokio::sync::Mutex<()>>>,
     hook: RwLock<Option<CompletionHook>>,
     /// Every scope a flow has requested, for the Client ID Metadata Document.
     scopes_seen: DashSet<String>,
-    /// RFC 8693 exchanges for `exchange`-mode servers, with their cache.
-    exchanger: Exchanger,
 }
 
 /// Bound on remembered scopes (they come from remote servers' challenges).
@@ -82,36 +75,29 @@ impl std::fmt::Debug for Manager {
 }
 
 impl Manager {
+    /// The token store, discovery and token client are `credentials`' own (see
+    /// [`crate::credentials::OAuthTokens`]).
     pub fn new(
         cfg: ManagerConfig,
         registry: Arc<Registry>,
-        tokens: Arc<dyn TokenStore>,
         flows: Arc<dyn FlowStore>,
-        refresh_lock: Arc<dyn RefreshLock>,
-        outbound: OutboundClient,
+        credentials: Arc<CredentialSources>,
         metrics: Arc<Metrics>,
     ) -> Self {
-        let discovery = Discovery::new(outbound.clone(), cfg.discovery);
         let pending_ttl = Duration::from_secs(crate::store::FLOW_TTL_SECS.saturating_sub(60));
-        let exchanger = Exchanger::new(ExchangeConfig::default(), metrics.clone());
+        let oauth = credentials.oauth();
         Self {
-            exchanger,
-            discovery,
-            token_client: TokenClient::new(outbound),
+            discovery: oauth.discovery().clone(),
+            token_client: oauth.token_client().clone(),
+            tokens: oauth.store().clone(),
+            credentials,
             registry,
-            tokens,
             flows,
-            refresh_lock,
             metrics,
-            issuers: DashMap::new(),
             pending: moka::future::Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(pending_ttl)
                 .support_invalidation_closures()
-                .build(),
-            refresh_locks: moka::sync::Cache::builder()
-                .max_capacity(100_000)
-                .time_to_idle(Duration::from_secs(300))
                 .build(),
             hook: RwLock::new(None),
             scopes_seen: DashSet::new(),
@@ -119,21 +105,9 @@ impl Manager {
         }
     }
 
-    /// Replace the token-exchange settings (cache bound, margin, extra CA roots). Meant for
-    /// start-up: the exchange cache starts empty.
-    pub fn with_exchange_config(mut self, cfg: ExchangeConfig) -> Self {
-        self.exchanger = Exchanger::new(cfg, self.metrics.clone());
-        self
-    }
-
-    /// The token exchanger (`exchange` auth mode).
-    pub fn exchanger(&self) -> &Exchanger {
-        &self.exchanger
-    }
-
-    /// Cache hits and misses of the `TokenExchangePolicy` `policy` since start (for its status).
-    pub fn exchange_counts(&self, policy: &ServerKey) -> ExchangeCounts {
-        self.exchanger.counts(policy)
+    /// The credentials stage this manager shares (tokens, exchanger).
+    pub fn credentials(&self) -> &Arc<CredentialSources> {
+        &self.credentials
     }
 
     pub fn config(&self) -> &ManagerConfig {
@@ -183,13 +157,11 @@ impl Manager {
 
     /// Register (or replace) a remote server.
     pub fn register_server(&self, reg: ServerRegistration) {
-        self.issuers.remove(&reg.key);
         self.registry.upsert_server(reg);
     }
 
     /// Remove a remote server; returns whether it was registered.
     pub fn unregister_server(&self, key: &ServerKey) -> bool {
-        self.issuers.remove(key);
         self.registry.remove_server(key)
     }
 

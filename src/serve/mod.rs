@@ -2,11 +2,14 @@
 //! `serve` (standalone) and, later, `run` (operator) share this; tests start it in-process.
 
 use crate::cli::ServerArgs;
+use crate::credentials::exchange::Exchanger;
+use crate::credentials::oauth::OAuthConfig;
+use crate::credentials::{CredentialSources, OAuthTokens};
 use crate::http::{AppState, RateLimit, Readiness};
 use crate::manager::{Manager, ManagerConfig};
 use crate::metrics::Metrics;
 use crate::net::{AddressPolicy, OutboundClient, OutboundConfig};
-use crate::oauth::DiscoveryConfig;
+use crate::oauth::{Discovery, DiscoveryConfig, TokenClient};
 use crate::registry::Registry;
 use axum::response::IntoResponse as _;
 use std::net::{IpAddr, SocketAddr};
@@ -55,8 +58,10 @@ pub enum ServeError {
 }
 
 /// Token-exchange settings: the outbound limits, plus the extra CA file when given.
-fn exchange_config(args: &ServerArgs) -> Result<crate::exchange::ExchangeConfig, ServeError> {
-    let mut cfg = crate::exchange::ExchangeConfig::default();
+fn exchange_config(
+    args: &ServerArgs,
+) -> Result<crate::credentials::exchange::ExchangeConfig, ServeError> {
+    let mut cfg = crate::credentials::exchange::ExchangeConfig::default();
     cfg.client.timeout = Duration::from_secs(args.outbound_timeout_secs);
     cfg.client.max_body_bytes = args.outbound_max_body_bytes;
     cfg.allowed_issuers = allowed_exchange_issuers(args);
@@ -198,27 +203,36 @@ pub async fn start(
     let mut cfg = ManagerConfig::new(public_url.clone());
     cfg.client_name = args.client_name.clone();
     cfg.cimd_scope = crate::manager::CimdScope::parse(&args.cimd_scope);
-    cfg.refresh_margin = Duration::from_secs(args.refresh_margin_secs);
-    // A lease outlives the slowest token request it protects.
-    cfg.refresh_lease = Duration::from_secs(args.outbound_timeout_secs + 5);
     cfg.discovery = DiscoveryConfig {
         metadata_ttl: Duration::from_secs(args.metadata_cache_ttl_secs),
         allow_insecure_http: args.allow_insecure_http,
         ..DiscoveryConfig::default()
     };
     let exchange_cfg = exchange_config(args).inspect_err(|_| cancel.cancel())?;
-    let manager = Arc::new(
-        Manager::new(
-            cfg,
-            registry.clone(),
-            stores.tokens.clone(),
-            stores.flows.clone(),
-            stores.lock.clone(),
-            outbound,
-            metrics.clone(),
-        )
-        .with_exchange_config(exchange_cfg),
-    );
+    // The credentials stage: one source per auth mode, shared by the gateway, the browser flows
+    // and the controller.
+    let mut oauth_cfg = OAuthConfig::new(cfg.cimd_client_id());
+    oauth_cfg.refresh_margin = Duration::from_secs(args.refresh_margin_secs);
+    // A lease outlives the slowest token request it protects.
+    oauth_cfg.refresh_lease = Duration::from_secs(args.outbound_timeout_secs + 5);
+    let oauth = Arc::new(OAuthTokens::new(
+        oauth_cfg,
+        registry.clone(),
+        stores.tokens.clone(),
+        stores.lock.clone(),
+        Discovery::new(outbound.clone(), cfg.discovery),
+        TokenClient::new(outbound),
+        &metrics,
+    ));
+    let exchanger = Arc::new(Exchanger::new(exchange_cfg, &metrics));
+    let credentials = Arc::new(CredentialSources::new(registry.clone(), oauth, exchanger));
+    let manager = Arc::new(Manager::new(
+        cfg,
+        registry.clone(),
+        stores.flows.clone(),
+        credentials.clone(),
+        metrics.clone(),
+    ));
 
     start_registrations(registrations, &manager, &readiness, &metrics, &cancel);
 
@@ -226,8 +240,15 @@ pub async fn start(
         address_policy,
         ..args.gateway.config()
     };
-    let gateway = crate::gateway::Gateway::new(manager.clone(), gateway_cfg)
-        .map_err(|e| ServeError::Outbound(format!("gateway upstream client: {e}")))?;
+    let gateway = crate::gateway::Gateway::new(
+        gateway_cfg,
+        registry.clone(),
+        credentials,
+        identity.clone(),
+        manager.clone(),
+        &metrics,
+    )
+    .map_err(|e| ServeError::Outbound(format!("gateway upstream client: {e}")))?;
     manager.set_completion_hook(gateway.completion_hook());
     let state = AppState::new(
         manager.clone(),
@@ -238,12 +259,12 @@ pub async fn start(
             burst: args.rate_limit_burst,
             trusted_proxies: args.trusted_proxies.clone(),
         },
-        gateway,
+        gateway.clone(),
     );
     let state = state.with_origin_policy(origin_policy);
     let limiter = state.limiter.clone();
     let sweep_cancel = cancel.clone();
-    let sweep_metrics = metrics.clone();
+    let sweep_gateway = gateway.clone();
     let sweep_registry = manager.registry().clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(60));
@@ -253,7 +274,7 @@ pub async fn start(
                 _ = tick.tick() => {
                     limiter.retain_recent();
                     // Request series of deleted servers.
-                    sweep_metrics.gateway.forget_servers(|label| {
+                    sweep_gateway.metrics().forget_servers(|label| {
                         label.split_once('/').is_some_and(|(ns, name)| {
                             sweep_registry.server(&crate::registry::ServerKey::new(ns, name)).is_some()
                         })

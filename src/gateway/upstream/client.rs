@@ -58,7 +58,7 @@ impl Upstream {
             .timer(TokioTimer::new())
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(cfg.pool_idle_timeout)
-            .build(connector::build(cfg)?);
+            .build(connector::build(cfg.connect_timeout, cfg.address_policy)?);
         Ok(Self {
             client,
             connect_timeout: cfg.connect_timeout,
