@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
 use serde_json::{Value, json};
 
+use super::jsonrpc::EnvelopeError;
 pub use super::jsonrpc::{INVALID_REQUEST, PARSE_ERROR};
 
 /// Implementation-defined server error: the gateway could not serve the request. (The HTTP
@@ -34,7 +35,7 @@ pub enum GatewayError {
     )]
     InitializeTooLarge { limit: usize },
     #[error("the request is not a JSON-RPC message: {0}")]
-    InvalidMessage(String),
+    InvalidMessage(#[source] EnvelopeError),
     /// No credentials could be sent (see [`CredentialsError`] for each reason).
     #[error(transparent)]
     Credentials(#[from] CredentialsError),
@@ -133,7 +134,7 @@ impl GatewayError {
         match source {
             // The transport error keeps only the text of its causes; the guard's refusals are
             // recognisable by it.
-            UpstreamError::Connect(ref detail) if crate::net::ssrf::is_refusal_text(detail) => {
+            UpstreamError::Connect(_) if crate::net::ssrf::is_refusal_text(&source.detail()) => {
                 GatewayError::AddressRefused { server, source }
             }
             UpstreamError::Connect(_) => GatewayError::Unreachable { server, source },
@@ -278,7 +279,7 @@ mod tests {
         .expect_err("loopback refused");
         let err = GatewayError::upstream(
             &key(),
-            UpstreamError::Connect(format!("dns error: {refused}")),
+            UpstreamError::Connect(format!("dns error: {refused}").into()),
         );
         assert!(
             matches!(err, GatewayError::AddressRefused { .. }),

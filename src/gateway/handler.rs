@@ -293,8 +293,7 @@ impl Call<'_> {
             .map_err(|source| GatewayError::challenge(&self.server, source))?;
         let server_name = self.server.to_string();
         let reply = if env.is_batch {
-            let members = jsonrpc::parse_batch(&self.body)
-                .map_err(|e| GatewayError::InvalidMessage(e.to_string()))?;
+            let members = jsonrpc::parse_batch(&self.body).map_err(GatewayError::InvalidMessage)?;
             forms::render_batch(&members, &profile, &ch)
         } else {
             synthetic::answer_unauthorized(&env, &profile, &ch, &server_name)
@@ -393,7 +392,7 @@ impl Call<'_> {
             .get_or_insert_with(|| jsonrpc::parse_envelope(&self.body));
         parsed
             .as_ref()
-            .map_err(|e| GatewayError::InvalidMessage(e.to_string()))
+            .map_err(|e| GatewayError::InvalidMessage(e.clone()))
     }
 
     /// The request's JSON-RPC id, for an error answer (`None` when there is none or the body is
