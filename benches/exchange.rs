@@ -10,7 +10,7 @@
 //! exits at once (so `cargo test --all-targets` does not run it). `EXCHANGE_BENCH_MISSES` sets
 //! the number of misses measured (default 300).
 
-use mcp_oauth_operator::exchange::{ExchangeConfig, Exchanger, Source};
+use mcp_oauth_operator::credentials::exchange::{ExchangeConfig, Exchanger, Source};
 use mcp_oauth_operator::metrics::Metrics;
 use mcp_oauth_operator::registry::{
     ClientAuthMethod, PolicyClientAuth, PolicyRegistration, ServerKey, SubjectTokenType,
@@ -119,10 +119,7 @@ async fn run() -> String {
         .user_access_token("alice", "http://127.0.0.1/gateway")
         .await;
     let subject_secret = SecretString::from(subject.clone());
-    let exchanger = Arc::new(Exchanger::new(
-        ExchangeConfig::default(),
-        Arc::new(Metrics::new()),
-    ));
+    let exchanger = Arc::new(Exchanger::new(ExchangeConfig::default(), &Metrics::new()));
     let policy = Arc::new(policy(&idp));
     let http = reqwest::Client::new();
 

@@ -711,7 +711,7 @@ impl GatewayArgs {
             response_timeout: Duration::from_secs(self.upstream_response_timeout_secs),
             max_request_body_bytes: self.max_request_body_bytes,
             request_body_timeout: Duration::from_secs(self.request_body_timeout_secs),
-            sessions: crate::gateway::sessions::SessionLimits {
+            sessions: crate::gateway::SessionLimits {
                 max_bytes: self.gateway_sessions_max_bytes,
                 max_initialize_bytes: usize::try_from(self.gateway_session_initialize_max_bytes)
                     .unwrap_or(usize::MAX),

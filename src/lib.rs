@@ -9,13 +9,13 @@
 //!   starts the listeners and the registrations source ([`manifests`] for `serve`,
 //!   [`controller`] for `run`) and shuts them down. [`telemetry`] sets up logging; [`metrics`]
 //!   is the registry every component registers its own metrics in.
-//! - A request's path: [`http`] (the router) → [`identity`] (who calls) → [`registry`] (which
-//!   server, with its settings) → credentials (the token for that user and server: none, OAuth,
-//!   forwarded or exchanged) → the gateway's leg (one exchange with one upstream, with its
-//!   retry on 401/403) → upstream.
-//! - The callback path: the browser's [`http`] → [`flows::routes`] connect → the authorization server ([`oauth`]
-//!   engine) → [`flows`] callback → the tokens kept in the [`store`], the waiting MCP session
-//!   resumed.
+//! - A request's path: [`http`] (the router) → [`gateway`]: [`identity`] (who calls) →
+//!   [`registry`] (which server, with its settings) → [`credentials`] (what to send for that
+//!   user and server: none, OAuth, forwarded or exchanged) → the leg (one exchange with one
+//!   upstream, with its retry on 401/403) → upstream.
+//! - The callback path: [`http`] → [`flows::routes`] connect → the authorization server
+//!   ([`oauth`] engine) → [`flows`] callback → the token kept in the [`store`] (for the
+//!   `oauth` credentials source to hand out), the waiting MCP session resumed.
 //! - Beneath them: [`crd`] (the resources), [`net`] (outbound clients, SSRF guard, TLS),
 //!   [`crypto`] (encryption at rest) and the key ring's loading and rotation.
 
@@ -23,8 +23,8 @@ pub mod app;
 pub mod cli;
 pub mod controller;
 pub mod crd;
+pub mod credentials;
 pub mod crypto;
-pub mod exchange;
 pub mod flows;
 pub mod gateway;
 pub mod http;

@@ -7,8 +7,6 @@
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::encode;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Metric;
 use prometheus_client::registry::Registry;
 use std::sync::Mutex;
@@ -18,26 +16,24 @@ pub struct ResultLabel {
     pub result: String,
 }
 
-/// Every metric the gateway exports.
-#[derive(Debug, Default)]
+/// The registry of every metric the process exports, under the `mcpoauth_` prefix.
+#[derive(Debug)]
 pub struct Metrics {
-    /// Every metric registered so far; locked only to register and to scrape.
-    registry: Mutex<Option<Registry>>,
-    pub token_refreshes: Family<ResultLabel, Counter>,
-    /// Requests through the gateway (`/mcp/{namespace}/{name}`).
-    pub gateway: crate::gateway::GatewayMetrics,
-    /// RFC 8693 token exchanges (cache hits, misses, errors) and token-endpoint latency.
-    pub exchange: crate::exchange::ExchangeMetrics,
+    /// Every metric registered so far; locked only to register (at start) and to scrape.
+    registry: Mutex<Registry>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Metrics {
     pub fn new() -> Self {
-        let m = Self::default();
-        let r = m.builtin_registry();
-        if let Ok(mut slot) = m.registry.lock() {
-            *slot = Some(r);
+        Self {
+            registry: Mutex::new(Registry::with_prefix("mcpoauth")),
         }
-        m
     }
 
     /// Register a component's metric under `mcpoauth_{name}`.
@@ -53,30 +49,16 @@ impl Metrics {
     fn with_registry(&self, f: impl FnOnce(&mut Registry)) {
         // A poisoned lock only means a panic elsewhere mid-registration; the registry is still
         // usable.
-        let mut slot = self.registry.lock().unwrap_or_else(|p| p.into_inner());
-        f(slot.get_or_insert_with(|| Registry::with_prefix("mcpoauth")));
-    }
-
-    fn builtin_registry(&self) -> Registry {
-        let mut r = Registry::with_prefix("mcpoauth");
-        r.register(
-            "token_refreshes",
-            "Access-token refreshes, by result",
-            self.token_refreshes.clone(),
-        );
-        self.gateway.register(&mut r);
-        self.exchange.register(&mut r);
-        r
+        let mut registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut registry);
     }
 
     /// Text exposition format (OpenMetrics).
     pub fn encode(&self) -> String {
         let mut out = String::new();
-        let slot = self.registry.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(r) = slot.as_ref() {
-            // Writing into a String cannot fail.
-            let _ = encode(&mut out, r);
-        }
+        let registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        // Writing into a String cannot fail.
+        let _ = encode(&mut out, &registry);
         out
     }
 }
@@ -84,6 +66,8 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use prometheus_client::metrics::counter::Counter;
+    use prometheus_client::metrics::family::Family;
 
     #[test]
     fn encodes_counters_with_labels() {

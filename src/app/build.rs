@@ -6,11 +6,14 @@
 use super::StartError;
 use super::config::AppConfig;
 use super::stores::Stores;
+use crate::credentials::exchange::Exchanger;
+use crate::credentials::oauth::OAuthConfig;
+use crate::credentials::{CredentialSources, OAuthTokens};
 use crate::flows::{Flows, FlowsConfig};
 use crate::http::{AppState, Readiness};
 use crate::metrics::Metrics;
 use crate::net::{AddressPolicy, OutboundClient, OutboundConfig};
-use crate::oauth::{Discovery, DiscoveryConfig};
+use crate::oauth::{Discovery, DiscoveryConfig, TokenClient};
 use crate::registry::Registry;
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +22,9 @@ use url::Url;
 /// The components the listeners serve.
 pub(super) struct Components {
     pub flows: Arc<Flows>,
+    pub credentials: Arc<CredentialSources>,
+    /// The gateway, for the housekeeping of its request metrics.
+    pub gateway: Arc<crate::gateway::Gateway>,
     /// One metadata cache for the flows and the controller's status.
     pub discovery: Discovery,
     pub state: AppState,
@@ -54,32 +60,38 @@ pub(super) fn components(config: &AppConfig, parts: Parts<'_>) -> Result<Compone
             ..DiscoveryConfig::default()
         },
     );
-    let flows = flows(config, &parts, outbound, discovery.clone())?;
+    let identity = Arc::new(identity);
+    let credentials = credentials(config, &parts, &outbound, discovery.clone())?;
+    let flows = flows(config, &parts, credentials.clone());
     let gateway_cfg = crate::gateway::GatewayConfig {
         address_policy,
         ..config.gateway
     };
     let gateway = crate::gateway::Gateway::new(
-        flows.clone(),
-        parts.registry.clone(),
-        parts.metrics.clone(),
         gateway_cfg,
+        parts.registry.clone(),
+        credentials.clone(),
+        identity.clone(),
+        flows.clone(),
+        &parts.metrics,
     )
     .map_err(|e| StartError::Outbound(format!("gateway upstream client: {e}")))?;
     flows.set_completion_hook(gateway.completion_hook());
     let state = AppState::new(
         flows.clone(),
-        Arc::new(identity),
+        identity,
         parts.readiness.clone(),
         config.rate_limit.clone(),
-        gateway,
+        gateway.clone(),
         parts.registry.clone(),
         parts.metrics.clone(),
     )
     .with_origin_policy(parts.origin_policy);
     Ok(Components {
         flows,
+        credentials,
         discovery,
+        gateway: gateway.clone(),
         state,
     })
 }
@@ -105,38 +117,55 @@ fn identity(
     Ok(identity)
 }
 
-/// The browser flows (and, for now, tokens and their refresh, token exchange).
-fn flows(
+/// The credentials stage: one source per auth mode, shared by the gateway, the browser flows
+/// (which store the tokens the `oauth` source hands out) and the controller (exchange counts).
+fn credentials(
     config: &AppConfig,
     parts: &Parts<'_>,
-    outbound: OutboundClient,
+    outbound: &OutboundClient,
     discovery: Discovery,
-) -> Result<Arc<Flows>, StartError> {
+) -> Result<Arc<CredentialSources>, StartError> {
+    let mut oauth_cfg =
+        OAuthConfig::new(FlowsConfig::new(parts.public_url.clone()).cimd_client_id());
+    oauth_cfg.refresh_margin = config.refresh_margin;
+    // A lease outlives the slowest token request it protects.
+    oauth_cfg.refresh_lease = config.outbound.timeout + Duration::from_secs(5);
+    let oauth = Arc::new(OAuthTokens::new(
+        oauth_cfg,
+        parts.registry.clone(),
+        parts.stores.tokens.clone(),
+        parts.stores.lock.clone(),
+        discovery,
+        TokenClient::new(outbound.clone()),
+        &parts.metrics,
+    ));
+    let exchanger = Arc::new(Exchanger::new(exchange_config(config)?, &parts.metrics));
+    Ok(Arc::new(CredentialSources::new(
+        parts.registry.clone(),
+        oauth,
+        exchanger,
+    )))
+}
+
+/// The browser flows.
+fn flows(config: &AppConfig, parts: &Parts<'_>, credentials: Arc<CredentialSources>) -> Arc<Flows> {
     let mut cfg = FlowsConfig::new(parts.public_url.clone());
     cfg.client_name = config.client_name.clone();
     cfg.cimd_scope = crate::flows::CimdScope::parse(&config.cimd_scope);
-    cfg.refresh_margin = config.refresh_margin;
-    // A lease outlives the slowest token request it protects.
-    cfg.refresh_lease = config.outbound.timeout + Duration::from_secs(5);
-    let exchange_cfg = exchange_config(config)?;
-    Ok(Arc::new(
-        Flows::new(
-            cfg,
-            parts.registry.clone(),
-            parts.stores.tokens.clone(),
-            parts.stores.flows.clone(),
-            parts.stores.lock.clone(),
-            outbound,
-            discovery,
-            parts.metrics.clone(),
-        )
-        .with_exchange_config(exchange_cfg),
+    Arc::new(Flows::new(
+        cfg,
+        parts.registry.clone(),
+        parts.stores.flows.clone(),
+        credentials,
+        parts.metrics.clone(),
     ))
 }
 
 /// Token-exchange settings: the outbound limits, plus the extra CA file when given.
-fn exchange_config(config: &AppConfig) -> Result<crate::exchange::ExchangeConfig, StartError> {
-    let mut cfg = crate::exchange::ExchangeConfig::default();
+fn exchange_config(
+    config: &AppConfig,
+) -> Result<crate::credentials::exchange::ExchangeConfig, StartError> {
+    let mut cfg = crate::credentials::exchange::ExchangeConfig::default();
     cfg.client.timeout = config.outbound.timeout;
     cfg.client.max_body_bytes = config.outbound.max_body_bytes;
     cfg.allowed_issuers = allowed_exchange_issuers(config);

@@ -9,7 +9,7 @@
 //!
 //! Over a cap, the connection is accepted and closed at once (before any byte is read): the
 //! kernel has completed the handshake already, and closing is the only answer TCP offers.
-//! Request bodies have their own deadline in the gateway ([`crate::gateway::body`]).
+//! Request bodies have their own deadline in the gateway ([`crate::gateway::upstream::body`]).
 
 use crate::metrics::Metrics;
 use axum::Router;

@@ -101,7 +101,9 @@ pub async fn start(
     // From here on, a failure stops the background work already started.
     let build::Components {
         flows,
+        credentials,
         discovery,
+        gateway,
         state,
     } = build::components(
         config,
@@ -120,11 +122,11 @@ pub async fn start(
         registry: registry.clone(),
         metrics: metrics.clone(),
         discovery,
-        exchanges: flows.clone(),
+        exchanges: credentials.exchanger().clone(),
         public_url: public_url.clone(),
     };
     registrations.start(services, &readiness, manifest_metrics, &cancel);
-    spawn_housekeeping(&state, &metrics, &registry, &cancel);
+    spawn_housekeeping(&state, &gateway, &registry, &cancel);
 
     let metrics_server = spawn_metrics_listener(config.metrics_listen, &state, &cancel)
         .await
@@ -163,13 +165,13 @@ pub async fn start(
 /// deleted servers.
 fn spawn_housekeeping(
     state: &AppState,
-    metrics: &Arc<Metrics>,
+    gateway: &Arc<crate::gateway::Gateway>,
     registry: &Arc<Registry>,
     cancel: &CancellationToken,
 ) {
     let limiter = state.limiter.clone();
     let cancel = cancel.clone();
-    let metrics = metrics.clone();
+    let gateway = gateway.clone();
     let registry = registry.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(60));
@@ -179,7 +181,7 @@ fn spawn_housekeeping(
                 _ = tick.tick() => {
                     limiter.retain_recent();
                     // Request series of deleted servers.
-                    metrics.gateway.forget_servers(|label| {
+                    gateway.metrics().forget_servers(|label| {
                         label.split_once('/').is_some_and(|(ns, name)| {
                             registry.server(&crate::registry::ServerKey::new(ns, name)).is_some()
                         })

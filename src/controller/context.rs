@@ -9,8 +9,7 @@ use super::backoff::Retries;
 use super::metrics::ControllerMetrics;
 use super::watch::secrets::StoreSecrets;
 use super::{PolicyObject, ServerObject};
-use crate::exchange::{ExchangeCounts, Exchanger};
-use crate::flows::Flows;
+use crate::credentials::exchange::{ExchangeCounts, Exchanger};
 use crate::metrics::Metrics;
 use crate::oauth::Discovery;
 use crate::registry::{Registry, ServerKey};
@@ -37,18 +36,6 @@ impl Exchanges for Exchanger {
 
     fn counts(&self, policy: &ServerKey) -> ExchangeCounts {
         Exchanger::counts(self, policy)
-    }
-}
-
-/// Today the [`Flows`] owns this replica's [`Exchanger`] (not shared on its own), so the
-/// controllers reach it through the flows.
-impl Exchanges for Flows {
-    fn issuer_allowed(&self, issuer: &str) -> bool {
-        Exchanges::issuer_allowed(self.exchanger(), issuer)
-    }
-
-    fn counts(&self, policy: &ServerKey) -> ExchangeCounts {
-        Exchanges::counts(self.exchanger(), policy)
     }
 }
 

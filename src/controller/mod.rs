@@ -25,7 +25,6 @@ pub mod context;
 pub mod lease;
 pub mod metrics;
 pub mod policy;
-pub mod policy_probe;
 pub mod reconcile;
 pub mod run;
 pub mod server;

@@ -163,8 +163,9 @@ impl Flows {
             .put(&key, record)
             .await
             .map_err(|e| (fail(e.into()), None))?;
-        self.issuers
-            .insert(flow.server.clone(), flow.issuer.clone());
+        self.credentials
+            .oauth()
+            .learn_issuer(&reg, flow.issuer.clone());
         self.counters.flow_completed(&flow.server.to_string());
         tracing::info!(
             server = %flow.server,
@@ -219,17 +220,6 @@ impl Flows {
 
     /// The client identity to present at the token endpoint.
     pub(crate) fn client_credentials(&self, client: &ClientIdentity) -> ClientCredentials {
-        match client {
-            ClientIdentity::Cimd => ClientCredentials {
-                client_id: self.cfg.cimd_client_id(),
-                client_secret: None,
-                method: Default::default(),
-            },
-            ClientIdentity::PreRegistered(c) => ClientCredentials {
-                client_id: c.client_id.clone(),
-                client_secret: c.client_secret.clone(),
-                method: c.auth_method,
-            },
-        }
+        self.credentials.oauth().client_credentials(client)
     }
 }

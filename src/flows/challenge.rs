@@ -149,7 +149,7 @@ impl Flows {
             &prm_scopes,
             &md.scopes_supported,
         );
-        self.issuers.insert(server.clone(), issuer.clone());
+        self.credentials.oauth().learn_issuer(reg, issuer.clone());
         // Not `scopes` whole: the challenge and the resource metadata are the remote server's
         // words; the authorization server's own metadata vouches for what it will be asked.
         self.remember_scopes(&crate::oauth::cimd::advertisable_scopes(

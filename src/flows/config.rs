@@ -10,10 +10,6 @@ pub struct FlowsConfig {
     pub public_url: Url,
     /// `client_name` of the Client ID Metadata Document.
     pub client_name: String,
-    /// Refresh access tokens this long before they expire.
-    pub refresh_margin: Duration,
-    /// How long one replica may hold a token's refresh lease (longer than a token request).
-    pub refresh_lease: Duration,
     /// Upper bound for the completion hook.
     pub hook_timeout: Duration,
     /// What the Client ID Metadata Document says in `scope`.
@@ -48,8 +44,6 @@ impl FlowsConfig {
         Self {
             public_url,
             client_name: "MCP OAuth Gateway".to_owned(),
-            refresh_margin: Duration::from_secs(60),
-            refresh_lease: Duration::from_secs(20),
             hook_timeout: Duration::from_secs(10),
             cimd_scope: CimdScope::Auto,
         }

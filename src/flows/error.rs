@@ -145,23 +145,3 @@ impl CallbackError {
         }
     }
 }
-
-/// Getting a usable token failed (other than "there is none": that is `Ok(None)`).
-#[derive(Debug, thiserror::Error)]
-pub enum TokenAccessError {
-    #[error("no remote MCP server {0} is registered")]
-    UnknownServer(ServerKey),
-    #[error("server {server} uses auth mode {mode}, not oauth")]
-    NotOAuth {
-        server: ServerKey,
-        mode: &'static str,
-    },
-    #[error("authorization server discovery failed: {0}")]
-    Discovery(#[from] DiscoveryError),
-    #[error("another replica is refreshing this token and did not finish in time")]
-    RefreshBusy,
-    #[error("refreshing the expired access token failed: {0}")]
-    Refresh(#[source] TokenError),
-    #[error("token storage failed: {0}")]
-    Store(#[from] StoreError),
-}

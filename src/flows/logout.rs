@@ -157,7 +157,7 @@ impl Flows {
         let deleted = if everywhere {
             // Exchanged tokens are cached per user (not per session): only a sign-out
             // everywhere drops them; they are not stored and have no refresh token to revoke.
-            self.exchanger.invalidate_user(&caller.user);
+            self.credentials.forget_user(&caller.user);
             self.tokens.delete_by_user(&caller.user).await
         } else {
             self.tokens.delete_by_session(&caller.session).await
@@ -284,7 +284,10 @@ impl Flows {
             .values()
             .filter_map(|reg| match &reg.auth {
                 AuthSettings::OAuth(s) => {
-                    let issuer = s.issuer.clone().or_else(|| self.issuers.get(&reg.key));
+                    let issuer = s
+                        .issuer
+                        .clone()
+                        .or_else(|| self.credentials.oauth().learned_issuer(reg));
                     Some((issuer, &s.client))
                 }
                 _ => None,

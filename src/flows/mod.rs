@@ -8,45 +8,38 @@
 //! for a sign-in `state`, `Flows::complete_sign_in`) → [`crate::oauth`] (metadata, `iss`, token
 //! request) → [`crate::store::TokenStore::put`] → the completion hook.
 //!
-//! Getting and refreshing stored tokens (`tokens.rs`, still included here) and the token
-//! exchanger belong to the credentials stage; they move out of this module with issue 13.
+//! Getting, refreshing and binding stored tokens, the issuers learned per server and the token
+//! exchanger belong to the credentials stage ([`crate::credentials`]), which the flows share:
+//! a callback stores the token the `oauth` source then hands out.
 
 mod callback;
 mod challenge;
 mod config;
 mod connect;
 mod error;
-mod issuers;
 mod logout;
 mod metrics;
 pub mod routes;
 mod sign_in;
 mod status;
-// Token get and refresh: the credentials stage's, kept at its old path until it moves to
-// `credentials::oauth` (issue 13), so that move and this one merge without a conflict.
-#[path = "../manager/tokens.rs"]
-mod tokens;
 
 pub use callback::{CallbackParams, CallbackSuccess};
 pub use challenge::AuthChallenge;
 pub use config::{CimdScope, FlowsConfig};
-pub use error::{CallbackError, ChallengeError, ConnectError, SignInError, TokenAccessError};
+pub use error::{CallbackError, ChallengeError, ConnectError, SignInError};
 pub use logout::{LogoutError, LogoutReport, LogoutScope, RevocationFailure};
 pub use metrics::FlowMetrics;
 pub use routes::{FlowRoutes, START_PATH, Site, routes};
 pub use sign_in::{SIGN_IN_STATE_PREFIX, sign_in_flow};
 pub use status::{ServerAuthStatus, StatusError};
-pub use tokens::AccessToken;
 
-use crate::exchange::{ExchangeConfig, ExchangeCounts, Exchanger};
+use crate::credentials::CredentialSources;
 use crate::metrics::Metrics;
-use crate::net::OutboundClient;
 use crate::oauth::{Discovery, TokenClient};
 use crate::registry::{Registry, ServerKey};
-use crate::store::{FlowId, FlowStore, RefreshLock, TokenKey, TokenStore};
+use crate::store::{FlowId, FlowStore, TokenStore};
 use dashmap::DashSet;
 use futures::future::BoxFuture;
-use issuers::LearnedIssuers;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -64,37 +57,28 @@ pub struct CompletionEvent {
 pub type CompletionHook =
     Arc<dyn Fn(CompletionEvent) -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
 
-/// The browser flow (and, until it moves, the OAuth token side the gateway asks for tokens).
+/// The browser flow.
 pub struct Flows {
     cfg: FlowsConfig,
     registry: Arc<Registry>,
     tokens: Arc<dyn TokenStore>,
     flows: Arc<dyn FlowStore>,
-    /// Serialises refreshes of one token across replicas.
-    refresh_lock: Arc<dyn RefreshLock>,
     discovery: Discovery,
     token_client: TokenClient,
-    metrics: Arc<Metrics>,
     /// Flows started, completed and failed; revocations at sign-out.
     counters: FlowMetrics,
-    /// Issuer learned per server (from discovery), when the resource does not pin one.
-    issuers: LearnedIssuers,
+    /// The credentials stage: the `oauth` mode's tokens (stored by the flows, learned issuers)
+    /// and the exchanger (sign-out forgets a user's exchanged tokens).
+    credentials: Arc<CredentialSources>,
     /// One pending flow per (session, server, challenged scope), so concurrent requests share it.
     pending: moka::future::Cache<(String, ServerKey, String), FlowId>,
-    /// One refresh at a time per token.
-    refresh_locks: moka::sync::Cache<TokenKey, Arc<tokio::sync::Mutex<()>>>,
     hook: RwLock<Option<CompletionHook>>,
     /// Every scope a flow has requested, for the Client ID Metadata Document.
     scopes_seen: DashSet<String>,
-    /// RFC 8693 exchanges for `exchange`-mode servers, with their cache.
-    exchanger: Exchanger,
 }
 
 /// Bound on remembered scopes (they come from remote servers' challenges).
 const MAX_SCOPES_SEEN: usize = 1000;
-
-/// `tokens.rs` names the type by its old name until it moves.
-type Manager = Flows;
 
 impl std::fmt::Debug for Flows {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -105,43 +89,32 @@ impl std::fmt::Debug for Flows {
 }
 
 impl Flows {
-    /// The flow over `registry`'s servers and these stores. `discovery` is shared with whoever
-    /// else reads authorization-server metadata (the controller), so they share its cache; the
-    /// flow's metrics are registered in `metrics`.
-    #[allow(clippy::too_many_arguments)] // until the token side moves out (issue 13)
+    /// The flow over `registry`'s servers. The token store, discovery and token client are
+    /// `credentials`' own (see [`crate::credentials::OAuthTokens`]); the flow's metrics are
+    /// registered in `metrics`.
     pub fn new(
         cfg: FlowsConfig,
         registry: Arc<Registry>,
-        tokens: Arc<dyn TokenStore>,
         flows: Arc<dyn FlowStore>,
-        refresh_lock: Arc<dyn RefreshLock>,
-        outbound: OutboundClient,
-        discovery: Discovery,
+        credentials: Arc<CredentialSources>,
         metrics: Arc<Metrics>,
     ) -> Self {
         let counters = FlowMetrics::default();
         counters.register(&metrics);
         let pending_ttl = Duration::from_secs(crate::store::FLOW_TTL_SECS.saturating_sub(60));
-        let exchanger = Exchanger::new(ExchangeConfig::default(), metrics.clone());
+        let oauth = credentials.oauth();
         Self {
-            exchanger,
-            discovery,
-            token_client: TokenClient::new(outbound),
-            issuers: LearnedIssuers::new(registry.clone()),
+            discovery: oauth.discovery().clone(),
+            token_client: oauth.token_client().clone(),
+            tokens: oauth.store().clone(),
+            credentials,
             registry,
-            tokens,
             flows,
-            refresh_lock,
-            metrics,
             counters,
             pending: moka::future::Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(pending_ttl)
                 .support_invalidation_closures()
-                .build(),
-            refresh_locks: moka::sync::Cache::builder()
-                .max_capacity(100_000)
-                .time_to_idle(Duration::from_secs(300))
                 .build(),
             hook: RwLock::new(None),
             scopes_seen: DashSet::new(),
@@ -149,21 +122,9 @@ impl Flows {
         }
     }
 
-    /// Replace the token-exchange settings (cache bound, margin, extra CA roots). Meant for
-    /// start-up: the exchange cache starts empty.
-    pub fn with_exchange_config(mut self, cfg: ExchangeConfig) -> Self {
-        self.exchanger = Exchanger::new(cfg, self.metrics.clone());
-        self
-    }
-
-    /// The token exchanger (`exchange` auth mode).
-    pub(crate) fn exchanger(&self) -> &Exchanger {
-        &self.exchanger
-    }
-
-    /// Cache hits and misses of the `TokenExchangePolicy` `policy` since start (for its status).
-    pub fn exchange_counts(&self, policy: &ServerKey) -> ExchangeCounts {
-        self.exchanger.counts(policy)
+    /// The credentials stage the flows share (tokens, learned issuers, exchanger).
+    pub fn credentials(&self) -> &Arc<CredentialSources> {
+        &self.credentials
     }
 
     /// The flow's settings and the URLs derived from the public URL.
@@ -209,11 +170,5 @@ impl Flows {
 
     fn completion_hook(&self) -> Option<CompletionHook> {
         self.hook.read().ok().and_then(|h| h.clone())
-    }
-
-    /// The token store, for the gateway's handling of a refused token (the credentials stage's
-    /// until it moves, issue 13).
-    pub(crate) fn token_store(&self) -> &Arc<dyn TokenStore> {
-        &self.tokens
     }
 }

@@ -8,6 +8,7 @@
 //! bounded concurrency, then remembered) only when the session holds tokens to match.
 
 use super::{Flows, START_PATH};
+use crate::credentials::OAuthTokens;
 use crate::identity::Caller;
 use crate::registry::{AuthSettings, ServerKey, ServerRegistration};
 use crate::store::ranking::best_for_binding;
@@ -76,7 +77,7 @@ fn status_of(
         return status;
     };
     let token = issuer.as_ref().and_then(|i| {
-        let binding = Flows::token_binding(reg, settings, i.clone());
+        let binding = OAuthTokens::token_binding(reg, settings, i.clone());
         best_for_binding(entries, &binding, now)
     });
     status.issuer = issuer;
@@ -157,8 +158,8 @@ impl Flows {
         if let Some(i) = &settings.issuer {
             return (Some(i.clone()), None);
         }
-        if let Some(i) = self.issuers.get(&reg.key) {
-            return (Some(i.clone()), None);
+        if let Some(i) = self.credentials.oauth().learned_issuer(reg) {
+            return (Some(i), None);
         }
         if !discover {
             return (None, None);
@@ -171,7 +172,7 @@ impl Flows {
             Ok(found) => {
                 let issuer = found.metadata.authorization_servers.first().cloned();
                 if let Some(i) = &issuer {
-                    self.issuers.insert(reg.key.clone(), i.clone());
+                    self.credentials.oauth().learn_issuer(reg, i.clone());
                 }
                 (issuer, None)
             }

@@ -1,5 +1,7 @@
 //! Limits of the gateway's proxy path.
 
+use super::upstream::client::ClientConfig;
+use super::upstream::sessions::SessionLimits;
 use crate::net::AddressPolicy;
 use std::time::Duration;
 
@@ -17,12 +19,24 @@ pub struct GatewayConfig {
     /// would otherwise hold its connection and task for as long as the caller likes.
     pub request_body_timeout: Duration,
     /// Bounds of the sessions the gateway opens before sign-in.
-    pub sessions: super::sessions::SessionLimits,
+    pub sessions: SessionLimits,
     /// Idle keep-alive connections to a remote server are closed after this long.
     pub pool_idle_timeout: Duration,
     /// Which addresses remote servers may be at (the SSRF guard). The default is the
     /// standalone one, like [`crate::net::OutboundConfig`]'s; `run` narrows it.
     pub address_policy: AddressPolicy,
+}
+
+impl GatewayConfig {
+    /// The upstream client's share of these settings.
+    pub fn client(&self) -> ClientConfig {
+        ClientConfig {
+            connect_timeout: self.connect_timeout,
+            response_timeout: self.response_timeout,
+            pool_idle_timeout: self.pool_idle_timeout,
+            address_policy: self.address_policy,
+        }
+    }
 }
 
 impl Default for GatewayConfig {
@@ -32,7 +46,7 @@ impl Default for GatewayConfig {
             response_timeout: Duration::from_secs(60),
             max_request_body_bytes: 4 * 1024 * 1024,
             request_body_timeout: Duration::from_secs(30),
-            sessions: super::sessions::SessionLimits::default(),
+            sessions: SessionLimits::default(),
             pool_idle_timeout: Duration::from_secs(90),
             address_policy: AddressPolicy::AllowPrivate,
         }

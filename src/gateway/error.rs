@@ -3,13 +3,15 @@
 //! (never a token, a URL or a header value). The HTTP status tells proxies and logs the same.
 
 use super::upstream::UpstreamError;
-use crate::exchange::ExchangeError;
-use crate::flows::{ChallengeError, TokenAccessError};
+use super::upstream::body::BodyError;
+use crate::credentials::CredentialsError;
+use crate::flows::ChallengeError;
 use crate::registry::ServerKey;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
 use serde_json::{Value, json};
 
+use super::jsonrpc::EnvelopeError;
 pub use super::jsonrpc::{INVALID_REQUEST, PARSE_ERROR};
 
 /// Implementation-defined server error: the gateway could not serve the request. (The HTTP
@@ -24,7 +26,7 @@ pub enum GatewayError {
     #[error("the request body exceeds the {limit}-byte limit")]
     BodyTooLarge { limit: usize },
     #[error("the request body could not be read: {0}")]
-    BodyRead(String),
+    BodyRead(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("the request body did not arrive within {0:?}")]
     BodyTimeout(std::time::Duration),
     #[error(
@@ -33,50 +35,10 @@ pub enum GatewayError {
     )]
     InitializeTooLarge { limit: usize },
     #[error("the request is not a JSON-RPC message: {0}")]
-    InvalidMessage(String),
-    #[error(
-        "{server} is in forward mode and needs the caller's own bearer token; this request has none (forward mode works with `--identity oidc`)"
-    )]
-    ForwardWithoutToken { server: ServerKey },
-    #[error(
-        "{server} accepts forwarded tokens only for the audiences [{allowed}]; the caller's token is for [{presented}]"
-    )]
-    ForwardAudience {
-        server: ServerKey,
-        allowed: String,
-        presented: String,
-    },
-    #[error(
-        "{server} is in forward mode, but the caller's token is also valid at this gateway (audience [{audiences}]), so it is not forwarded: a remote server could replay it here. Use a token issued only for the remote server's audience"
-    )]
-    ForwardGatewayToken {
-        server: ServerKey,
-        audiences: String,
-    },
-    #[error(
-        "{server} is in exchange mode and needs the caller's own bearer token to exchange; this request has none (exchange mode works with `--identity oidc`)"
-    )]
-    ExchangeWithoutToken { server: ServerKey },
-    #[error(
-        "{server} uses the TokenExchangePolicy {policy}, which is not registered (missing, or invalid: see its status)"
-    )]
-    ExchangePolicyMissing {
-        server: ServerKey,
-        policy: ServerKey,
-    },
-    #[error("token exchange for {server} (TokenExchangePolicy {policy}) failed: {source}")]
-    Exchange {
-        server: ServerKey,
-        policy: ServerKey,
-        #[source]
-        source: Box<ExchangeError>,
-    },
-    #[error("no usable credentials for {server}: {source}")]
-    Token {
-        server: ServerKey,
-        #[source]
-        source: Box<TokenAccessError>,
-    },
+    InvalidMessage(#[source] EnvelopeError),
+    /// No credentials could be sent (see [`CredentialsError`] for each reason).
+    #[error(transparent)]
+    Credentials(#[from] CredentialsError),
     #[error("authorization for {server} cannot be started: {source}")]
     Challenge {
         server: ServerKey,
@@ -147,15 +109,17 @@ pub enum GatewayError {
     InsufficientScope { server: ServerKey },
 }
 
-impl GatewayError {
-    /// Getting a token for `server` failed.
-    pub fn token(server: &ServerKey, source: impl Into<TokenAccessError>) -> Self {
-        GatewayError::Token {
-            server: server.clone(),
-            source: Box::new(source.into()),
+impl From<BodyError> for GatewayError {
+    fn from(e: BodyError) -> Self {
+        match e {
+            BodyError::TooLarge { limit } => GatewayError::BodyTooLarge { limit },
+            BodyError::Read(source) => GatewayError::BodyRead(source),
+            BodyError::Timeout(deadline) => GatewayError::BodyTimeout(deadline),
         }
     }
+}
 
+impl GatewayError {
     /// Creating the auth challenge for `server` failed.
     pub fn challenge(server: &ServerKey, source: ChallengeError) -> Self {
         GatewayError::Challenge {
@@ -170,7 +134,7 @@ impl GatewayError {
         match source {
             // The transport error keeps only the text of its causes; the guard's refusals are
             // recognisable by it.
-            UpstreamError::Connect(ref detail) if crate::net::ssrf::is_refusal_text(detail) => {
+            UpstreamError::Connect(_) if crate::net::ssrf::is_refusal_text(&source.detail()) => {
                 GatewayError::AddressRefused { server, source }
             }
             UpstreamError::Connect(_) => GatewayError::Unreachable { server, source },
@@ -189,17 +153,7 @@ impl GatewayError {
             }
             GatewayError::BodyRead(_) | GatewayError::InvalidMessage(_) => StatusCode::BAD_REQUEST,
             GatewayError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
-            GatewayError::ExchangePolicyMissing { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            GatewayError::Exchange { source, .. } if source.is_transient() => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
-            GatewayError::Exchange { .. } => StatusCode::BAD_GATEWAY,
-            GatewayError::Token { source, .. } => match **source {
-                TokenAccessError::Store(_) | TokenAccessError::RefreshBusy => {
-                    StatusCode::SERVICE_UNAVAILABLE
-                }
-                _ => StatusCode::BAD_GATEWAY,
-            },
+            GatewayError::Credentials(e) => e.status(),
             GatewayError::Challenge { source, .. } => match **source {
                 ChallengeError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
                 _ => StatusCode::BAD_GATEWAY,
@@ -212,11 +166,7 @@ impl GatewayError {
             | GatewayError::UpstreamStatus { .. }
             | GatewayError::UpstreamRedirect { .. }
             | GatewayError::SessionStart { .. } => StatusCode::BAD_GATEWAY,
-            GatewayError::InsufficientScope { .. }
-            | GatewayError::ForwardWithoutToken { .. }
-            | GatewayError::ForwardAudience { .. }
-            | GatewayError::ForwardGatewayToken { .. }
-            | GatewayError::ExchangeWithoutToken { .. } => StatusCode::FORBIDDEN,
+            GatewayError::InsufficientScope { .. } => StatusCode::FORBIDDEN,
             GatewayError::UpstreamRejected { status, .. } => StatusCode::from_u16(*status)
                 .ok()
                 .filter(StatusCode::is_client_error)
@@ -245,14 +195,7 @@ impl GatewayError {
             }
             GatewayError::BodyRead(_) | GatewayError::InvalidMessage(_) => "bad_request",
             GatewayError::BodyTimeout(_) => "body_timeout",
-            GatewayError::ForwardWithoutToken { .. } | GatewayError::ForwardAudience { .. } => {
-                "forward_refused"
-            }
-            GatewayError::ForwardGatewayToken { .. } => "forward_gateway_token",
-            GatewayError::ExchangeWithoutToken { .. } => "exchange_refused",
-            GatewayError::ExchangePolicyMissing { .. } => "exchange_policy_missing",
-            GatewayError::Exchange { .. } => "exchange_failed",
-            GatewayError::Token { .. } => "token_error",
+            GatewayError::Credentials(e) => e.outcome(),
             GatewayError::Challenge { .. } => "challenge_error",
             GatewayError::Unreachable { .. } => "upstream_unreachable",
             GatewayError::AddressRefused { .. } => "upstream_address_refused",
@@ -292,6 +235,7 @@ impl GatewayError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::credentials::exchange::ExchangeError;
     use std::time::Duration;
 
     fn key() -> ServerKey {
@@ -335,7 +279,7 @@ mod tests {
         .expect_err("loopback refused");
         let err = GatewayError::upstream(
             &key(),
-            UpstreamError::Connect(format!("dns error: {refused}")),
+            UpstreamError::Connect(format!("dns error: {refused}").into()),
         );
         assert!(
             matches!(err, GatewayError::AddressRefused { .. }),
@@ -358,14 +302,14 @@ mod tests {
     #[test]
     fn exchange_failures_name_server_and_policy_and_say_what_to_do() {
         let policy = ServerKey::new("team-a", "cluster-b");
-        let err = GatewayError::Exchange {
+        let err = GatewayError::from(CredentialsError::Exchange {
             server: key(),
             policy: policy.clone(),
             source: Box::new(ExchangeError::Rejected {
                 error: "invalid_grant".into(),
                 description: None,
             }),
-        };
+        });
         let msg = err.to_string();
         assert!(
             msg.contains("team-a/github")
@@ -375,19 +319,19 @@ mod tests {
         );
         assert_eq!(err.status(), StatusCode::BAD_GATEWAY);
         assert_eq!(err.outcome(), "exchange_failed");
-        let busy = GatewayError::Exchange {
+        let busy = GatewayError::from(CredentialsError::Exchange {
             server: key(),
             policy: policy.clone(),
             source: Box::new(ExchangeError::Unavailable(503)),
-        };
+        });
         assert_eq!(busy.status(), StatusCode::SERVICE_UNAVAILABLE);
-        let missing = GatewayError::ExchangePolicyMissing {
+        let missing = GatewayError::from(CredentialsError::ExchangePolicyMissing {
             server: key(),
             policy,
-        };
+        });
         assert_eq!(missing.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert!(missing.to_string().contains("not registered"));
-        let none = GatewayError::ExchangeWithoutToken { server: key() };
+        let none = GatewayError::from(CredentialsError::ExchangeWithoutToken { server: key() });
         assert_eq!(none.status(), StatusCode::FORBIDDEN);
         assert!(none.to_string().contains("--identity oidc"));
     }
@@ -409,6 +353,8 @@ mod tests {
         assert_eq!(timeout.outcome(), "upstream_timeout");
         let garbage = GatewayError::upstream(&key(), UpstreamError::Protocol("bad".into()));
         assert_eq!(garbage.status(), StatusCode::BAD_GATEWAY);
+        let slow = GatewayError::from(BodyError::Timeout(Duration::from_secs(1)));
+        assert_eq!(slow.status(), StatusCode::REQUEST_TIMEOUT);
         let large = GatewayError::BodyTooLarge { limit: 10 };
         assert_eq!(large.status(), StatusCode::PAYLOAD_TOO_LARGE);
         assert_eq!(large.code(), INVALID_REQUEST);

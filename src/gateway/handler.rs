@@ -1,45 +1,45 @@
 //! `/mcp/{namespace}/{name}`: one request through the gateway, top to bottom:
-//! identity → registry → body → the client's MCP session → credentials → upstream → response.
+//! identity → registry → body → the client's MCP session → credentials → the [`super::leg`] to the
+//! remote server → response (streamed back, or the auth challenge).
 //!
 //! The hot path (a token is stored, the remote server accepts it) reads the body once, never
 //! parses it (only a cheap byte search decides whether an `initialize` must be remembered), and
 //! streams the response back as hyper frames. The JSON-RPC envelope is parsed only when the
 //! gateway must answer itself: no token, a 401/403 from the remote server, an error.
 
-use super::challenge::{self, ChallengeReply};
-use super::client_profile::{ClientProfile, ProfileKey};
-use super::credentials::{self, Credentials};
+use super::Gateway;
+use super::challenge::client_profile::{ClientProfile, ProfileKey};
+use super::challenge::forms::{self, ChallengeReply};
+use super::challenge::synthetic::{self, AUTHENTICATE_TOOL};
 use super::error::GatewayError;
-use super::headers::{self, MCP_METHOD, MCP_PROTOCOL_VERSION, MCP_SESSION_ID};
 use super::jsonrpc::{self, Envelope, EnvelopeError};
-use super::session_start::{self, StartError};
-use super::sessions::{GatewaySession, is_gateway_id};
-use super::synthetic::{self, AUTHENTICATE_TOOL};
-use super::{Gateway, body, step_up};
-use crate::http::AppState;
+use super::leg::{LegOutcome, Outgoing};
+use super::upstream::body;
+use super::upstream::headers::{self, MCP_METHOD, MCP_PROTOCOL_VERSION, MCP_SESSION_ID};
+use super::upstream::sessions::{GatewaySession, is_gateway_id};
+use crate::credentials::{Credentials, forward};
 use crate::identity::{AudienceTarget, Authenticated};
-use crate::registry::{ServerKey, ServerRegistration};
+use crate::registry::ServerKey;
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::header::{
-    ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_SECURITY_POLICY, CONTENT_TYPE, WWW_AUTHENTICATE,
+    ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_SECURITY_POLICY, CONTENT_TYPE,
     X_CONTENT_TYPE_OPTIONS,
 };
-use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use hyper::body::{Body as _, Incoming};
 use std::sync::Arc;
 use std::time::Instant;
 
 /// The axum handler.
 pub async fn proxy(
-    State(state): State<AppState>,
+    State(gw): State<Arc<Gateway>>,
     Path((namespace, name)): Path<(String, String)>,
     req: Request,
 ) -> Response {
     let started = Instant::now();
-    let gw = state.gateway.clone();
     let server = ServerKey { namespace, name };
     let (parts, body) = req.into_parts();
 
@@ -49,13 +49,13 @@ pub async fn proxy(
     let target = AudienceTarget::Server {
         namespace: &server.namespace,
         name: &server.name,
-        own: super::forward::own_audiences(registered.as_deref()),
+        own: forward::own_audiences(registered.as_deref()),
     };
-    let auth = match state.identity.authenticate_at(&parts.headers, target).await {
+    let auth = match gw.identity.authenticate_at(&parts.headers, target).await {
         Ok(auth) => auth,
         Err(e) => {
             record(&gw, &server, "unauthenticated", started);
-            let public_url = &state.public_url;
+            let public_url = &gw.flows.config().public_url;
             return crate::identity::unauthorized(public_url, parts.uri.path(), &e);
         }
     };
@@ -68,7 +68,7 @@ pub async fn proxy(
         headers: parts.headers,
         body: Bytes::new(),
         envelope: None,
-        identity_headers: state.identity.identity_headers(),
+        identity_headers: gw.identity.identity_headers(),
     };
     let (outcome, response) = match call.run(body).await {
         Ok(done) => done,
@@ -89,9 +89,7 @@ fn record(gw: &Gateway, server: &ServerKey, outcome: &'static str, started: Inst
     } else {
         super::metrics::UNKNOWN_SERVER.to_owned()
     };
-    gw.metrics
-        .gateway
-        .record(&label, outcome, started.elapsed());
+    gw.metrics.record(&label, outcome, started.elapsed());
 }
 
 fn log_failure(server: &ServerKey, e: &GatewayError) {
@@ -118,14 +116,6 @@ struct Call<'a> {
     identity_headers: Vec<http::HeaderName>,
 }
 
-/// How a remote server refused a request.
-enum Refusal {
-    /// 401: the credential is not (or no longer) accepted.
-    Unauthorized(Option<String>),
-    /// 403 `insufficient_scope`: the token lacks scopes.
-    InsufficientScope(crate::oauth::BearerChallenge),
-}
-
 impl Call<'_> {
     async fn run(&mut self, body: Body) -> Result<Done, GatewayError> {
         if ![Method::POST, Method::GET, Method::DELETE].contains(&self.method) {
@@ -140,23 +130,43 @@ impl Call<'_> {
                 cfg.max_request_body_bytes,
                 cfg.request_body_timeout,
             )
-            .await?;
+            .await
+            .map_err(GatewayError::from)?;
         }
-        let reg = self
-            .gw
+        let gw = self.gw;
+        let reg = gw
             .registry
             .server(&self.server)
             .ok_or_else(|| GatewayError::UnknownServer(self.server.clone()))?;
         let session = self.gateway_session()?;
-        let creds =
-            credentials::resolve(&self.gw.flows, &self.gw.registry, &reg, &self.auth).await?;
+        let creds = gw.leg(&reg, &self.auth).credentials().await?;
         if matches!(creds, Credentials::AuthorizationRequired) {
             return self.unauthorized(session, None).await;
         }
         if let Some(reply) = self.authenticate_when_authorized(session.is_some()) {
             return Ok(("already_authorized", reply_response(reply)));
         }
-        self.forward(&reg, session, creds).await
+        let outgoing = Outgoing {
+            method: &self.method,
+            headers: &self.headers,
+            body: &self.body,
+            identity_headers: &self.identity_headers,
+            session: session.as_deref(),
+        };
+        let leg = gw.leg(&reg, &self.auth);
+        match leg.exchange(&outgoing, creds).await? {
+            LegOutcome::Response(resp) => Ok(self.respond(resp, session.as_deref())),
+            LegOutcome::AuthorizationRequired { www_authenticate } => {
+                self.unauthorized(session, www_authenticate.as_deref())
+                    .await
+            }
+            LegOutcome::StatelessDelete => {
+                if let Some(s) = &session {
+                    gw.sessions.remove(&s.id);
+                }
+                Ok(("session_deleted", StatusCode::OK.into_response()))
+            }
+        }
     }
 
     /// The gateway session named by the client's `Mcp-Session-Id`, if it is one of ours.
@@ -173,155 +183,6 @@ impl Call<'_> {
             .get(id, &self.auth.caller.session, &self.server)
             .map(Some)
             .ok_or(GatewayError::UnknownSession)
-    }
-
-    /// Send the request with `creds`; on a 401, retry once with a refreshed token; on a refusal
-    /// no credential fixes, answer with the auth challenge.
-    async fn forward(
-        &mut self,
-        reg: &ServerRegistration,
-        session: Option<Arc<GatewaySession>>,
-        mut creds: Credentials,
-    ) -> Result<Done, GatewayError> {
-        let uri = Uri::try_from(reg.url.as_str())
-            .map_err(|_| GatewayError::BadUpstreamUrl(self.server.clone()))?;
-        let mut retried = false;
-        loop {
-            let resp = match self
-                .send(&uri, &reg.forward_headers, session.as_deref(), &creds)
-                .await?
-            {
-                Sent::Done(done) => return Ok(done),
-                Sent::Response(resp) => resp,
-            };
-            let Some(refusal) = refusal(&resp) else {
-                return Ok(self.respond(resp, session.as_deref()));
-            };
-            if let (Credentials::Exchanged(rejected), Refusal::Unauthorized(_)) = (&creds, &refusal)
-            {
-                // An exchanged token refused: evict it, exchange again, retry once.
-                let manager = &self.gw.flows;
-                if !retried {
-                    retried = true;
-                    creds = credentials::after_exchange_rejection(
-                        manager,
-                        &self.gw.registry,
-                        reg,
-                        &self.auth,
-                        rejected,
-                    )
-                    .await?;
-                    continue;
-                }
-                credentials::drop_exchanged(manager, rejected).await;
-            }
-            let Credentials::OAuth(token) = &creds else {
-                return Err(GatewayError::UpstreamRejected {
-                    server: self.server.clone(),
-                    status: resp.status().as_u16(),
-                    mode: reg.auth.mode_name(),
-                });
-            };
-            let caller = &self.auth.caller;
-            let manager = &self.gw.flows;
-            match refusal {
-                Refusal::Unauthorized(www) => {
-                    if !retried {
-                        retried = true;
-                        creds = credentials::after_rejection(manager, &self.server, caller, token)
-                            .await?;
-                        if matches!(creds, Credentials::OAuth(_)) {
-                            continue;
-                        }
-                    } else {
-                        credentials::drop_token(manager, &self.server, caller, token).await?;
-                    }
-                    return self.unauthorized(session, www.as_deref()).await;
-                }
-                Refusal::InsufficientScope(challenge) => {
-                    if !self.gw.step_ups.allow(&caller.session, &self.server) {
-                        return Err(GatewayError::InsufficientScope {
-                            server: self.server.clone(),
-                        });
-                    }
-                    let current = credentials::current_scopes(manager, token)
-                        .await
-                        .map_err(|e| GatewayError::token(&self.server, e))?;
-                    let header = step_up::step_up_header(&challenge, &current);
-                    return self.unauthorized(session, Some(&header)).await;
-                }
-            }
-        }
-    }
-
-    /// One upstream exchange (starting the remote side of a gateway session first if needed).
-    async fn send(
-        &self,
-        uri: &Uri,
-        forward_headers: &[http::HeaderName],
-        session: Option<&GatewaySession>,
-        creds: &Credentials,
-    ) -> Result<Sent, GatewayError> {
-        let authorization = creds.authorization();
-        let mut headers = headers::to_upstream(
-            &self.headers,
-            authorization.clone(),
-            forward_headers,
-            &self.identity_headers,
-        );
-        if let Some(s) = session {
-            let started = s
-                .upstream
-                .get_or_try_init(|| {
-                    session_start::start(
-                        &self.gw.upstream,
-                        uri,
-                        authorization.as_ref(),
-                        s.initialize.clone(),
-                        self.gw.cfg.response_timeout,
-                    )
-                })
-                .await;
-            let up = match started {
-                Ok(up) => up,
-                Err(StartError::Refused(resp)) => return Ok(Sent::Response(*resp)),
-                Err(StartError::Transport(e)) => {
-                    return Err(GatewayError::upstream(&self.server, e));
-                }
-                Err(StartError::Failed(detail)) => {
-                    return Err(GatewayError::SessionStart {
-                        server: self.server.clone(),
-                        detail,
-                    });
-                }
-            };
-            match &up.id {
-                Some(id) => {
-                    headers.insert(MCP_SESSION_ID, id.clone());
-                }
-                None => {
-                    headers.remove(MCP_SESSION_ID);
-                    // A stateless server has no session to delete.
-                    if self.method == Method::DELETE {
-                        self.gw.sessions.remove(&s.id);
-                        return Ok(Sent::Done((
-                            "session_deleted",
-                            StatusCode::OK.into_response(),
-                        )));
-                    }
-                }
-            }
-        }
-        let mut req = http::Request::new(super::upstream::UpstreamBody::new(self.body.clone()));
-        *req.method_mut() = self.method.clone();
-        *req.uri_mut() = uri.clone();
-        *req.headers_mut() = headers;
-        self.gw
-            .upstream
-            .send(req)
-            .await
-            .map(Sent::Response)
-            .map_err(|e| GatewayError::upstream(&self.server, e))
     }
 
     /// Stream the remote server's response back, or explain why it is not an MCP response.
@@ -432,12 +293,11 @@ impl Call<'_> {
             .map_err(|source| GatewayError::challenge(&self.server, source))?;
         let server_name = self.server.to_string();
         let reply = if env.is_batch {
-            let members = jsonrpc::parse_batch(&self.body)
-                .map_err(|e| GatewayError::InvalidMessage(e.to_string()))?;
-            challenge::render_batch(&members, &profile, &ch)
+            let members = jsonrpc::parse_batch(&self.body).map_err(GatewayError::InvalidMessage)?;
+            forms::render_batch(&members, &profile, &ch)
         } else {
             synthetic::answer_unauthorized(&env, &profile, &ch, &server_name)
-                .unwrap_or_else(|| challenge::render(&env, &profile, &ch))
+                .unwrap_or_else(|| forms::render(&env, &profile, &ch))
         };
         let mut resp = reply_response(reply);
         if opens_session {
@@ -532,7 +392,7 @@ impl Call<'_> {
             .get_or_insert_with(|| jsonrpc::parse_envelope(&self.body));
         parsed
             .as_ref()
-            .map_err(|e| GatewayError::InvalidMessage(e.to_string()))
+            .map_err(|e| GatewayError::InvalidMessage(e.clone()))
     }
 
     /// The request's JSON-RPC id, for an error answer (`None` when there is none or the body is
@@ -542,31 +402,6 @@ impl Call<'_> {
             return None;
         }
         self.envelope().ok().and_then(|e| e.id.clone())
-    }
-}
-
-/// What [`Call::send`] produced.
-enum Sent {
-    Response(http::Response<Incoming>),
-    /// Answered without the remote server.
-    Done(Done),
-}
-
-/// The refusal in a remote server's response, if it is one the gateway handles.
-fn refusal(resp: &http::Response<Incoming>) -> Option<Refusal> {
-    let www = || {
-        resp.headers()
-            .get(WWW_AUTHENTICATE)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
-    match resp.status() {
-        StatusCode::UNAUTHORIZED => Some(Refusal::Unauthorized(www())),
-        StatusCode::FORBIDDEN => www()
-            .as_deref()
-            .and_then(step_up::insufficient_scope)
-            .map(Refusal::InsufficientScope),
-        _ => None,
     }
 }
 

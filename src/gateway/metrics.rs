@@ -6,11 +6,11 @@
 //! monitoring system's storage) without bound. Such requests share [`UNKNOWN_SERVER`]; series of
 //! servers that are no longer registered are removed by [`GatewayMetrics::forget_servers`].
 
+use crate::metrics::Metrics;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
-use prometheus_client::registry::Registry;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -55,6 +55,13 @@ impl Default for GatewayMetrics {
 }
 
 impl GatewayMetrics {
+    /// New metrics, registered in `metrics`.
+    pub fn new(metrics: &Metrics) -> Self {
+        let m = Self::default();
+        m.register(metrics);
+        m
+    }
+
     /// Count one request that ended with `outcome` after `elapsed`.
     /// `server` must be a registered server's name or [`UNKNOWN_SERVER`].
     pub fn record(&self, server: &str, outcome: &'static str, elapsed: Duration) {
@@ -83,13 +90,13 @@ impl GatewayMetrics {
         });
     }
 
-    pub fn register(&self, r: &mut Registry) {
-        r.register(
+    fn register(&self, metrics: &Metrics) {
+        metrics.register(
             "gateway_requests",
             "Requests to /mcp/{namespace}/{name}, by server and outcome",
             self.requests.clone(),
         );
-        r.register(
+        metrics.register(
             "gateway_response_seconds",
             "Time until the response headers of a gateway request, by outcome",
             self.duration.clone(),
@@ -103,13 +110,11 @@ mod tests {
 
     #[test]
     fn records_requests_and_durations_by_outcome() {
-        let m = GatewayMetrics::default();
+        let registry = Metrics::new();
+        let m = GatewayMetrics::new(&registry);
         m.record("default/echo", "proxied", Duration::from_micros(300));
         m.record("default/echo", "proxied", Duration::from_micros(300));
-        let mut r = Registry::with_prefix("mcpoauth");
-        m.register(&mut r);
-        let mut out = String::new();
-        prometheus_client::encoding::text::encode(&mut out, &r).expect("encode");
+        let out = registry.encode();
         assert!(
             out.contains(
                 "mcpoauth_gateway_requests_total{server=\"default/echo\",outcome=\"proxied\"} 2"
@@ -121,15 +126,13 @@ mod tests {
 
     #[test]
     fn series_of_servers_no_longer_registered_are_removed() {
-        let m = GatewayMetrics::default();
+        let registry = Metrics::new();
+        let m = GatewayMetrics::new(&registry);
         m.record("default/echo", "proxied", Duration::from_micros(300));
         m.record("default/gone", "proxied", Duration::from_micros(300));
         m.record(UNKNOWN_SERVER, "unknown_server", Duration::from_micros(300));
         m.forget_servers(|s| s == "default/echo");
-        let mut r = Registry::with_prefix("mcpoauth");
-        m.register(&mut r);
-        let mut out = String::new();
-        prometheus_client::encoding::text::encode(&mut out, &r).expect("encode");
+        let out = registry.encode();
         assert!(out.contains("server=\"default/echo\""), "{out}");
         assert!(out.contains("server=\"unknown\""), "{out}");
         assert!(!out.contains("default/gone"), "{out}");

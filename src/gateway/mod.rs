@@ -1,78 +1,117 @@
 //! The gateway: `/mcp/{namespace}/{name}`, a streaming reverse proxy for the MCP Streamable HTTP
 //! transport that sends the user's credentials for one remote server.
 //!
-//! A request reads top to bottom in [`handler`]: identity → registry → body → credentials
-//! ([`credentials`]) → upstream ([`upstream`]) → response (streamed back, or the auth challenge
-//! when the remote server refuses and no credential helps).
+//! A request reads top to bottom in [`handler`]: identity → registry → body → the client's MCP
+//! session → credentials ([`crate::credentials`]) → [`leg`] (one exchange with the remote server,
+//! with one retry or the challenge when it refuses) → response (streamed back, or the auth
+//! challenge in the client's richest form, [`challenge`]). [`upstream`] is the client side of
+//! the proxy; [`routes`] is what the HTTP server mounts.
 
-pub mod body;
 pub mod challenge;
-pub mod client_profile;
 pub mod config;
-pub mod connector;
-pub mod credentials;
 pub mod error;
-pub mod forward;
 pub mod handler;
-pub mod headers;
 pub mod jsonrpc;
+pub mod leg;
 pub mod metrics;
-pub mod session_start;
-pub mod sessions;
-pub mod step_up;
-pub mod synthetic;
 pub mod upstream;
 
 pub use config::GatewayConfig;
 pub use error::GatewayError;
 pub use metrics::GatewayMetrics;
+pub use upstream::sessions::SessionLimits;
 
+use crate::credentials::{CredentialSources, Credentials};
 use crate::flows::{CompletionEvent, CompletionHook, Flows};
-use crate::identity::Caller;
+use crate::identity::{Authenticated, Authenticator, Caller};
 use crate::metrics::Metrics;
-use crate::registry::Registry;
-use client_profile::ClientProfiles;
-use sessions::Sessions;
+use crate::registry::{AuthSettings, Registry, ServerRegistration};
+use challenge::client_profile::ClientProfiles;
+use challenge::step_up::StepUps;
+use leg::Leg;
 use std::sync::{Arc, Weak};
-use step_up::StepUps;
 use upstream::Upstream;
+use upstream::session_start;
+use upstream::sessions::Sessions;
 
-/// The proxy's shared state: the upstream client and what it remembers between requests.
-#[derive(Debug)]
+/// The proxy's shared state: what it reads per request and what it remembers between requests.
 pub struct Gateway {
-    /// OAuth tokens (and the challenge that starts a flow when there is none).
-    flows: Arc<Flows>,
     registry: Arc<Registry>,
-    metrics: Arc<Metrics>,
+    credentials: Arc<CredentialSources>,
+    identity: Arc<Authenticator>,
+    /// The browser flows: auth challenges are created there, and the public URL read.
+    flows: Arc<Flows>,
     upstream: Upstream,
     cfg: GatewayConfig,
     profiles: ClientProfiles,
     sessions: Sessions,
     step_ups: StepUps,
+    metrics: GatewayMetrics,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("cfg", &self.cfg)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The gateway's routes (`/mcp/{namespace}/{name}`), with the gateway as their state, for the
+/// HTTP server to merge into its router.
+pub fn routes<S: Clone + Send + Sync + 'static>(gateway: Arc<Gateway>) -> axum::Router<S> {
+    axum::Router::new()
+        .route(
+            "/mcp/{namespace}/{name}",
+            axum::routing::any(handler::proxy),
+        )
+        .with_state(gateway)
 }
 
 impl Gateway {
-    /// Fails only when the TLS trust store cannot be loaded.
+    /// Registers the gateway's metrics in `metrics`. Fails only when the TLS trust store cannot
+    /// be loaded.
     pub fn new(
-        flows: Arc<Flows>,
-        registry: Arc<Registry>,
-        metrics: Arc<Metrics>,
         cfg: GatewayConfig,
+        registry: Arc<Registry>,
+        credentials: Arc<CredentialSources>,
+        identity: Arc<Authenticator>,
+        flows: Arc<Flows>,
+        metrics: &Metrics,
     ) -> Result<Arc<Self>, std::io::Error> {
         Ok(Arc::new(Self {
-            upstream: Upstream::new(&cfg)?,
-            flows,
+            upstream: Upstream::new(&cfg.client())?,
             registry,
-            metrics,
+            credentials,
+            identity,
+            flows,
             cfg,
             profiles: ClientProfiles::default(),
             sessions: Sessions::new(cfg.sessions),
             step_ups: StepUps::default(),
+            metrics: GatewayMetrics::new(metrics),
         }))
     }
 
     pub fn config(&self) -> &GatewayConfig {
         &self.cfg
+    }
+
+    /// The request metrics (the caller removes the series of deleted servers).
+    pub fn metrics(&self) -> &GatewayMetrics {
+        &self.metrics
+    }
+
+    /// The leg to `server` for `auth`.
+    fn leg<'a>(&'a self, server: &'a ServerRegistration, auth: &'a Authenticated) -> Leg<'a> {
+        Leg {
+            upstream: &self.upstream,
+            credentials: &self.credentials,
+            step_ups: &self.step_ups,
+            response_timeout: self.cfg.response_timeout,
+            server,
+            auth,
+        }
     }
 
     /// The hook to install with [`Flows::set_completion_hook`]: after a login, sessions the
@@ -99,12 +138,20 @@ impl Gateway {
         let Some(reg) = self.registry.server(&event.server) else {
             return;
         };
+        let AuthSettings::OAuth(settings) = &reg.auth else {
+            return;
+        };
         let Ok(uri) = http::Uri::try_from(reg.url.as_str()) else {
             return;
         };
         let caller = Caller::new(event.user.clone(), event.session.clone());
-        let creds = match self.flows.get_token(&event.server, &caller).await {
-            Ok(Some(token)) => credentials::Credentials::OAuth(token),
+        let creds = match self
+            .credentials
+            .oauth()
+            .token(&reg, settings, &caller)
+            .await
+        {
+            Ok(Some(token)) => Credentials::OAuth(token),
             _ => return,
         };
         let authorization = creds.authorization();

@@ -157,15 +157,9 @@ fn routes(state: &AppState) -> Router<AppState> {
         axum::middleware::from_fn_with_state(state.clone(), rate_limit::limit),
     );
     let guarded = flows.account.route_layer(guard_browser());
-    let mcp = Router::new()
-        .route(
-            "/mcp/{namespace}/{name}",
-            axum::routing::any(crate::gateway::handler::proxy),
-        )
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            origin::guard_mcp,
-        ));
+    let mcp = crate::gateway::routes(state.gateway.clone()).route_layer(
+        axum::middleware::from_fn_with_state(state.clone(), origin::guard_mcp),
+    );
     Router::new()
         .merge(limited)
         .merge(guarded)

@@ -4,6 +4,7 @@
 //! decides, [`guard`] enforces) apply to all.
 
 pub mod guard;
+pub mod headers;
 mod outbound;
 pub mod ssrf;
 #[cfg(test)]

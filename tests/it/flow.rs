@@ -2,7 +2,7 @@
 //! real OAuth-protected MCP server (official TypeScript SDK), and every bad-input case of the
 //! callback: each asserts the status and that nothing was stored.
 
-use mcp_oauth_operator::flows::AccessToken;
+use mcp_oauth_operator::credentials::oauth::AccessToken;
 use mcp_oauth_operator::registry::{ClientAuthMethod, ClientIdentity, ServerKey};
 use mcp_oauth_operator::store::{FlowId, TokenKey, TokenRecord};
 use reqwest::StatusCode;
@@ -64,6 +64,8 @@ async fn logged_in_with_short_tokens(opts: IdpOptions) -> (World, ServerKey) {
 /// Alice's current access token for `server` (refreshed if due); panics when there is none.
 async fn alice_token(w: &World, server: &ServerKey) -> AccessToken {
     w.gw.flows()
+        .credentials()
+        .oauth()
         .get_token(server, &alice())
         .await
         .expect("get_token")
@@ -225,7 +227,7 @@ async fn expired_access_token_is_refreshed_without_a_new_login() {
     let calls = (0..8).map(|_| {
         let m = m.clone();
         let server = server.clone();
-        tokio::spawn(async move { m.get_token(&server, &alice()).await })
+        tokio::spawn(async move { m.credentials().oauth().get_token(&server, &alice()).await })
     });
     let results = futures::future::join_all(calls).await;
     let mut values = Vec::new();
@@ -369,6 +371,8 @@ async fn a_stored_token_of_another_user_is_never_used() {
     w.gw.token_store().put(&key, record).await.expect("plant");
     assert!(
         w.gw.flows()
+            .credentials()
+            .oauth()
             .get_token(&server, &alice())
             .await
             .expect("get_token")
@@ -698,7 +702,14 @@ async fn tokens_can_be_deleted_by_session_user_and_issuer() {
     assert_eq!(status, StatusCode::OK);
     let m = w.gw.flows();
     let store = w.gw.token_store();
-    assert!(m.get_token(&server, &alice()).await.expect("get").is_some());
+    assert!(
+        m.credentials()
+            .oauth()
+            .get_token(&server, &alice())
+            .await
+            .expect("get")
+            .is_some()
+    );
     assert_eq!(
         store
             .delete_by_issuer(&alice().session, "http://other")
@@ -708,7 +719,14 @@ async fn tokens_can_be_deleted_by_session_user_and_issuer() {
     );
     assert_eq!(store.delete_by_user("someone-else").await.expect("del"), 0);
     assert_eq!(store.delete_by_user(&alice().user).await.expect("del"), 1);
-    assert!(m.get_token(&server, &alice()).await.expect("get").is_none());
+    assert!(
+        m.credentials()
+            .oauth()
+            .get_token(&server, &alice())
+            .await
+            .expect("get")
+            .is_none()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -768,6 +786,8 @@ async fn a_refresh_the_idp_rejects_drops_the_token_and_asks_for_authorization() 
     tokio::time::sleep(std::time::Duration::from_millis(2200)).await;
     let t =
         w.gw.flows()
+            .credentials()
+            .oauth()
             .get_token(&server, &alice())
             .await
             .expect("no error, just no token");

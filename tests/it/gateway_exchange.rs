@@ -5,7 +5,7 @@
 //! (`whoami` names the token's user), and for mutual TLS an HTTPS proxy requiring a client
 //! certificate in front of the IdP's token endpoint.
 
-use mcp_oauth_operator::exchange::ExchangeCounts;
+use mcp_oauth_operator::credentials::exchange::ExchangeCounts;
 use mcp_oauth_operator::identity::Caller;
 use mcp_oauth_operator::registry::{
     AuthSettings, ClientAuthMethod, ExchangeSettings, PolicyClientAuth, PolicyRegistration,
@@ -156,7 +156,7 @@ async fn exchange_reaches_the_server_as_the_user_and_is_cached_until_near_expiry
     assert_alice(&gw.mcp_url("ex"), &subject).await;
     assert_eq!(idp.stats().await.token_requests, 1, "served from the cache");
     assert_eq!(
-        gw.flows().exchange_counts(&policy_key),
+        gw.flows().credentials().exchanger().counts(&policy_key),
         ExchangeCounts { hits: 1, misses: 1 }
     );
 
@@ -182,7 +182,7 @@ async fn exchange_reaches_the_server_as_the_user_and_is_cached_until_near_expiry
         "exchanged again after logout"
     );
     assert_eq!(
-        gw.flows().exchange_counts(&policy_key),
+        gw.flows().credentials().exchanger().counts(&policy_key),
         ExchangeCounts { hits: 2, misses: 3 }
     );
 

@@ -197,6 +197,8 @@ async fn a_flow_started_on_one_replica_completes_on_the_other() {
     // A uses the token B stored.
     let token =
         r.a.flows()
+            .credentials()
+            .oauth()
             .get_token(&server, &alice())
             .await
             .expect("get")
@@ -230,9 +232,9 @@ async fn only_one_replica_refreshes_an_expiring_token() {
         for _ in 0..4 {
             let m = gw.flows().clone();
             let server = server.clone();
-            calls.push(tokio::spawn(
-                async move { m.get_token(&server, &alice()).await },
-            ));
+            calls.push(tokio::spawn(async move {
+                m.credentials().oauth().get_token(&server, &alice()).await
+            }));
         }
     }
     let mut values = Vec::new();
@@ -285,6 +287,8 @@ async fn a_dead_lease_holder_delays_a_refresh_by_at_most_its_lease() {
     let start = Instant::now();
     let t =
         r.a.flows()
+            .credentials()
+            .oauth()
             .get_token(&server, &alice())
             .await
             .expect("get")
@@ -371,6 +375,8 @@ async fn rotate_keys_reencrypts_everything_and_reports_missing_keys() {
     c.register_oauth("echo", r.mcp.url());
     let t = c
         .flows()
+        .credentials()
+        .oauth()
         .get_token(&server, &alice())
         .await
         .expect("get")
@@ -435,6 +441,8 @@ async fn valkey_restart_mid_flow_fails_clearly_then_recovers() {
     assert_eq!(status, StatusCode::OK, "{body}");
     let t = gw
         .flows()
+        .credentials()
+        .oauth()
         .get_token(&server, &alice())
         .await
         .expect("get")

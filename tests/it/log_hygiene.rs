@@ -86,6 +86,8 @@ async fn no_secret_appears_in_the_logs_of_a_full_flow_and_refresh() {
     tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
     let refreshed = gw
         .flows()
+        .credentials()
+        .oauth()
         .get_token(&server, &caller)
         .await
         .expect("get")

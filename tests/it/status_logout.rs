@@ -315,6 +315,8 @@ async fn logout_everywhere_removes_every_session_of_the_user_and_no_one_else() {
     );
     let token =
         w.gw.flows()
+            .credentials()
+            .oauth()
             .get_token(&w.server, &bob)
             .await
             .expect("get_token");
@@ -491,6 +493,8 @@ async fn python_sdk_server_works_as_an_oauth_upstream() {
 
     assert!(
         gw.flows()
+            .credentials()
+            .oauth()
             .get_token(&server, &alice)
             .await
             .expect("get_token")
@@ -503,6 +507,8 @@ async fn python_sdk_server_works_as_an_oauth_upstream() {
 
     let token = gw
         .flows()
+        .credentials()
+        .oauth()
         .get_token(&server, &alice)
         .await
         .expect("get_token")
@@ -521,6 +527,8 @@ async fn python_sdk_server_works_as_an_oauth_upstream() {
     assert!(report.failures.is_empty(), "{report:?}");
     assert!(
         gw.flows()
+            .credentials()
+            .oauth()
             .get_token(&server, &alice)
             .await
             .expect("get_token")

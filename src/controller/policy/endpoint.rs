@@ -1,11 +1,9 @@
 //! The endpoint check of a policy as its reconcile runs it: the probe
-//! ([`crate::controller::policy_probe`]) through one client, its outcomes remembered
+//! ([`crate::credentials::exchange::probe`]) through one client, its outcomes remembered
 //! ([`ProbeCache`]) so the frequent reconciles that refresh the counters do not fetch metadata
 //! each time, and the refusal of an issuer the operator does not allow, which no probe can lift.
 
-use crate::controller::policy_probe::{self, Outcome, ProbeCache, ProbeInput};
-use crate::controller::reconcile::conditions::Verdict;
-use crate::crd::condition::READY;
+use crate::credentials::exchange::probe::{self as policy_probe, Outcome, ProbeCache, ProbeInput};
 use crate::net::OutboundClient;
 use crate::registry::{PolicyRegistration, ServerKey};
 use std::sync::LazyLock;
@@ -27,16 +25,12 @@ static PROBES: LazyLock<Probes> = LazyLock::new(|| Probes {
 /// at the usual re-check of refused policies (the operator may change the flag and restart).
 pub fn issuer_not_allowed(reg: &PolicyRegistration) -> Outcome {
     Outcome {
-        verdict: Verdict::new(
-            READY,
-            false,
-            policy_probe::reason::ISSUER_NOT_ALLOWED,
-            format!(
-                "the gateway does not send callers' tokens to issuer {}: its operator allows \
-                 exchange issuers with --exchange-allowed-issuers (Helm: exchangeAllowedIssuers; \
-                 default: the callers' own --oidc-issuer)",
-                reg.expected_issuer
-            ),
+        reason: policy_probe::reason::ISSUER_NOT_ALLOWED,
+        message: format!(
+            "the gateway does not send callers' tokens to issuer {}: its operator allows \
+             exchange issuers with --exchange-allowed-issuers (Helm: exchangeAllowedIssuers; \
+             default: the callers' own --oidc-issuer)",
+            reg.expected_issuer
         ),
         usable: false,
         warning: true,
@@ -64,7 +58,7 @@ pub async fn check(key: &ServerKey, reg: &PolicyRegistration) -> Outcome {
             },
         ),
     };
-    tracing::debug!(policy = %key, reason = %outcome.verdict.reason, "endpoint checked");
+    tracing::debug!(policy = %key, reason = %outcome.reason, "endpoint checked");
     probes
         .cache
         .remember(key, input, outcome.clone(), Instant::now());

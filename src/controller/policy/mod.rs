@@ -12,7 +12,6 @@ pub mod endpoint;
 pub mod status;
 
 use crate::controller::context::Ctx;
-use crate::controller::policy_probe::{self, Outcome};
 use crate::controller::reconcile::conditions::Verdict;
 use crate::controller::reconcile::error::Error;
 use crate::controller::reconcile::invalid_spec::spec_verdict;
@@ -21,6 +20,7 @@ use crate::controller::{PolicyObject, object_key};
 use crate::crd::TokenExchangePolicy;
 use crate::crd::condition::READY;
 use crate::crd::validate::validate_policy;
+use crate::credentials::exchange::probe::{self as policy_probe, Outcome};
 use crate::registry::{PolicyRegistration, ServerKey};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use k8s_openapi::jiff::Timestamp;
@@ -119,12 +119,22 @@ impl Registered for TokenExchangePolicy {
                 ..reg
             });
         } else if ctx.registry().remove_policy(key) {
-            tracing::warn!(policy = %key, reason = %outcome.verdict.reason, "policy removed: its endpoint check failed (see its status)");
+            tracing::warn!(policy = %key, reason = %outcome.reason, "policy removed: its endpoint check failed (see its status)");
         }
-        write_status(policy, ctx, &outcome.verdict, outcome.warning).await?;
+        write_status(policy, ctx, &ready(&outcome), outcome.warning).await?;
         ctx.retries.reset(&retry_key(key));
         Ok(Action::requeue(next_reconcile(ctx, &outcome)))
     }
+}
+
+/// The check's outcome as the policy's `Ready` condition (true exactly when it is usable).
+fn ready(outcome: &Outcome) -> Verdict {
+    Verdict::new(
+        READY,
+        outcome.usable,
+        outcome.reason,
+        outcome.message.clone(),
+    )
 }
 
 /// The leader comes back every [`COUNTERS_INTERVAL`] to refresh the counters; every replica

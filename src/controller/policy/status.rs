@@ -4,7 +4,7 @@
 use crate::controller::reconcile::conditions::{self, Verdict};
 use crate::controller::reconcile::status::Conditioned;
 use crate::crd::{ExchangeCacheStatus, TokenExchangePolicyStatus};
-use crate::exchange::ExchangeCounts;
+use crate::credentials::exchange::ExchangeCounts;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use k8s_openapi::jiff::Timestamp;
 

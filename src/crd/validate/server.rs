@@ -57,7 +57,7 @@ pub fn validate_server(
 }
 
 /// `spec.forwardHeaders` as header names, or `None` when one of them may not be forwarded (see
-/// [`crate::gateway::headers::forward_header_problem`]).
+/// [`crate::net::headers::forward_header_problem`]).
 fn forward_headers(names: &[String], problems: &mut Problems) -> Option<Vec<http::HeaderName>> {
     const MAX: usize = 16;
     let mut ok = true;
@@ -71,7 +71,7 @@ fn forward_headers(names: &[String], problems: &mut Problems) -> Option<Vec<http
     }
     let mut out = Vec::with_capacity(names.len());
     for (i, name) in names.iter().enumerate() {
-        let parsed = match crate::gateway::headers::forward_header_problem(name) {
+        let parsed = match crate::net::headers::forward_header_problem(name) {
             Some(problem) => Err(problem),
             None => http::HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes())
                 .map_err(|_| "is not a valid HTTP header name"),

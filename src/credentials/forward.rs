@@ -9,21 +9,50 @@
 //! at the gateway. Such a forward server accepts, on its own path only, tokens for its own
 //! audiences ([`own_audiences`]), so it needs no gateway-wide audience to identify callers.
 
-use super::credentials::Credentials;
-use super::error::GatewayError;
-use super::headers;
+use super::{AfterRefusal, CredentialSource, Credentials, CredentialsError, Refusal};
 use crate::identity::Authenticated;
+use crate::net::headers;
 use crate::registry::{AuthSettings, ForwardSettings, ServerKey, ServerRegistration};
 use secrecy::ExposeSecret as _;
+
+/// The source of `forward` mode. A refused forwarded token stands: it is the caller's own, and
+/// the gateway has no other.
+#[derive(Debug, Default)]
+pub struct ForwardToken;
+
+impl CredentialSource for ForwardToken {
+    type Settings = ForwardSettings;
+
+    async fn get(
+        &self,
+        server: &ServerRegistration,
+        settings: &ForwardSettings,
+        auth: &Authenticated,
+    ) -> Result<Credentials, CredentialsError> {
+        credentials(&server.key, settings, auth)
+    }
+
+    async fn refused(
+        &self,
+        _server: &ServerRegistration,
+        _settings: &ForwardSettings,
+        _auth: &Authenticated,
+        _refused: &Credentials,
+        _refusal: Refusal,
+        _retried: bool,
+    ) -> Result<AfterRefusal, CredentialsError> {
+        Ok(AfterRefusal::Stands)
+    }
+}
 
 /// The credentials to forward for `auth` to `server`, or why not.
 pub fn credentials(
     server: &ServerKey,
     settings: &ForwardSettings,
     auth: &Authenticated,
-) -> Result<Credentials, GatewayError> {
+) -> Result<Credentials, CredentialsError> {
     let Some(token) = &auth.bearer else {
-        return Err(GatewayError::ForwardWithoutToken {
+        return Err(CredentialsError::ForwardWithoutToken {
             server: server.clone(),
         });
     };
@@ -32,7 +61,7 @@ pub fn credentials(
         .iter()
         .any(|a| settings.audiences.contains(a))
     {
-        return Err(GatewayError::ForwardAudience {
+        return Err(CredentialsError::ForwardAudience {
             server: server.clone(),
             allowed: settings.audiences.join(", "),
             presented: auth.audiences.join(", "),
@@ -40,14 +69,14 @@ pub fn credentials(
     }
     // Whatever the resource allows: its author chose that list.
     if !auth.gateway_audiences.is_empty() {
-        return Err(GatewayError::ForwardGatewayToken {
+        return Err(CredentialsError::ForwardGatewayToken {
             server: server.clone(),
             audiences: auth.gateway_audiences.join(", "),
         });
     }
     headers::bearer(token.expose_secret())
         .map(Credentials::Forwarded)
-        .ok_or_else(|| GatewayError::ForwardWithoutToken {
+        .ok_or_else(|| CredentialsError::ForwardWithoutToken {
             server: server.clone(),
         })
 }
@@ -118,11 +147,11 @@ mod tests {
     fn no_token_or_no_audience_is_refused() {
         let err =
             credentials(&key(), &settings(&["mcp-b"]), &auth(None, &[])).expect_err("no token");
-        assert!(matches!(err, GatewayError::ForwardWithoutToken { .. }));
+        assert!(matches!(err, CredentialsError::ForwardWithoutToken { .. }));
         assert_eq!(err.status(), http::StatusCode::FORBIDDEN);
         let err = credentials(&key(), &settings(&["mcp-b"]), &auth(Some("tok"), &[]))
             .expect_err("no aud");
-        assert!(matches!(err, GatewayError::ForwardAudience { .. }));
+        assert!(matches!(err, CredentialsError::ForwardAudience { .. }));
     }
 
     #[test]
@@ -132,7 +161,7 @@ mod tests {
         a.gateway_audiences = vec!["https://gw.example.com/".to_owned()];
         let err = credentials(&key(), &settings(&["mcp-b", "https://gw.example.com/"]), &a)
             .expect_err("refused");
-        assert!(matches!(err, GatewayError::ForwardGatewayToken { .. }));
+        assert!(matches!(err, CredentialsError::ForwardGatewayToken { .. }));
         assert_eq!(err.status(), http::StatusCode::FORBIDDEN);
         assert_eq!(err.outcome(), "forward_gateway_token");
         let msg = err.to_string();

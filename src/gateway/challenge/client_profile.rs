@@ -7,7 +7,7 @@
 //! specification forbids inferring capabilities from earlier requests, so for them the message
 //! alone decides.
 
-use super::jsonrpc::Envelope;
+use crate::gateway::jsonrpc::Envelope;
 use crate::registry::ServerKey;
 use std::time::Duration;
 

@@ -127,7 +127,7 @@ pub async fn post(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exchange::request::tests::policy;
+    use crate::credentials::exchange::request::tests::policy;
     use secrecy::SecretString;
 
     #[test]
@@ -169,7 +169,7 @@ mod tests {
         let mut p = policy();
         p.token_endpoint = url::Url::parse("http://127.0.0.1:9/token").expect("url");
         let client = clients.for_policy(&p).expect("client");
-        let req = crate::exchange::request::build(&p, "t", "");
+        let req = crate::credentials::exchange::request::build(&p, "t", "");
         let err = post(&client, &p, &req).await.expect_err("refused");
         assert!(matches!(err, ExchangeError::AddressRefused(_)), "{err:?}");
         assert!(err.to_string().contains("allowPrivateNetworks"), "{err}");
@@ -178,7 +178,7 @@ mod tests {
         q.token_endpoint = url::Url::parse("http://localhost:9/token").expect("url");
         q.generation = 3;
         let client = clients.for_policy(&q).expect("client");
-        let req = crate::exchange::request::build(&q, "t", "");
+        let req = crate::credentials::exchange::request::build(&q, "t", "");
         let err = post(&client, &q, &req).await.expect_err("refused");
         assert!(matches!(err, ExchangeError::AddressRefused(_)), "{err:?}");
     }

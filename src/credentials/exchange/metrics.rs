@@ -2,11 +2,11 @@
 //! cache, `miss`: the token endpoint issued a token, `error`: the exchange failed), and the
 //! token endpoint's latency.
 
+use crate::metrics::Metrics;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
-use prometheus_client::registry::Registry;
 use std::time::Duration;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -59,13 +59,14 @@ impl ExchangeMetrics {
             .observe(elapsed.as_secs_f64());
     }
 
-    pub fn register(&self, r: &mut Registry) {
-        r.register(
+    /// Register in `metrics` (names and help texts as they always were).
+    pub fn register(&self, metrics: &Metrics) {
+        metrics.register(
             "token_exchanges",
             "RFC 8693 token exchanges, by policy and result (hit, miss, error)",
             self.exchanges.clone(),
         );
-        r.register(
+        metrics.register(
             "token_exchange_seconds",
             "Latency of token-exchange calls to the token endpoint, by result (ok, error)",
             self.latency.clone(),
@@ -80,13 +81,12 @@ mod tests {
     #[test]
     fn counts_and_latency_are_exported() {
         let m = ExchangeMetrics::default();
+        let registry = Metrics::new();
+        m.register(&registry);
         m.count("team-a/b", "hit");
         m.count("team-a/b", "hit");
         m.observe("ok", Duration::from_millis(3));
-        let mut r = Registry::with_prefix("mcpoauth");
-        m.register(&mut r);
-        let mut out = String::new();
-        prometheus_client::encoding::text::encode(&mut out, &r).expect("encode");
+        let out = registry.encode();
         assert!(
             out.contains("mcpoauth_token_exchanges_total{policy=\"team-a/b\",result=\"hit\"} 2"),
             "{out}"

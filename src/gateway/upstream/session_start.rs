@@ -2,9 +2,9 @@
 //! client's `initialize`, read the answer (JSON or SSE) for the negotiated protocol version and
 //! the remote session id, then send `notifications/initialized`.
 
+use super::client::{Upstream, UpstreamBody, UpstreamError};
 use super::headers::{MCP_PROTOCOL_VERSION, MCP_SESSION_ID, is_mcp_content_type};
 use super::sessions::UpstreamSession;
-use super::upstream::{Upstream, UpstreamBody, UpstreamError};
 use bytes::{Bytes, BytesMut};
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use http::{HeaderValue, Method, Request, Response, StatusCode, Uri};

@@ -172,7 +172,7 @@ impl ExchangeCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exchange::request::tests::policy;
+    use crate::credentials::exchange::request::tests::policy;
     use std::sync::atomic::AtomicUsize;
 
     fn token(v: &str, keep: Duration) -> CachedToken {

@@ -7,7 +7,6 @@
 //! (which skip resolvers) are checked by [`GuardedHttpConnector`] before connecting. A remote
 //! server URL comes from a resource author, who must not reach what the policy refuses.
 
-use super::config::GatewayConfig;
 use crate::net::guard::BoxError;
 use crate::net::{AddressPolicy, GuardedResolver, ssrf};
 use http::Uri;
@@ -55,17 +54,20 @@ impl tower::Service<Uri> for GuardedHttpConnector {
 }
 
 /// Build the connector.
-pub fn build(cfg: &GatewayConfig) -> Result<UpstreamConnector, std::io::Error> {
-    let mut tcp = HttpConnector::new_with_resolver(GuardedResolver::new(cfg.address_policy));
+pub fn build(
+    connect_timeout: Duration,
+    address_policy: AddressPolicy,
+) -> Result<UpstreamConnector, std::io::Error> {
+    let mut tcp = HttpConnector::new_with_resolver(GuardedResolver::new(address_policy));
     // The TLS layer decides which schemes are allowed (http and https).
     tcp.enforce_http(false);
     // JSON-RPC messages are small writes: Nagle's algorithm would only add latency.
     tcp.set_nodelay(true);
-    tcp.set_connect_timeout(Some(cfg.connect_timeout));
+    tcp.set_connect_timeout(Some(connect_timeout));
     tcp.set_keepalive(Some(TCP_KEEPALIVE));
     let guarded = GuardedHttpConnector {
         inner: tcp,
-        policy: cfg.address_policy,
+        policy: address_policy,
     };
     let tls = crate::net::platform_client_config().map_err(std::io::Error::other)?;
     Ok(HttpsConnectorBuilder::new()
@@ -83,12 +85,8 @@ mod tests {
     use tower::ServiceExt as _;
 
     fn connector(policy: AddressPolicy) -> GuardedHttpConnector {
-        let cfg = GatewayConfig {
-            address_policy: policy,
-            ..GatewayConfig::default()
-        };
         let mut tcp = HttpConnector::new_with_resolver(GuardedResolver::new(policy));
-        tcp.set_connect_timeout(Some(cfg.connect_timeout));
+        tcp.set_connect_timeout(Some(Duration::from_secs(5)));
         GuardedHttpConnector { inner: tcp, policy }
     }
 

@@ -16,11 +16,11 @@
 //! transport failure); notifications and client responses get 202 with no body.
 
 use super::client_profile::{ChallengeForm, ClientProfile};
-use super::jsonrpc::{
+use crate::flows::AuthChallenge;
+use crate::gateway::jsonrpc::{
     AUTHORIZATION_REQUIRED, Envelope, URL_ELICITATION_REQUIRED, error_response, result_response,
     to_value,
 };
-use crate::flows::AuthChallenge;
 use http::StatusCode;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};

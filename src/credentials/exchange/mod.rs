@@ -4,14 +4,18 @@
 //!
 //! [`request`] builds the form, [`client`] sends it (SSRF-guarded, mTLS when configured),
 //! [`response`] checks the answer (token type, issuer), [`cache`] keeps the result until shortly
-//! before it expires, [`stats`] counts hits and misses per policy.
+//! before it expires, [`stats`] counts hits and misses per policy. [`verify`] (with [`probe`],
+//! which the controller runs too) refuses a policy whose token endpoint is not verified before
+//! any token is sent. [`source`] is the mode's [`super::CredentialSource`].
 
 pub mod cache;
 pub mod client;
 mod error;
 mod metrics;
+pub mod probe;
 pub mod request;
 pub mod response;
+mod source;
 mod stats;
 mod verify;
 
@@ -19,6 +23,7 @@ pub use cache::{CacheKey, DEFAULT_MARGIN, DEFAULT_MAX_ENTRIES, Source};
 pub use client::ClientConfig;
 pub use error::ExchangeError;
 pub use metrics::ExchangeMetrics;
+pub use source::ExchangeSource;
 pub use stats::{ExchangeCounts, ExchangeStats};
 
 use crate::metrics::Metrics;
@@ -27,7 +32,6 @@ use crate::time::unix_now;
 use cache::{CachedToken, ExchangeCache};
 use client::PolicyClients;
 use secrecy::{ExposeSecret as _, SecretString};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Settings of the [`Exchanger`].
@@ -94,7 +98,7 @@ pub struct Exchanger {
     clients: PolicyClients,
     cache: ExchangeCache,
     stats: ExchangeStats,
-    metrics: Arc<Metrics>,
+    metrics: ExchangeMetrics,
     /// Refuses policies whose endpoint is not verified, before any token is sent.
     guard: verify::EndpointGuard,
 }
@@ -108,12 +112,15 @@ impl std::fmt::Debug for Exchanger {
 }
 
 impl Exchanger {
-    pub fn new(cfg: ExchangeConfig, metrics: Arc<Metrics>) -> Self {
+    /// `metrics` receives the exchanger's own metrics ([`ExchangeMetrics`]).
+    pub fn new(cfg: ExchangeConfig, metrics: &Metrics) -> Self {
+        let exchange_metrics = ExchangeMetrics::default();
+        exchange_metrics.register(metrics);
         Self {
             clients: PolicyClients::new(cfg.client.clone()),
             cache: ExchangeCache::new(cfg.max_entries),
             stats: ExchangeStats::new(),
-            metrics,
+            metrics: exchange_metrics,
             guard: verify::EndpointGuard::default(),
             cfg,
         }
@@ -134,7 +141,7 @@ impl Exchanger {
                 ExchangeError::IssuerNotAllowed { .. } => "issuer_not_allowed",
                 _ => "unverified",
             };
-            self.metrics.exchange.count(&policy.key.to_string(), result);
+            self.metrics.count(&policy.key.to_string(), result);
             return Err(e);
         }
         let scope = request::scope_of(policy);
@@ -149,11 +156,11 @@ impl Exchanger {
                 match source {
                     Source::Cache => {
                         self.stats.hit(&policy.key);
-                        self.metrics.exchange.count(&policy_name, "hit");
+                        self.metrics.count(&policy_name, "hit");
                     }
                     Source::Exchange => {
                         self.stats.miss(&policy.key);
-                        self.metrics.exchange.count(&policy_name, "miss");
+                        self.metrics.count(&policy_name, "miss");
                     }
                 }
                 Ok(Exchanged {
@@ -164,7 +171,7 @@ impl Exchanger {
             }
             Err(e) => {
                 self.stats.miss(&policy.key);
-                self.metrics.exchange.count(&policy_name, "error");
+                self.metrics.count(&policy_name, "error");
                 Err(e)
             }
         }
@@ -237,7 +244,7 @@ impl Exchanger {
         let started = Instant::now();
         let result = self.call_inner(policy, subject_token, scope).await;
         let label = if result.is_ok() { "ok" } else { "error" };
-        self.metrics.exchange.observe(label, started.elapsed());
+        self.metrics.observe(label, started.elapsed());
         match &result {
             Ok(_) => tracing::debug!(policy = %policy.key, "token exchanged"),
             Err(e) => {

@@ -11,10 +11,10 @@
 //! - `ping`, `server/discover`, notifications and client responses are answered directly.
 //! - Anything else is `None`: the handler renders the challenge for it.
 
-use super::challenge::{ChallengeReply, render};
 use super::client_profile::{ClientProfile, INITIALIZE_VERSIONS, MRTR_VERSION};
-use super::jsonrpc::{Envelope, result_response};
+use super::forms::{ChallengeReply, render};
 use crate::flows::AuthChallenge;
+use crate::gateway::jsonrpc::{Envelope, result_response};
 use serde_json::{Value, json};
 
 /// Name of the synthetic tool.
@@ -159,7 +159,7 @@ fn instructions(server_name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gateway::client_profile::ClientProfile;
+    use crate::gateway::challenge::client_profile::ClientProfile;
     use crate::gateway::jsonrpc::{AUTHORIZATION_REQUIRED, parse_envelope};
     use http::StatusCode;
 

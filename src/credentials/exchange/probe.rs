@@ -1,7 +1,9 @@
 //! The endpoint check of a `TokenExchangePolicy`: read the expected issuer's RFC 8414 / OIDC
 //! metadata (through the SSRF guard, under the policy's own `allowPrivateNetworks`) and compare
 //! it with the policy. The fetch ([`fetch`]) only reports what it saw; [`decide`] (pure) turns
-//! that into the `Ready` verdict and whether the policy may be used.
+//! that into the `Ready` verdict and whether the policy may be used. The controller runs it for a
+//! policy's status; the exchanger ([`super::verify`]) runs it where no controller does, before a
+//! caller's token is sent: both live on this side of the credentials stage.
 //!
 //! What each outcome means, and why:
 //! - `EndpointVerified`: the metadata names the expected issuer and the same token endpoint.
@@ -19,8 +21,6 @@
 //! - `AddressRefused`: the token endpoint or the issuer is on an address the policy may not
 //!   reach; every exchange would be refused the same way, so the policy is taken out of use.
 
-use super::reconcile::conditions::Verdict;
-use crate::crd::condition::READY;
 use crate::net::{AddressPolicy, OutboundConfig};
 use crate::net::{AddressRefused, FetchError, OutboundClient, check_url};
 use crate::oauth::metadata::clip;
@@ -108,12 +108,15 @@ pub enum Fetched {
     Unavailable { detail: String },
 }
 
-/// The decision of one check.
+/// The decision of one check. The controller writes it as the policy's `Ready` condition
+/// (`True` exactly when the policy is usable).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
-    /// The `Ready` condition.
-    pub verdict: Verdict,
-    /// Whether the policy may be used (registered).
+    /// CamelCase reason, one of [`reason`].
+    pub reason: &'static str,
+    /// What is the case and, when the policy is not usable, how to fix it.
+    pub message: String,
+    /// Whether the policy may be used (registered); the `Ready` status.
     pub usable: bool,
     /// Whether the Event is a Warning although the policy is usable.
     pub warning: bool,
@@ -177,13 +180,9 @@ fn found(input: &ProbeInput, doc: &Advertised) -> Outcome {
         .is_some_and(|grants| !grants.iter().any(|g| g == TOKEN_EXCHANGE_GRANT));
     if grant_missing {
         return Outcome {
-            verdict: Verdict::new(
-                READY,
-                true,
-                reason::EXCHANGE_GRANT_NOT_ADVERTISED,
-                format!(
-                    "the token endpoint of issuer `{expected}` is verified, but its metadata lists grant_types_supported without `{TOKEN_EXCHANGE_GRANT}`; the policy is in use, and if exchanges are refused, enable token exchange for this client at the provider"
-                ),
+            reason: reason::EXCHANGE_GRANT_NOT_ADVERTISED,
+            message: format!(
+                "the token endpoint of issuer `{expected}` is verified, but its metadata lists grant_types_supported without `{TOKEN_EXCHANGE_GRANT}`; the policy is in use, and if exchanges are refused, enable token exchange for this client at the provider"
             ),
             usable: true,
             warning: true,
@@ -191,13 +190,9 @@ fn found(input: &ProbeInput, doc: &Advertised) -> Outcome {
         };
     }
     Outcome {
-        verdict: Verdict::new(
-            READY,
-            true,
-            reason::ENDPOINT_VERIFIED,
-            format!(
-                "issuer `{expected}` advertises spec.tokenEndpoint `{spec_endpoint}` in its metadata"
-            ),
+        reason: reason::ENDPOINT_VERIFIED,
+        message: format!(
+            "issuer `{expected}` advertises spec.tokenEndpoint `{spec_endpoint}` in its metadata"
         ),
         usable: true,
         warning: false,
@@ -221,9 +216,10 @@ fn refused(what: &str, refusal: &AddressRefused) -> Outcome {
     )
 }
 
-fn failed(reason: &str, message: String) -> Outcome {
+fn failed(reason: &'static str, message: String) -> Outcome {
     Outcome {
-        verdict: Verdict::new(READY, false, reason, message),
+        reason,
+        message,
         usable: false,
         warning: false,
         recheck: RECHECK_FAILED,
@@ -402,19 +398,17 @@ mod tests {
             "https://dex.example.com/token",
             Some(&["authorization_code", TOKEN_EXCHANGE_GRANT]),
         );
-        assert!(out.verdict.ok && out.usable && !out.warning);
-        assert_eq!(out.verdict.reason, reason::ENDPOINT_VERIFIED);
+        assert!(out.usable && !out.warning);
+        assert_eq!(out.reason, reason::ENDPOINT_VERIFIED);
         assert_eq!(out.recheck, RECHECK_VERIFIED);
         // No grant list at all says nothing against the exchange.
         assert_eq!(
-            found("https://dex.example.com/token", None).verdict.reason,
+            found("https://dex.example.com/token", None).reason,
             reason::ENDPOINT_VERIFIED
         );
         // URLs are compared parsed: a default port or host case is the same endpoint.
         assert_eq!(
-            found("https://DEX.example.com:443/token", None)
-                .verdict
-                .reason,
+            found("https://DEX.example.com:443/token", None).reason,
             reason::ENDPOINT_VERIFIED
         );
     }
@@ -425,47 +419,46 @@ mod tests {
             "https://dex.example.com/token",
             Some(&["authorization_code"]),
         );
-        assert!(out.verdict.ok && out.usable && out.warning);
-        assert_eq!(out.verdict.reason, reason::EXCHANGE_GRANT_NOT_ADVERTISED);
-        assert!(out.verdict.message.contains(TOKEN_EXCHANGE_GRANT));
+        assert!(out.usable && out.warning);
+        assert_eq!(out.reason, reason::EXCHANGE_GRANT_NOT_ADVERTISED);
+        assert!(out.message.contains(TOKEN_EXCHANGE_GRANT));
     }
 
     #[test]
     fn another_token_endpoint_fails_closed_and_names_the_advertised_one() {
         let out = found("https://dex.example.com/oauth2/token", None);
-        assert!(!out.verdict.ok && !out.usable);
-        assert_eq!(out.verdict.reason, reason::TOKEN_ENDPOINT_MISMATCH);
+        assert!(!out.usable);
+        assert_eq!(out.reason, reason::TOKEN_ENDPOINT_MISMATCH);
         assert!(
-            out.verdict
-                .message
+            out.message
                 .contains("`https://dex.example.com/oauth2/token`"),
             "{}",
-            out.verdict.message
+            out.message
         );
-        assert!(out.verdict.message.contains("spec.tokenEndpoint"));
+        assert!(out.message.contains("spec.tokenEndpoint"));
         assert_eq!(out.recheck, RECHECK_FAILED);
 
         let none = decide(&input(), &Fetched::Found(doc(Some(ISSUER), None, None)));
-        assert_eq!(none.verdict.reason, reason::TOKEN_ENDPOINT_MISMATCH);
+        assert_eq!(none.reason, reason::TOKEN_ENDPOINT_MISMATCH);
         assert!(!none.usable);
         let garbage = found("not a url", None);
-        assert_eq!(garbage.verdict.reason, reason::TOKEN_ENDPOINT_MISMATCH);
+        assert_eq!(garbage.reason, reason::TOKEN_ENDPOINT_MISMATCH);
     }
 
     #[test]
     fn another_issuer_fails_closed_and_says_to_set_expected_issuer() {
         let other = doc(Some("https://login.example.com"), None, None);
         let out = decide(&input(), &Fetched::OtherIssuer(other));
-        assert!(!out.verdict.ok && !out.usable);
-        assert_eq!(out.verdict.reason, reason::ISSUER_MISMATCH);
-        let msg = &out.verdict.message;
+        assert!(!out.usable);
+        assert_eq!(out.reason, reason::ISSUER_MISMATCH);
+        let msg = &out.message;
         assert!(msg.contains("`https://login.example.com`"), "{msg}");
         assert!(msg.contains(&format!("`{ISSUER}`")), "{msg}");
         assert!(msg.contains("spec.expectedIssuer"), "{msg}");
 
         let anonymous = decide(&input(), &Fetched::OtherIssuer(doc(None, None, None)));
-        assert_eq!(anonymous.verdict.reason, reason::ISSUER_MISMATCH);
-        assert!(anonymous.verdict.message.contains("no issuer"));
+        assert_eq!(anonymous.reason, reason::ISSUER_MISMATCH);
+        assert!(anonymous.message.contains("no issuer"));
     }
 
     #[test]
@@ -476,10 +469,10 @@ mod tests {
                 detail: "request timed out".into(),
             },
         );
-        assert!(!out.verdict.ok && !out.usable, "fail closed: {out:?}");
-        assert!(out.verdict.message.contains("not used"));
-        assert_eq!(out.verdict.reason, reason::METADATA_UNAVAILABLE);
-        assert!(out.verdict.message.contains("request timed out"));
+        assert!(!out.usable, "fail closed: {out:?}");
+        assert!(out.message.contains("not used"));
+        assert_eq!(out.reason, reason::METADATA_UNAVAILABLE);
+        assert!(out.message.contains("request timed out"));
         assert_eq!(out.recheck, RECHECK_FAILED);
     }
 
@@ -497,11 +490,11 @@ mod tests {
                 refusal: refusal(AddressClass::Loopback),
             },
         );
-        assert!(!out.verdict.ok && !out.usable);
-        assert_eq!(out.verdict.reason, reason::ADDRESS_REFUSED);
-        assert!(out.verdict.message.contains("spec.allowPrivateNetworks"));
-        assert!(out.verdict.message.starts_with("spec.tokenEndpoint"));
-        assert!(reason::REFUSALS.contains(&out.verdict.reason.as_str()));
+        assert!(!out.usable);
+        assert_eq!(out.reason, reason::ADDRESS_REFUSED);
+        assert!(out.message.contains("spec.allowPrivateNetworks"));
+        assert!(out.message.starts_with("spec.tokenEndpoint"));
+        assert!(reason::REFUSALS.contains(&out.reason));
 
         let never = decide(
             &input(),
@@ -510,8 +503,8 @@ mod tests {
                 refusal: refusal(AddressClass::CloudMetadata),
             },
         );
-        assert!(never.verdict.message.contains("never allowed"));
-        assert!(!never.verdict.message.contains("allowPrivateNetworks"));
+        assert!(never.message.contains("never allowed"));
+        assert!(!never.message.contains("allowPrivateNetworks"));
     }
 
     #[test]
@@ -620,7 +613,7 @@ mod tests {
             allow_private_networks: false,
         };
         let out = probe(&client, &input).await;
-        assert_eq!(out.verdict.reason, reason::ADDRESS_REFUSED);
+        assert_eq!(out.reason, reason::ADDRESS_REFUSED);
         assert!(!out.usable);
     }
 }

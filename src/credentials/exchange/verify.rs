@@ -1,11 +1,11 @@
 //! The gateway's own guard against sending a caller's token to an unverified token endpoint.
 //! The controller checks every policy's endpoint against the expected issuer's metadata before
 //! registering it ([`PolicyRegistration::endpoint_verified`]); where no controller runs
-//! (`serve --manifests`), the exchanger runs the same check ([`policy_probe`]) before the first
+//! (`serve --manifests`), the exchanger runs the same check ([`probe`]) before the first
 //! exchange of a policy and again when the outcome is due, and refuses while it fails.
 
 use super::error::ExchangeError;
-use crate::controller::policy_probe::{self, Outcome, ProbeCache, ProbeInput};
+use super::probe::{self, Outcome, ProbeCache, ProbeInput};
 use crate::net::OutboundClient;
 use crate::registry::PolicyRegistration;
 use std::time::Instant;
@@ -42,11 +42,11 @@ impl EndpointGuard {
         let outcome = match self.checked.fresh(&policy.key, &input, Instant::now()) {
             Some(outcome) => outcome,
             None => {
-                let outcome = policy_probe::probe(client, &input).await;
+                let outcome = probe::probe(client, &input).await;
                 if outcome.usable {
-                    tracing::info!(policy = %policy.key, reason = %outcome.verdict.reason, "token endpoint verified");
+                    tracing::info!(policy = %policy.key, reason = %outcome.reason, "token endpoint verified");
                 } else {
-                    tracing::warn!(policy = %policy.key, reason = %outcome.verdict.reason, message = %outcome.verdict.message, "token endpoint not verified: the policy is not used");
+                    tracing::warn!(policy = %policy.key, reason = %outcome.reason, message = %outcome.message, "token endpoint not verified: the policy is not used");
                 }
                 self.checked
                     .remember(&policy.key, input, outcome.clone(), Instant::now());
@@ -63,21 +63,21 @@ fn verdict(outcome: Outcome) -> Result<(), ExchangeError> {
         Ok(())
     } else {
         Err(ExchangeError::EndpointUnverified {
-            reason: outcome.verdict.reason,
-            message: outcome.verdict.message,
+            reason: outcome.reason.to_owned(),
+            message: outcome.message,
         })
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::probe::{Fetched, decide};
     use super::*;
-    use crate::controller::policy_probe::{Fetched, decide};
-    use crate::exchange::request::tests::policy;
+    use crate::credentials::exchange::request::tests::policy;
 
     #[tokio::test]
     async fn a_controller_verified_policy_needs_no_check() {
-        let client = policy_probe::probe_client().expect("client");
+        let client = probe::probe_client().expect("client");
         let guard = EndpointGuard::default();
         // dex.example.com is never contacted: the registration says it was verified.
         assert!(guard.ensure(&policy(), &client).await.is_ok());
@@ -92,10 +92,10 @@ mod tests {
         // Nothing listens on port 1 of loopback: the metadata cannot be read.
         p.expected_issuer = "http://127.0.0.1:1".into();
         p.token_endpoint = url::Url::parse("http://127.0.0.1:1/token").expect("url");
-        let client = policy_probe::probe_client().expect("client");
+        let client = probe::probe_client().expect("client");
         let err = guard.ensure(&p, &client).await.expect_err("refused");
         assert!(
-            matches!(&err, ExchangeError::EndpointUnverified { reason, .. } if reason == policy_probe::reason::METADATA_UNAVAILABLE),
+            matches!(&err, ExchangeError::EndpointUnverified { reason, .. } if reason == probe::reason::METADATA_UNAVAILABLE),
             "{err:?}"
         );
         assert_eq!(err.kind(), "endpoint_unverified");
