@@ -24,8 +24,7 @@ use axum::routing::get;
 use std::sync::Arc;
 use url::Url;
 
-/// Shared state of the router's own handlers and middleware (and, until it has its own routes,
-/// the gateway's proxy handler).
+/// Shared state of the router's own handlers and middleware.
 #[derive(Clone)]
 pub struct AppState {
     /// Where browsers and clients reach the gateway (may carry a path prefix).
