@@ -4,7 +4,11 @@ FROM rust:1.95-bookworm AS build
 WORKDIR /src
 # Dependencies first, so source edits do not rebuild them.
 COPY Cargo.toml Cargo.lock ./
-RUN mkdir -p src benches && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
+# The test harness is a workspace member: its manifest (and an empty library) keep the workspace
+# loadable; the release binary does not depend on it.
+COPY testkit/Cargo.toml testkit/
+RUN mkdir -p src benches testkit/src && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
+    && touch testkit/src/lib.rs \
     && for b in $(awk '/^\[\[bench\]\]/{getline; gsub(/name = |"/,""); print}' Cargo.toml); do \
          echo 'fn main() {}' > "benches/$b.rs"; done \
     && cargo build --release --locked --bin mcp-oauth-operator || true

@@ -82,8 +82,25 @@ fn the_dependency_stage_is_a_valid_cargo_project() {
         .next()
         .expect("stub part");
     let dir = tempfile::tempdir().expect("tempdir");
-    for f in ["Cargo.toml", "Cargo.lock"] {
-        std::fs::copy(root().join(f), dir.path().join(f)).expect("copy manifest");
+    // What the build stage copies before the stub step (`COPY <files…> <dest>`).
+    for copy in instrs
+        .iter()
+        .take_while(|i| !i.starts_with("RUN mkdir -p src"))
+        .filter(|i| i.starts_with("COPY ") && !i.contains("--from"))
+    {
+        let words: Vec<&str> = copy.split_whitespace().skip(1).collect();
+        let (dest, sources) = words.split_last().expect("COPY has a destination");
+        for f in sources {
+            let target = if dest.ends_with('/') {
+                dir.path()
+                    .join(dest)
+                    .join(Path::new(f).file_name().expect("a file name"))
+            } else {
+                dir.path().join(dest)
+            };
+            std::fs::create_dir_all(target.parent().expect("a parent")).expect("mkdir");
+            std::fs::copy(root().join(f), &target).expect("copy manifest");
+        }
     }
     let out = Command::new("sh")
         .arg("-c")
@@ -120,7 +137,13 @@ fn assert_valid_project(dir: &Path) {
     // `cargo build` fails on a declared target whose source is missing; `cargo metadata` just
     // leaves it out. So every `[[bin]]` / `[[bench]]` of Cargo.toml must be among its targets.
     let meta: serde_json::Value = serde_json::from_slice(&out.stdout).expect("metadata JSON");
-    let targets: Vec<&str> = meta["packages"][0]["targets"]
+    let package = meta["packages"]
+        .as_array()
+        .expect("packages")
+        .iter()
+        .find(|p| p["name"] == "mcp-oauth-operator")
+        .expect("the operator's package");
+    let targets: Vec<&str> = package["targets"]
         .as_array()
         .expect("targets")
         .iter()
