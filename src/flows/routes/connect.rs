@@ -5,14 +5,13 @@
 //! server's redirect back is a top-level navigation, which Lax cookies follow), scoped to the
 //! public URL's path, and `__Host-` whenever the public URL is HTTPS at the root.
 
-use super::page::Page;
 use super::redirect::redirect;
 use super::{BROWSER_COOKIE, FlowsApp, query};
 use crate::flows::ConnectError;
 use crate::store::{BrowserBinding, FlowId};
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum_extra::extract::cookie::{Cookie, SameSite};
 use base64::Engine as _;
 use rand::RngCore as _;
@@ -186,14 +185,7 @@ fn error_page(e: &ConnectError) -> Response {
             "The gateway's storage is unavailable. Try again in a moment.",
         ),
     };
-    Page {
-        status,
-        title: "Cannot start sign-in",
-        message,
-        detail: None,
-        link: None,
-    }
-    .into_response()
+    super::status::start_failed(status, message)
 }
 
 #[cfg(test)]

@@ -207,7 +207,8 @@ fn parse_server_key(s: &str) -> Option<ServerKey> {
     (!ns.is_empty() && !name.is_empty() && !name.contains('/')).then(|| ServerKey::new(ns, name))
 }
 
-fn start_failed(status: StatusCode, message: &str) -> Response {
+/// The page of a sign-in that could not start (shared by `/oauth/start` and `/oauth/connect`).
+pub(super) fn start_failed(status: StatusCode, message: &str) -> Response {
     Page {
         status,
         title: "Cannot start sign-in",
